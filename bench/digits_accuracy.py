@@ -1,0 +1,136 @@
+"""Accuracy, calibration, empty-cell detection and latency of the comb-cell character reader.
+
+    python bench/digits_accuracy.py [--model PATH] [--seed N]
+
+Sets: (a) the MNIST held-out block as is, (b) scikit-learn's bundled `load_digits` (other
+writers, 8x8 upscaled and MNIST-framed), (c) the held-out digits written into printed comb strips
+at 300 and 200 dpi with grey or black lines and read through `normalize_cell`, (d) empty vs filled
+cells, (e) synthesised 'X' (a seed training never uses), (f) milliseconds per cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ocr.digitdata import comb_cell, expected_calibration_error, heldout_mask, load_mnist, synth_x  # noqa: E402
+from ocr.digits import CLASSES, DigitClassifier, frame_glyph, normalize_cell, read_cells  # noqa: E402
+
+X_LABEL = CLASSES.index("X")
+STYLES = ((300.0, 0), (300.0, 150), (200.0, 0), (200.0, 150))  # (dpi, line grey)
+
+
+def figures(name: str, probs: np.ndarray, y: np.ndarray, lost: int = 0) -> None:
+    """Print top-1/top-3 accuracy and ECE; `lost` cells (wrongly read as empty) count as misses."""
+    n = len(y) + lost
+    top3 = np.argsort(-probs, axis=1)[:, :3]
+    acc1 = (probs.argmax(axis=1) == y).sum() / n
+    acc3 = (top3 == y[:, None]).any(axis=1).sum() / n
+    ece = expected_calibration_error(probs, y) if len(y) else float("nan")
+    print(f"{name:<34} n={n:<5} top1={acc1:.4f} top3={acc3:.4f} ECE={ece:.4f} lost={lost}")
+
+
+def sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+    """load_digits (8x8, 0..16) upscaled to 32x32 and MNIST-framed to 28x28."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    imgs = [cv2.resize((im * 16).clip(0, 255).astype(np.float32), (32, 32), interpolation=cv2.INTER_CUBIC)
+            for im in d.images]
+    return np.stack([frame_glyph(np.clip(im, 0, 255)) for im in imgs]), d.target.astype(np.int64)
+
+
+def cell_set(glyphs: np.ndarray, rng: np.random.Generator, pool: np.ndarray) -> dict[tuple, list]:
+    """Comb-cell crops of each glyph per style; neighbours are random glyphs from `pool`."""
+    out: dict[tuple, list] = {}
+    for style in STYLES:
+        crops = []
+        for g in glyphs:
+            left, right = (pool[int(rng.integers(len(pool)))] if rng.random() < 0.8 else None for _ in range(2))
+            crops.append(comb_cell((left, g, right), rng, style[0], style[1]))
+        out[style] = crops
+    return out
+
+
+def read_path(model: DigitClassifier, crops: list[np.ndarray], y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """normalize_cell + predict_proba; returns probs and labels of cells read as filled, and the
+    number read as empty."""
+    norm = [normalize_cell(c) for c in crops]
+    ok = np.array([n is not None for n in norm])
+    probs = model.predict_proba(np.stack([n for n in norm if n is not None]))
+    return probs, y[ok], int((~ok).sum())
+
+
+def empty_detection(rng: np.random.Generator, pool: np.ndarray, filled: list[np.ndarray]) -> None:
+    """Precision / recall of 'empty' on blank cells (noise, specks, neighbours) vs filled ones."""
+    blanks = []
+    for style in STYLES:
+        for _ in range(150):
+            nb = tuple(pool[int(rng.integers(len(pool)))] for _ in range(2))
+            blanks.append(comb_cell((nb[0], None, nb[1]), rng, style[0], style[1]))
+    said_empty_blank = sum(normalize_cell(c) is None for c in blanks)
+    said_empty_filled = sum(normalize_cell(c) is None for c in filled)
+    precision = said_empty_blank / max(said_empty_blank + said_empty_filled, 1)
+    recall = said_empty_blank / len(blanks)
+    print(f"{'empty detection':<34} blanks={len(blanks)} filled={len(filled)} "
+          f"precision={precision:.4f} recall={recall:.4f} false-empty={said_empty_filled}")
+
+
+def timing(model: DigitClassifier, crops: list[np.ndarray]) -> None:
+    """Milliseconds per cell for a 58-cell page: full read_cells and the classifier alone."""
+    page = crops[:58]
+    read_cells(page, model)
+    t = time.perf_counter()
+    for _ in range(5):
+        read_cells(page, model)
+    full = (time.perf_counter() - t) / (5 * len(page)) * 1e3
+    norm = np.stack([n for n in (normalize_cell(c) for c in page) if n is not None])
+    t = time.perf_counter()
+    for _ in range(20):
+        model.predict_proba(norm)
+    clf = (time.perf_counter() - t) / (20 * len(norm)) * 1e3
+    print(f"{'latency':<34} read_cells={full:.3f} ms/cell  predict_proba={clf:.3f} ms/cell (58-cell batch)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run every figure and print it."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--seed", type=int, default=2024)
+    args = ap.parse_args(argv)
+    model = DigitClassifier.load(args.model)
+    rng = np.random.default_rng(args.seed)
+    data = load_mnist()
+    ho = heldout_mask(data.labels)
+    hx, hy = data.images[ho], data.labels[ho]
+    print(f"model temperature {model.temperature:.3f}")
+    figures("(a) MNIST held-out (clean)", model.predict_proba(hx), hy)
+    sx, sy = sklearn_digits()
+    figures("(b) sklearn load_digits", model.predict_proba(sx), sy)
+    cells = cell_set(hx, rng, hx)
+    all_p, all_y, all_lost = [], [], 0
+    for style, crops in cells.items():
+        p, y, lost = read_path(model, crops, hy)
+        figures(f"(c) comb cell {style[0]:.0f}dpi line={style[1]}", p, y, lost)
+        all_p.append(p), all_y.append(y)
+        all_lost += lost
+    figures("(c) comb cell, all styles", np.concatenate(all_p), np.concatenate(all_y), all_lost)
+    empty_detection(rng, hx, [c for crops in cells.values() for c in crops])
+    xs = synth_x(np.random.default_rng([args.seed, 77]), 400)
+    figures("(e) synthetic X (clean)", model.predict_proba(xs), np.full(len(xs), X_LABEL))
+    xcells = cell_set(xs[:100], rng, hx)
+    xp = [read_path(model, crops, np.full(100, X_LABEL)) for crops in xcells.values()]
+    figures("(e) synthetic X in comb cells", np.concatenate([p[0] for p in xp]),
+            np.concatenate([p[1] for p in xp]), sum(p[2] for p in xp))
+    timing(model, cells[STYLES[0]])
+
+
+if __name__ == "__main__":
+    main()

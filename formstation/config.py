@@ -1,0 +1,69 @@
+"""Station settings kept in the workspace (`station.toml`): confidence thresholds, campaign date.
+
+Supervisors edit them in the review UI; the reading stage reads them. Missing file = defaults.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+
+CONFIG_NAME = "station.toml"
+KINDS = ("digits", "text", "checkbox", "signature", "photo", "attachment")
+DEFAULT_THRESHOLDS = {"digits": 0.90, "text": 0.80, "checkbox": 0.90, "signature": 0.90,
+                      "photo": 0.90, "attachment": 0.90}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Config:
+    thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    alignment_residual_mm: float = 1.0
+    campaign_date: date = date(2026, 9, 1)
+
+
+def _parse(raw: dict, path: Path) -> Config:
+    cfg = Config()
+    th = dict(cfg.thresholds)
+    for k, v in (raw.get("thresholds") or {}).items():
+        if k == "alignment_residual_mm":
+            cfg = replace(cfg, alignment_residual_mm=float(v))
+            continue
+        if k not in KINDS or not (0.0 <= float(v) <= 1.0):
+            raise ConfigError(f"{path}: thresholds.{k}: expected one of {', '.join(KINDS)} with a value 0..1")
+        th[k] = float(v)
+    cd = raw.get("campaign_date", cfg.campaign_date)
+    if isinstance(cd, str):
+        try:
+            cd = date.fromisoformat(cd)
+        except ValueError:
+            raise ConfigError(f"{path}: campaign_date: expected YYYY-MM-DD, got {cd!r}") from None
+    return replace(cfg, thresholds=th, campaign_date=cd)
+
+
+def load_config(workspace: str | Path) -> Config:
+    path = Path(workspace) / CONFIG_NAME
+    if not path.is_file():
+        return Config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    return _parse(raw, path)
+
+
+def save_config(workspace: str | Path, cfg: Config) -> Path:
+    path = Path(workspace) / CONFIG_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"campaign_date = {cfg.campaign_date.isoformat()}", "", "[thresholds]"]
+    lines += [f"{k} = {cfg.thresholds[k]:.3f}" for k in KINDS]
+    lines.append(f"alignment_residual_mm = {cfg.alignment_residual_mm:.3f}")
+    tmp = path.with_suffix(".toml.part")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,213 @@
+"""The station's store: SQLite in the workspace by default, any SQLAlchemy URL via DATABASE_URL.
+
+The schema is created on first use and migrated by version (`meta.schema_version`). Every table
+the stations share is declared here, so there is one place that knows the database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Connection, Engine
+
+SCHEMA_VERSION = 1
+DEFAULT_WORKSPACE = "station-data"
+
+md = MetaData()
+
+meta = Table("meta", md, Column("key", String(64), primary_key=True), Column("value", Text))
+
+persons = Table(
+    "persons", md,
+    Column("person_id", Integer, primary_key=True, autoincrement=True),
+    Column("id_number", String(18), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("gender", String(4)),
+    Column("school", Text, nullable=False),
+    Column("class_name", Text, nullable=False),
+    Column("student_no", Text),
+    Column("bank", Text),
+    Column("photo_path", Text),
+    Column("source_file", Text),
+    Column("source_row", Integer),
+    Column("imported_at", String(32)),
+)
+
+roster_imports = Table(
+    "roster_imports", md,
+    Column("file_sha256", String(64), primary_key=True),
+    Column("file_name", Text),
+    Column("imported_at", String(32)),
+    Column("rows_total", Integer),
+    Column("rows_ok", Integer),
+    Column("rows_bad", Integer),
+)
+
+forms = Table(
+    "forms", md,
+    Column("form_id", String(16), primary_key=True),
+    Column("person_id", Integer, ForeignKey("persons.person_id"), nullable=False, unique=True),
+    Column("layout_key", String(64), nullable=False),
+    Column("printed_at", String(32)),
+    Column("print_file", Text),
+    # printed -> received -> review | accepted | rejected
+    Column("status", String(16), nullable=False, default="printed"),
+    Column("received_at", String(32)),
+    Column("decided_at", String(32)),
+)
+
+scan_files = Table(
+    "scan_files", md,
+    Column("sha256", String(64), primary_key=True),
+    Column("name", Text),
+    Column("size", Integer),
+    Column("received_at", String(32)),
+    Column("status", String(16)),  # done | quarantined
+    Column("pages", Integer),
+    Column("reason", Text),
+)
+
+pages = Table(
+    "pages", md,
+    Column("page_id", Integer, primary_key=True, autoincrement=True),
+    Column("file_sha256", String(64), nullable=False),
+    Column("page_index", Integer, nullable=False),
+    Column("form_id", String(16)),
+    Column("kind", String(16), nullable=False),  # form | blank | unidentified | foreign | not_in_roster
+    Column("rotation", Integer),
+    Column("residual_mm", Float),
+    Column("identified_by", String(16)),  # barcode | printed_text | reviewer
+    Column("image_path", Text),
+    Column("created_at", String(32)),
+    UniqueConstraint("file_sha256", "page_index"),
+)
+
+fields = Table(
+    "fields", md,
+    Column("form_id", String(16), primary_key=True),
+    Column("name", String(32), primary_key=True),
+    Column("value", Text),
+    Column("confidence", Float),
+    Column("source", String(16)),  # printed | read | reviewer
+    Column("box", Text),
+    Column("crop_path", Text),
+    Column("suggestion", Text),
+    Column("updated_by", Text),
+    Column("updated_at", String(32)),
+)
+
+reasons = Table(
+    "reasons", md,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("form_id", String(16), nullable=False, index=True),
+    Column("code", String(40), nullable=False),
+    Column("field", String(32)),
+    Column("detail", Text),
+)
+
+audit = Table(
+    "audit", md,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(32), nullable=False),
+    Column("user_name", Text),
+    Column("action", String(32), nullable=False),
+    Column("form_id", String(16)),
+    Column("field", String(32)),
+    Column("old_value", Text),
+    Column("new_value", Text),
+)
+
+users = Table(
+    "users", md,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("pw_hash", Text, nullable=False),
+    Column("created_at", String(32)),
+)
+
+leases = Table(
+    "leases", md,
+    Column("form_id", String(16), primary_key=True),
+    Column("user_name", Text, nullable=False),
+    Column("expires_at", String(32), nullable=False),
+)
+
+# version -> function bringing the schema from version-1 to version. 1 is "create everything".
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: lambda conn: md.create_all(conn)}
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Store:
+    """A handle on the database plus the workspace folder that holds page images and crops."""
+
+    def __init__(self, workspace: Path, engine: Engine) -> None:
+        self.workspace = workspace
+        self.engine = engine
+
+    @classmethod
+    def open(cls, workspace: str | Path | None = None, url: str | None = None) -> Store:
+        ws = Path(workspace or os.environ.get("FORMSTATION_WORKSPACE") or DEFAULT_WORKSPACE)
+        ws.mkdir(parents=True, exist_ok=True)
+        url = url or os.environ.get("DATABASE_URL") or f"sqlite:///{(ws / 'station.db').resolve()}"
+        engine = create_engine(url, future=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(ws, engine)
+        store.migrate()
+        return store
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        """One transaction: committed on success, rolled back on any exception."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def schema_version(self, conn: Connection) -> int:
+        if not self.engine.dialect.has_table(conn, "meta"):
+            return 0
+        v = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+        return int(v or 0)
+
+    def migrate(self) -> None:
+        with self.tx() as conn:
+            current = self.schema_version(conn)
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(f"store schema {current} is newer than this program ({SCHEMA_VERSION})")
+            for v in range(current + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[v](conn)
+                conn.execute(meta.delete().where(meta.c.key == "schema_version"))
+                conn.execute(meta.insert().values(key="schema_version", value=str(v)))
+
+    def path(self, *parts: str) -> Path:
+        p = self.workspace.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()

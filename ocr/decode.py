@@ -1,0 +1,121 @@
+"""Constraint decoding of comb-box strings from per-cell probabilities.
+
+ID numbers: search the per-cell top-k for strings that pass the GB 11643 MOD 11-2 check and carry
+a real birth date. Phones: `1[3-9]` + 9 digits. The confidence is the decoded string's share of
+the probability of all strings that satisfy the constraint (its posterior when the writer wrote a
+valid value), capped by how far the constraint had to move away from the best raw reading.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from formstation.idnumber import WEIGHTS, birth_date
+
+CLASSES = "0123456789X"
+TOP_K = 4
+BEAM = 400
+EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Decoded:
+    value: str  # the decoded string ('' when every cell is empty)
+    confidence: float
+    raw: str  # the best reading cell by cell, ignoring constraints ('?' for an empty cell)
+    valid: bool  # whether `value` satisfies the constraint
+
+
+def _raw(probs: list[np.ndarray | None]) -> str:
+    return "".join("?" if p is None else CLASSES[int(np.argmax(p))] for p in probs)
+
+
+def _allowed_id(pos: int) -> str:
+    return CLASSES if pos == 17 else CLASSES[:10]
+
+
+def _id_candidates(p: np.ndarray, pos: int) -> list[tuple[float, str]]:
+    allowed = _allowed_id(pos)
+    idx = [CLASSES.index(c) for c in allowed]
+    sub = p[idx]
+    order = np.argsort(-sub)[:TOP_K]
+    return [(math.log(max(float(sub[i]), EPS)), allowed[i]) for i in order]
+
+
+def _id_beam(probs: list[np.ndarray]) -> list[tuple[float, str]]:
+    """Beam search over the first 17 digits, tracking the weighted sum mod 11 (the check state)."""
+    beam: list[tuple[float, str, int]] = [(0.0, "", 0)]
+    for pos in range(17):
+        nxt = [(lp + clp, s + c, (m + int(c) * WEIGHTS[pos]) % 11)
+               for lp, s, m in beam for clp, c in _id_candidates(probs[pos], pos)]
+        beam = heapq.nlargest(BEAM, nxt, key=lambda t: t[0])
+    last = probs[17]
+    out = []
+    for lp, s, m in beam:
+        check = "10X98765432"[m]
+        out.append((lp + math.log(max(float(last[CLASSES.index(check)]), EPS)), s + check))
+    return out
+
+
+def _plausible_birth(s: str) -> bool:
+    b = birth_date(s)
+    return b is not None and 1900 <= b.year <= 2100
+
+
+def decode_id(probs: list[np.ndarray | None]) -> Decoded:
+    """Decode an 18-cell ID field. Empty cells make the field partial (confidence 0)."""
+    raw = _raw(probs)
+    if all(p is None for p in probs):
+        return Decoded("", 1.0, raw, True)
+    if any(p is None for p in probs) or len(probs) != 18:
+        return Decoded(raw.replace("?", ""), 0.0, raw, False)
+    cands = [c for c in _id_beam(probs) if _plausible_birth(c[1])]
+    raw_lp = sum(math.log(max(float(np.max(p)), EPS)) for p in probs)
+    if not cands:
+        return Decoded(raw, 0.0, raw, False)
+    best_lp, best = max(cands)
+    total = sum(math.exp(lp - best_lp) for lp, _ in cands)
+    posterior = 1.0 / total
+    moved = math.exp(min(0.0, best_lp - raw_lp))  # 1 when the raw reading already satisfied it
+    return Decoded(best, float(min(posterior, moved)), raw, True)
+
+
+def decode_phone(probs: list[np.ndarray | None]) -> Decoded:
+    """Decode an 11-cell mobile number: cell 1 is '1', cell 2 is 3-9, the rest digits."""
+    raw = _raw(probs)
+    if all(p is None for p in probs):
+        return Decoded("", 1.0, raw, True)
+    if any(p is None for p in probs):
+        return Decoded(raw.replace("?", ""), 0.0, raw, False)
+    value, conf, moved = "", 1.0, 1.0
+    for pos, p in enumerate(probs):
+        allowed = "1" if pos == 0 else ("3456789" if pos == 1 else "0123456789")
+        idx = [CLASSES.index(c) for c in allowed]
+        sub = p[idx]
+        i = int(np.argmax(sub))
+        value += allowed[i]
+        conf *= float(sub[i] / max(float(sub.sum()), EPS))
+        moved *= float(sub[i] / max(float(np.max(p)), EPS))
+    return Decoded(value, float(min(conf, moved)), raw, True)
+
+
+def decode_plain(probs: list[np.ndarray | None], alphabet: str) -> Decoded:
+    """Best character per cell within `alphabet`, confidence the product of cell confidences."""
+    raw = _raw(probs)
+    if all(p is None for p in probs):
+        return Decoded("", 1.0, raw, True)
+    value, conf = "", 1.0
+    for p in probs:
+        if p is None:
+            value += "?"
+            conf = 0.0
+            continue
+        idx = [CLASSES.index(c) for c in alphabet]
+        i = int(np.argmax(p[idx]))
+        value += alphabet[i]
+        conf *= float(p[idx][i])
+    return Decoded(value.rstrip("?"), conf, raw, "?" not in value)

@@ -1,0 +1,347 @@
+"""Runtime reader for one handwritten comb-box cell (digits 0-9 and the ID check character 'X').
+
+Pipeline: `normalize_cell` turns a grayscale crop of one cell (paper light, ink dark, printed box
+lines at its border) into a 28x28 ink-high MNIST-style image, or None when the cell is empty;
+`DigitClassifier.predict_proba` maps a batch of such images to calibrated probabilities over
+`CLASSES`; `read_cells` does both for a list of crops. Runtime needs numpy and OpenCV only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+CLASSES = "0123456789X"
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "digits.npz"
+
+INK_THRESHOLD = 0.3  # darkness (0 paper .. 1 black) above which a pixel surely counts as ink
+MIN_INK_THRESHOLD = 0.17  # ink threshold floor for faint ink (adaptive between the two)
+LINE_THRESHOLD = 0.1  # darkness above which a pixel may belong to a printed box line
+EDGE_BAND = 0.34  # box lines are searched within this fraction of the crop from each edge
+MIN_EXTENT = 0.22  # a cell holds a character when its ink spans this fraction of the cell height
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """Reading of one cell. Empty cells have probs None, best '' and confidence 0.0."""
+
+    empty: bool
+    probs: tuple[float, ...] | None
+    best: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """Printed box lines found in a crop: a mask of their pixels and the interior rectangle."""
+
+    mask: np.ndarray
+    h_mask: np.ndarray
+    v_mask: np.ndarray
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Cell normalisation
+# ---------------------------------------------------------------------------------------------
+
+
+def darkness(crop: np.ndarray) -> np.ndarray:
+    """Float32 darkness map in [0, 1]: 0 at the paper level (robust bright percentile), 1 black."""
+    g = crop.astype(np.float32)
+    if g.ndim == 3:
+        g = cv2.cvtColor(g, cv2.COLOR_BGR2GRAY)
+    paper = max(float(np.percentile(g, 80)), 64.0)
+    return np.clip((paper - g) / paper, 0.0, 1.0)
+
+
+def _line_groups(profile: np.ndarray, need: float) -> list[tuple[int, int]]:
+    """Runs of consecutive indices whose profile value reaches `need`, as (first, last)."""
+    idx = np.flatnonzero(profile >= need)
+    if idx.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) > 1)
+    starts = np.r_[idx[0], idx[breaks + 1]]
+    ends = np.r_[idx[breaks], idx[-1]]
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def _edge_lines(groups: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """The line groups lying within the edge bands (near index 0 or near `size`)."""
+    band = int(round(EDGE_BAND * size))
+    return [g for g in groups if g[1] < band or g[0] >= size - band]
+
+
+def _inner_edges(groups: list[tuple[int, int]], size: int) -> tuple[int, int]:
+    """Interior [lo, hi) between the innermost line near the low edge and near the high edge."""
+    band = int(round(EDGE_BAND * size))
+    lo_lines = [g for g in groups if g[1] < band]
+    hi_lines = [g for g in groups if g[0] >= size - band]
+    lo = lo_lines[-1][1] + 1 if lo_lines else int(round(0.06 * size))
+    hi = hi_lines[0][0] if hi_lines else size - int(round(0.06 * size))
+    return lo, max(hi, lo + 1)
+
+
+def _select(runs: np.ndarray, groups: list[tuple[int, int]], axis: int) -> np.ndarray:
+    """Mask of `runs` restricted to the accepted line groups (rows if axis 0, else columns),
+    grown by one pixel to take in the antialiased fringe."""
+    keep = np.zeros(runs.shape[axis], dtype=bool)
+    for g0, g1 in groups:
+        keep[g0 : g1 + 1] = True
+    sel = runs * (keep[:, None] if axis == 0 else keep[None, :])
+    return cv2.dilate(sel.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))) > 0
+
+
+def _directional_runs(binary: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
+    """Pixels of `binary` lying on straight runs at least `length` long (small gaps bridged)."""
+    length = max(length, 3)
+    gap = (3, 1) if horizontal else (1, 3)
+    closed = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, gap))
+    shape = (length, 1) if horizontal else (1, length)
+    return cv2.morphologyEx(closed, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, shape))
+
+
+def find_box_lines(dark: np.ndarray) -> _Lines:
+    """Locate the printed box lines (straight runs across the whole crop near its edges) and the
+    cell interior between the innermost lines."""
+    h, w = dark.shape
+    cand = (dark > LINE_THRESHOLD).astype(np.uint8)
+    h_runs = _directional_runs(cand, int(0.4 * w), horizontal=True)
+    h_groups = _edge_lines(_line_groups(h_runs.sum(axis=1), 0.9 * w), h)
+    top, bottom = _inner_edges(h_groups, h)
+    span = max(bottom - top, h // 2)
+    v_runs = _directional_runs(cand, int(0.4 * span), horizontal=False)
+    v_groups = _edge_lines(_line_groups(v_runs[top:bottom].sum(axis=0), 0.8 * span), w)
+    left, right = _inner_edges(v_groups, w)
+    h_mask, v_mask = _select(h_runs, h_groups, 0), _select(v_runs, v_groups, 1)
+    return _Lines(h_mask | v_mask, h_mask, v_mask, top, bottom, left, right)
+
+
+def _bridge_lines(ink: np.ndarray, lines: _Lines) -> np.ndarray:
+    """Ink with box-line pixels removed, except where a stroke crosses a top/bottom line (bridged
+    so a stroke overflowing the box stays one piece). Vertical lines are shared with the
+    neighbouring cells and are not bridged."""
+    out = ink & ~lines.mask
+    if not lines.h_mask.any():
+        return out
+    span = int(lines.h_mask.sum(axis=0).max())
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (1, span + 4))
+    closed = cv2.morphologyEx(out.astype(np.uint8), cv2.MORPH_CLOSE, kernel) > 0
+    return out | (closed & lines.h_mask & ~lines.v_mask)
+
+
+def _bridge_lines(ink: np.ndarray, lines: _Lines) -> np.ndarray:
+    """Ink with box-line pixels removed, except where a stroke crosses the line (bridged)."""
+    out = ink & ~lines.mask
+    for mask, axis in ((lines.h_mask, 0), (lines.v_mask, 1)):
+        span = int(mask.sum(axis=axis).max()) if mask.any() else 0
+        if span == 0:
+            continue
+        size = (1, span + 4) if axis == 0 else (span + 4, 1)
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, size)
+        closed = cv2.morphologyEx(out.astype(np.uint8), cv2.MORPH_CLOSE, kernel) > 0
+        out |= closed & mask
+    return out
+
+
+def _keep_components(ink: np.ndarray, lines: _Lines) -> np.ndarray | None:
+    """Mask of the character's components (mostly inside the box, not specks), or None if empty."""
+    cell_h = max(lines.bottom - lines.top, 8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return None
+    area = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+    inner = labels[lines.top : lines.bottom, lines.left : lines.right]
+    inside = np.bincount(inner.ravel(), minlength=n)[1:] / area
+    extent = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) / cell_h
+    min_area = max(3.0, (0.035 * cell_h) ** 2)
+    ok = (inside >= 0.5) & (area >= min_area)
+    if not ok.any() or extent[ok].max() < MIN_EXTENT:
+        return None
+    return np.isin(labels, _main_group(stats[1:], ok, cell_h) + 1)
+
+
+def _main_group(stats: np.ndarray, ok: np.ndarray, cell_h: int) -> np.ndarray:
+    """Indices of the components forming the character: the biggest plus those that are large
+    or lie close to it (stray specks away from the character are dropped)."""
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    x0, y0 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    x1, y1 = x0 + stats[:, cv2.CC_STAT_WIDTH], y0 + stats[:, cv2.CC_STAT_HEIGHT]
+    big = int(np.argmax(np.where(ok, area, -1)))
+    gap_x = np.maximum(0, np.maximum(x0 - x1[big], x0[big] - x1))
+    gap_y = np.maximum(0, np.maximum(y0 - y1[big], y0[big] - y1))
+    near = np.maximum(gap_x, gap_y) <= 0.12 * cell_h
+    keep = ok & ((area >= 0.3 * area[big]) | (near & (area >= 0.1 * area[big])))
+    return np.flatnonzero(keep)
+
+
+def frame_glyph(ink: np.ndarray) -> np.ndarray | None:
+    """MNIST framing: crop the ink (float/uint8, ink-high) to its bounding box, fit the longer
+    side to 20 px keeping the aspect ratio, and centre by centre of mass in a 28x28 uint8 image.
+    Returns None when there is no ink."""
+    ink = ink.astype(np.float32)
+    ys, xs = np.nonzero(ink > 0.05 * max(float(ink.max()), 1e-6))
+    if ys.size == 0:
+        return None
+    box = ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    bh, bw = box.shape
+    s = 20.0 / max(bh, bw)
+    nh, nw = max(1, int(round(bh * s))), max(1, int(round(bw * s)))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(box, (nw, nh), interpolation=interp)
+    total = float(small.sum())
+    if total <= 0:
+        return None
+    cy = float((small.sum(axis=1) * np.arange(nh)).sum() / total)
+    cx = float((small.sum(axis=0) * np.arange(nw)).sum() / total)
+    m = np.float32([[1, 0, 13.5 - cx], [0, 1, 13.5 - cy]])
+    out = cv2.warpAffine(small, m, (28, 28), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    peak = max(float(out.max()), 1e-6)
+    return np.clip(out * (255.0 / peak), 0, 255).astype(np.uint8)
+
+
+def normalize_cell(crop: np.ndarray) -> np.ndarray | None:
+    """Turn a grayscale uint8 crop of ONE comb cell (light paper, dark ink, printed box lines of
+    any grey at its border, some margin) into a 28x28 uint8 ink-high MNIST-style image.
+
+    Box lines and anything mostly outside the box (neighbouring cells) are removed, specks are
+    dropped, contrast is normalised. Returns None when the cell holds no character (blank, a few
+    noise specks or a dust dot)."""
+    if crop is None or crop.size == 0 or min(crop.shape[:2]) < 8:
+        return None
+    dark = darkness(crop)
+    lines = find_box_lines(dark)
+    free = dark[~lines.mask]
+    peak = float(np.percentile(free, 99.5)) if free.size else 0.0
+    thr = float(np.clip(0.45 * peak, MIN_INK_THRESHOLD, INK_THRESHOLD))
+    ink = _bridge_lines(dark > thr, lines)
+    keep = _keep_components(ink, lines)
+    if keep is None:
+        return None
+    fringe = cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    soft = np.where(fringe & ~(lines.mask & ~keep), dark, 0.0)
+    core = dark[keep]
+    scale = max(float(np.percentile(core, 90)), thr)
+    return frame_glyph(np.clip(soft / scale, 0.0, 1.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Features and classifier
+# ---------------------------------------------------------------------------------------------
+
+
+def _pool(x: np.ndarray, k: int) -> np.ndarray:
+    """Sum-pool the last two axes of (n, c, 28, 28) in non-overlapping k x k blocks."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // k, k, w // k, k).sum(axis=(3, 5))
+
+
+def deskew(cells28: np.ndarray) -> np.ndarray:
+    """Remove the slant of each 28x28 ink-high image: shear so that the second-order moment
+    mu11 vanishes, about the centre of mass (classic MNIST deskewing). Returns float32 (n,28,28)."""
+    x = np.asarray(cells28, dtype=np.float32).reshape(-1, 28, 28)
+    yy = np.arange(28, dtype=np.float32)[None, :, None]
+    xx = np.arange(28, dtype=np.float32)[None, None, :]
+    m = x.sum(axis=(1, 2)) + 1e-6
+    cy = (x * yy).sum(axis=(1, 2)) / m
+    cx = (x * xx).sum(axis=(1, 2)) / m
+    mu11 = (x * (yy - cy[:, None, None]) * (xx - cx[:, None, None])).sum(axis=(1, 2)) / m
+    mu02 = (x * (yy - cy[:, None, None]) ** 2).sum(axis=(1, 2)) / m
+    skew = np.clip(mu11 / np.maximum(mu02, 1e-2), -1.0, 1.0)
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        a = np.float32([[1, skew[i], -skew[i] * cy[i]], [0, 1, 0]])
+        out[i] = cv2.warpAffine(x[i], a, (28, 28), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    return out
+
+
+def features(cells28: np.ndarray) -> np.ndarray:
+    """Float32 feature matrix (n, 784 + 392 + 128) for a batch of 28x28 ink-high images, after
+    `deskew`: raw pixels, signed gradient-orientation histograms (8 bins) on a 7x7 grid and on a 4x4 grid
+    (overlap-free 4 px and 7 px cells), each histogram block L2-normalised."""
+    x = deskew(cells28) / 255.0
+    n = x.shape[0]
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    gx = p[:, 1:-1, 2:] - p[:, 1:-1, :-2]
+    gy = p[:, 2:, 1:-1] - p[:, :-2, 1:-1]
+    mag = np.sqrt(gx * gx + gy * gy)
+    ang = (np.arctan2(gy, gx) + np.pi) * (8 / (2 * np.pi))
+    b0 = np.floor(ang).astype(np.int64) % 8
+    frac = ang - np.floor(ang)
+    bins = np.arange(8).reshape(1, 8, 1, 1)
+    hist = (mag * (1 - frac))[:, None] * (b0[:, None] == bins)
+    hist += (mag * frac)[:, None] * (((b0 + 1) % 8)[:, None] == bins)
+    parts = [x.reshape(n, -1)]
+    for k in (4, 7):
+        h = _pool(hist, k)
+        h = h / (np.sqrt((h * h).sum(axis=1, keepdims=True)) + 0.1)
+        parts.append(h.transpose(0, 2, 3, 1).reshape(n, -1))
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class DigitClassifier:
+    """Feature MLP over 28x28 cell images; weights and the calibration temperature live in an
+    npz file (`mean`, `scale`, `W0`, `b0`, `W1`, `b1`, ... , `temperature`)."""
+
+    _cache: ClassVar[dict[str, DigitClassifier]] = {}
+
+    def __init__(self, params: dict[str, np.ndarray]) -> None:
+        self.mean = params["mean"].astype(np.float32)
+        self.scale = params["scale"].astype(np.float32)
+        n_layers = sum(1 for k in params if k.startswith("W"))
+        self.weights = [params[f"W{i}"].astype(np.float32) for i in range(n_layers)]
+        self.biases = [params[f"b{i}"].astype(np.float32) for i in range(n_layers)]
+        self.temperature = float(params.get("temperature", np.float32(1.0)))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> DigitClassifier:
+        """Load (once per path, then cached) the model file; default `ocr/models/digits.npz`."""
+        key = str(Path(path) if path is not None else DEFAULT_MODEL)
+        if key not in cls._cache:
+            with np.load(key) as data:
+                cls._cache[key] = cls({k: data[k] for k in data.files})
+        return cls._cache[key]
+
+    def logits(self, cells28: np.ndarray) -> np.ndarray:
+        """Uncalibrated logits (n, 11) for a batch of 28x28 ink-high uint8 images."""
+        h = (features(cells28) - self.mean) / self.scale
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            h = np.maximum(h @ w + b, 0.0)
+        return h @ self.weights[-1] + self.biases[-1]
+
+    def predict_proba(self, cells28: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (n, 11) over CLASSES; each row sums to 1."""
+        cells28 = np.asarray(cells28)
+        if cells28.size == 0:
+            return np.zeros((0, len(CLASSES)), dtype=np.float64)
+        z = self.logits(cells28).astype(np.float64)
+        return _softmax(z / self.temperature)
+
+
+def read_cells(crops: list[np.ndarray], model: DigitClassifier | None = None) -> list[CellResult]:
+    """Normalise and classify each crop (one comb cell each, grayscale uint8). Empty cells give
+    CellResult(empty=True, probs=None, best='', confidence=0.0); others carry the calibrated
+    probabilities over CLASSES, the most likely character and its probability."""
+    model = model or DigitClassifier.load()
+    norm = [normalize_cell(c) for c in crops]
+    filled = [i for i, im in enumerate(norm) if im is not None]
+    probs = model.predict_proba(np.stack([norm[i] for i in filled])) if filled else np.zeros((0, 11))
+    out = [CellResult(True, None, "", 0.0) for _ in crops]
+    for row, i in enumerate(filled):
+        p = tuple(float(v) for v in probs[row])
+        k = int(np.argmax(probs[row]))
+        out[i] = CellResult(False, p, CLASSES[k], p[k])
+    return out

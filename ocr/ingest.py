@@ -1,0 +1,247 @@
+"""The ingest pipeline: scan files -> pages -> workers -> store. The only stage module doing I/O.
+
+One transaction per page; a file is marked done only after all its pages are stored, so a killed
+run re-run later loses nothing and duplicates nothing. Damaged files are quarantined with their
+reason, never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import select
+
+from forms.layout import Layout
+from formstation.store import Store, forms, now, pages, persons, scan_files
+from ocr import persist
+from ocr.identify import match_id
+from ocr.pages import UnreadableFile, expand_inputs, iter_pages, page_count, sha256_file
+from ocr.types import PageResult, RawPage
+from ocr.worker import Engines, init_worker, process_page, run_page, run_page_lazy
+
+log = logging.getLogger("formstation.ingest")
+
+
+class Progress(Protocol):
+    def start(self, total_pages: int) -> None: ...
+    def advance(self, pages: int = 1) -> None: ...
+    def finish(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, total_pages: int) -> None: ...
+    def advance(self, pages: int = 1) -> None: ...
+    def finish(self) -> None: ...
+
+
+@dataclass
+class Summary:
+    files: int = 0
+    already_ingested: int = 0
+    pages: int = 0
+    forms: int = 0
+    blank_backs: int = 0
+    unidentified: int = 0
+    duplicates: int = 0
+    not_in_roster: int = 0
+    quarantined: int = 0
+    quarantine: list[tuple[str, str]] = field(default_factory=list)
+    touched_forms: set[str] = field(default_factory=set)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def add_timings(self, t: dict[str, float]) -> None:
+        for k, v in t.items():
+            self.timings[k] = self.timings.get(k, 0.0) + v
+
+
+class _Runner:
+    """Runs pages inline (workers=1) or in a process pool, with a bounded number in flight."""
+
+    def __init__(self, layout: Layout, workspace: Path, workers: int, read_fields: bool) -> None:
+        self.pool = None
+        self.inflight = max(2, workers * 3)
+        if workers > 1:
+            # spawn, not fork: forking a process whose OpenCV/ONNX thread pools already run can deadlock
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=init_worker,
+                                            initargs=(layout.key, str(workspace), read_fields))
+        else:
+            self.engines = Engines(layout, workspace, read_fields)
+
+    def map(self, raws: Iterable[RawPage]) -> Iterable[PageResult]:
+        """Results in page order; at most `inflight` pages decoded and waiting at once."""
+        if self.pool is None:
+            for raw in raws:
+                yield _error_result(raw) if raw.error else process_page(self.engines, raw)
+            return
+        q: deque[Future | PageResult] = deque()
+        for raw in raws:
+            q.append(_error_result(raw) if raw.error else self.pool.submit(run_page, raw))
+            while len(q) >= self.inflight:
+                f = q.popleft()
+                yield f if isinstance(f, PageResult) else f.result()
+        while q:
+            f = q.popleft()
+            yield f if isinstance(f, PageResult) else f.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+class _DaskRunner:
+    """Sends pages to a Dask cluster (`--scheduler tcp://HOST:PORT`); same contract as _Runner.
+
+    Workers must see the same workspace folder (one machine, or a shared mount). A task whose
+    worker dies is retried on another worker, so a killed worker loses no page.
+    """
+
+    def __init__(self, layout: Layout, workspace: Path, scheduler: str, read_fields: bool) -> None:
+        from distributed import Client
+
+        self.client = Client(scheduler, timeout="30s")
+        n = max(1, len(self.client.scheduler_info().get("workers", {})))
+        self.inflight = n * 4
+        self.args = (layout.key, str(workspace.resolve()), read_fields)
+
+    def map(self, raws: Iterable[RawPage]) -> Iterable[PageResult]:
+        q: deque = deque()
+        for raw in raws:
+            q.append(_error_result(raw) if raw.error
+                     else self.client.submit(run_page_lazy, raw, *self.args, pure=False, retries=3))
+            while len(q) >= self.inflight:
+                f = q.popleft()
+                yield f if isinstance(f, PageResult) else f.result()
+        while q:
+            f = q.popleft()
+            yield f if isinstance(f, PageResult) else f.result()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _error_result(raw: RawPage) -> PageResult:
+    return PageResult(raw.file_sha256, raw.page_index, "unreadable", note=raw.error)
+
+
+def quarantine_file(store: Store, path: Path, reason: str, dest: Path | None = None, move: bool = False) -> Path:
+    """Keep a damaged file with its reason beside it: `<dest>/<name>` + `<name>.reason.txt`."""
+    dest = dest or store.workspace / "quarantine"
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / path.name
+    if target.exists() and target.resolve() != path.resolve():
+        target = dest / f"{path.stem}.{now().replace(':', '')}{path.suffix}"
+    (shutil.move if move else shutil.copy2)(str(path), str(target))
+    target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+    return target
+
+
+def _roster_ids(store: Store) -> dict[str, str]:
+    with store.tx() as conn:
+        q = select(persons.c.id_number, forms.c.form_id).join(forms, forms.c.person_id == persons.c.person_id)
+        return {r.id_number: r.form_id for r in conn.execute(q)}
+
+
+def _identify_by_text(res: PageResult, roster_ids: dict[str, str]) -> PageResult:
+    if res.kind != "unidentified" or not res.note.startswith("printed_id:"):
+        return res
+    fid = match_id(res.note.split(":", 1)[1], roster_ids)
+    if fid is None:
+        return res
+    from dataclasses import replace
+
+    return replace(res, kind="form", form_id=fid, page_no=1, identified_by="printed_text")
+
+
+def _file_pages_done(store: Store, sha: str) -> set[int]:
+    with store.tx() as conn:
+        return {r.page_index for r in conn.execute(select(pages.c.page_index).where(pages.c.file_sha256 == sha))}
+
+
+def _already_done(store: Store, sha: str) -> bool:
+    with store.tx() as conn:
+        row = conn.execute(select(scan_files.c.status).where(scan_files.c.sha256 == sha)).first()
+    return row is not None and row.status in ("done", "quarantined")
+
+
+def _count(summary: Summary, kind: str, duplicate: bool) -> None:
+    summary.pages += 1
+    attr = {"form": "forms", "blank": "blank_backs", "unidentified": "unidentified",
+            "not_in_roster": "not_in_roster"}.get(kind)
+    if attr:
+        setattr(summary, attr, getattr(summary, attr) + 1)
+    summary.duplicates += int(duplicate)
+
+
+def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, progress: Progress,
+                roster_ids: dict[str, str], on_quarantine: Callable[[Path, str], None]) -> None:
+    sha = sha256_file(path)
+    if _already_done(store, sha):
+        summary.already_ingested += 1
+        log.info("%s: already ingested (same content), skipped", path.name)
+        return
+    summary.files += 1
+    done = _file_pages_done(store, sha)
+    errors: list[str] = []
+    n = 0
+    try:
+        raws = (r for r in iter_pages(path, sha) if r.page_index not in done)
+        for res in runner.map(raws):
+            res = _identify_by_text(res, roster_ids)
+            if res.kind == "unreadable":
+                errors.append(res.note)
+            else:
+                with store.tx() as conn:
+                    kind, dup = persist.store_page(conn, res)
+                _count(summary, kind, dup)
+                if res.form_id and kind == "form":
+                    summary.touched_forms.add(res.form_id)
+                summary.add_timings(res.timings)
+            n += 1
+            progress.advance(1)
+    except UnreadableFile as e:
+        errors.append(str(e))
+    reason = "; ".join(errors)
+    persist.finish_file(store, sha, path, len(done) + n, reason)
+    if reason:
+        summary.quarantined += 1
+        summary.quarantine.append((path.name, reason))
+        on_quarantine(path, reason)
+
+
+def ingest_paths(store: Store, layout: Layout, paths: list[Path], workers: int | None = None,
+                 progress: Progress | None = None, read_fields: bool = True,
+                 on_quarantine: Callable[[Path, str], None] | None = None,
+                 scheduler: str | None = None) -> Summary:
+    """Ingest files/folders; returns the summary. Forms touched are decided afterwards."""
+    progress = progress or NoProgress()
+    files = expand_inputs(paths)
+    for p in files:
+        if not p.exists():
+            from formstation.errors import StationError
+
+            raise StationError(f"{p}: no such file or folder")
+    workers = workers or os.cpu_count() or 1
+    summary = Summary()
+    progress.start(sum(page_count(p) for p in files))
+    runner = (_DaskRunner(layout, store.workspace, scheduler, read_fields) if scheduler
+              else _Runner(layout, store.workspace, workers, read_fields))
+    quarantine = on_quarantine or (lambda p, r: quarantine_file(store, p, r))
+    roster_ids = _roster_ids(store)
+    try:
+        for p in files:
+            ingest_file(store, runner, p, summary, progress, roster_ids, quarantine)
+    finally:
+        runner.close()
+        progress.finish()
+    persist.after_batch(store, summary.touched_forms)
+    return summary

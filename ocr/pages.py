@@ -1,0 +1,172 @@
+"""Scan files -> pages, one at a time (never the whole batch in memory), with limits.
+
+PDF: when a page is one scanned image, its embedded JPEG is passed on as is (no re-rendering);
+otherwise the page is rasterised at RENDER_DPI. TIFF (G4, LZW, JPEG; multi-page) and JPEG/PNG
+are decoded with Pillow. A page that cannot be decoded is yielded with `error` set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ocr.types import RawPage
+
+RENDER_DPI = 300
+MAX_PIXELS = 80_000_000  # a 600 dpi A3 page is 70 MP; anything larger is treated as a bomb
+MAX_PAGES = 5000
+SCAN_SUFFIXES = {".pdf", ".tif", ".tiff", ".jpg", ".jpeg", ".png"}
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class UnreadableFile(Exception):
+    """The file as a whole cannot be opened (the reason is shown to the clerk)."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """Files as given, folders expanded (sorted) to the scan files inside them."""
+    out = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in SCAN_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def page_count(path: Path) -> int:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".pdf":
+            import pypdfium2 as pdfium
+
+            doc = pdfium.PdfDocument(str(path))
+            n = len(doc)
+            doc.close()
+            return n
+        if suffix in (".tif", ".tiff"):
+            with Image.open(path) as im:
+                return getattr(im, "n_frames", 1)
+    except Exception:
+        return 1
+    return 1
+
+
+def _to_array(im: Image.Image) -> np.ndarray:
+    """Gray for bilevel/gray pages, BGR for colour pages (photos need colour)."""
+    if im.width * im.height > MAX_PIXELS:
+        raise UnreadableFile(f"page of {im.width}x{im.height} px exceeds the {MAX_PIXELS:,} pixel limit")
+    if im.mode in ("1", "L", "I;16", "I", "F", "LA"):
+        return np.asarray(im.convert("L"))
+    return np.ascontiguousarray(np.asarray(im.convert("RGB"))[:, :, ::-1])
+
+
+def _pdf_pages(path: Path, sha: str) -> Iterator[RawPage]:
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    try:
+        doc = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as e:
+        raise UnreadableFile(f"not a readable PDF ({e})") from None
+    try:
+        if len(doc) > MAX_PAGES:
+            raise UnreadableFile(f"{len(doc)} pages exceeds the {MAX_PAGES} page limit")
+        for i in range(len(doc)):
+            try:
+                page = doc[i]
+                imgs = list(page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=1))
+                if len(imgs) == 1 and imgs[0].get_filters() == ["DCTDecode"]:
+                    w, h = imgs[0].get_px_size()
+                    if w * h > MAX_PIXELS:
+                        raise UnreadableFile(f"page {i + 1}: {w}x{h} px exceeds the pixel limit")
+                    yield RawPage(sha, i, data=bytes(imgs[0].get_data(decode_simple=False)))
+                else:
+                    w_pt, h_pt = page.get_size()
+                    if (w_pt * h_pt) * (RENDER_DPI / 72) ** 2 > MAX_PIXELS:
+                        raise UnreadableFile(f"page {i + 1}: {w_pt:.0f}x{h_pt:.0f} pt is too large to rasterise")
+                    bmp = page.render(scale=RENDER_DPI / 72)
+                    arr = bmp.to_numpy()  # BGR(x)
+                    yield RawPage(sha, i, image=np.ascontiguousarray(arr[:, :, :3]))
+            except UnreadableFile:
+                raise
+            except Exception as e:
+                yield RawPage(sha, i, error=f"page {i + 1}: cannot be decoded ({type(e).__name__}: {e})")
+    finally:
+        doc.close()
+
+
+def _pillow_pages(path: Path, sha: str) -> Iterator[RawPage]:
+    """Frames one by one (seek), so a truncated multi-page TIFF yields what precedes the break."""
+    try:
+        im = Image.open(path)
+        im.size  # noqa: B018 - forces the header to be read
+    except Image.DecompressionBombError as e:
+        raise UnreadableFile(f"image exceeds the pixel limit ({e})") from None
+    except Exception as e:
+        raise UnreadableFile(f"not a readable image ({type(e).__name__})") from None
+    single_jpeg = path.suffix.lower() in (".jpg", ".jpeg")
+    with im:
+        for i in range(MAX_PAGES + 1):
+            if i == MAX_PAGES:
+                raise UnreadableFile(f"more than {MAX_PAGES} pages")
+            try:
+                if i:
+                    im.seek(i)
+                if single_jpeg:
+                    im.load()
+                    yield RawPage(sha, i, data=path.read_bytes())
+                    return
+                yield RawPage(sha, i, image=_to_array(im))
+            except EOFError:
+                return
+            except UnreadableFile:
+                raise
+            except Exception as e:
+                yield RawPage(sha, i, error=f"page {i + 1}: cannot be decoded ({type(e).__name__}: {e})")
+                return  # nothing readable follows a break in the file
+
+
+def iter_pages(path: Path, sha: str) -> Iterator[RawPage]:
+    """Yield the pages of one scan file in order. Raises UnreadableFile when it cannot be opened."""
+    suffix = path.suffix.lower()
+    if suffix not in SCAN_SUFFIXES:
+        raise UnreadableFile(f"unsupported file type {suffix or '(none)'}; expected PDF, TIFF, JPEG or PNG")
+    if path.stat().st_size == 0:
+        raise UnreadableFile("empty file (0 bytes)")
+    if suffix == ".pdf":
+        yield from _pdf_pages(path, sha)
+    else:
+        yield from _pillow_pages(path, sha)
+
+
+def decode_page(page: RawPage) -> tuple[np.ndarray, np.ndarray | None]:
+    """(gray, color or None): decodes JPEG bytes in the worker, not in the reading process."""
+    import cv2
+
+    if page.image is not None:
+        img = page.image
+    else:
+        img = cv2.imdecode(np.frombuffer(page.data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise ValueError("embedded image cannot be decoded")
+    if img.size > MAX_PIXELS * (3 if img.ndim == 3 else 1):
+        raise ValueError("image exceeds the pixel limit")
+    if img.ndim == 2:
+        return img, None
+    if img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    return gray, img

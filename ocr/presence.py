@@ -1,0 +1,149 @@
+"""Ink and presence detectors for zones: checkboxes, signatures, attachments, pasted photos.
+
+Each detector returns its decision with a confidence from a logistic on the log distance of the
+measured ink from its threshold (so a box far from the threshold is sure, one near it is not).
+Printed box lines are removed before measuring, so an empty box reads empty.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ocr.align import ALIGN_DPI
+
+PX_PER_MM = ALIGN_DPI / 25.4
+SIGNATURE_THR = 0.004
+CHECK_THR = 0.07
+ATTACH_THR = 0.05
+PHOTO_THR = 0.10
+CARD_W, CARD_H = 358, 441
+
+
+def _decide(ratio: float, thr: float, spread: float = 0.45) -> tuple[bool, float]:
+    z = math.log((ratio + 1e-6) / thr) / spread
+    p = 1.0 / (1.0 + math.exp(-z))
+    return p >= 0.5, round(max(p, 1.0 - p), 4)
+
+
+def inner(crop: np.ndarray, mm: float = 1.0) -> np.ndarray:
+    m = int(round(mm * PX_PER_MM))
+    h, w = crop.shape[:2]
+    return crop[m:max(m + 1, h - m), m:max(m + 1, w - m)]
+
+
+def ink_mask(gray: np.ndarray, level: int = 150) -> np.ndarray:
+    """Dark pixels minus long straight lines (printed frames) and isolated specks."""
+    dark = (gray < level).astype(np.uint8)
+    n = max(15, int(6 * PX_PER_MM))
+    lines = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (n, 1)))
+    lines |= cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, n)))
+    ink = dark & ~cv2.dilate(lines, np.ones((3, 3), np.uint8))
+    return cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+
+
+def signature(crop: np.ndarray) -> tuple[bool, float]:
+    """Ink inside a signature (or correction) box, printed frame removed."""
+    return _decide(float(ink_mask(inner(crop, 1.2)).mean()), SIGNATURE_THR)
+
+
+def box_ink(crop: np.ndarray) -> float:
+    """Share of dark pixels inside a tick box (its frame excluded)."""
+    return float((inner(crop, 0.7) < 140).mean())
+
+
+def pick_option(ratios: dict[str, float]) -> tuple[str, float]:
+    """The one ticked option ('' for none), with the weakest of the per-box confidences."""
+    decided = {k: _decide(r, CHECK_THR, 0.5) for k, r in ratios.items()}
+    ticked = [k for k, (on, _) in decided.items() if on]
+    conf = min(c for _, c in decided.values())
+    if len(ticked) > 1:
+        return max(ticked, key=lambda k: ratios[k]), 0.3
+    return (ticked[0] if ticked else ""), conf
+
+
+def attachment(crop: np.ndarray) -> tuple[bool, float]:
+    """A pasted copy fills much of the area with grey texture and print."""
+    return _decide(float((inner(crop, 1.5) < 200).mean()), ATTACH_THR, 0.6)
+
+
+@dataclass(frozen=True)
+class PhotoFound:
+    card: np.ndarray  # 358x441 BGR, white padded
+    confidence: float
+    light_background: bool
+    background_confidence: float
+    is_color: bool
+    color_confidence: float
+
+
+def _content_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(closed)
+    if n <= 1:
+        return None
+    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = stats[i, :4]
+    return int(x), int(y), int(x + w), int(y + h)
+
+
+def _to_card(img: np.ndarray) -> np.ndarray:
+    h, w = img.shape[:2]
+    k = min(CARD_W / w, CARD_H / h)
+    small = cv2.resize(img, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    card = np.full((CARD_H, CARD_W, 3), 255, np.uint8)
+    y0, x0 = (CARD_H - small.shape[0]) // 2, (CARD_W - small.shape[1]) // 2
+    card[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+    return card
+
+
+def _photo_rect(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The pasted photo's own edges: content box widened to the card's aspect ratio."""
+    box = _content_box(mask)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    h, w = mask.shape
+    want_w = max(x1 - x0, (y1 - y0) * CARD_W / CARD_H)
+    want_h = want_w * CARD_H / CARD_W
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    x0, x1 = max(0, int(cx - want_w / 2)), min(w, int(cx + want_w / 2))
+    y0, y1 = max(0, int(cy - want_h / 2)), min(h, int(cy + want_h / 2))
+    return x0, y0, x1, y1
+
+
+def photo(color: np.ndarray) -> PhotoFound | None:
+    """Find a pasted photo in the (BGR) photo box; None when the box is empty."""
+    region = inner(color, 1.0)
+    gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
+    mask = (gray < 200).astype(np.uint8)
+    present, conf = _decide(float(mask.mean()), PHOTO_THR, 0.5)
+    rect = _photo_rect(mask) if present else None
+    if rect is None:
+        return None
+    x0, y0, x1, y1 = rect
+    pic = region[y0:y1, x0:x1]
+    g = cv2.cvtColor(pic, cv2.COLOR_BGR2GRAY)
+    ph, pw = g.shape
+    corners = np.concatenate([g[: ph // 8, : pw // 6].ravel(), g[: ph // 8, -pw // 6:].ravel()])
+    light, bg_conf = _decide(float(np.median(corners)) / 255.0, 0.80, 0.03)
+    sat = cv2.cvtColor(pic, cv2.COLOR_BGR2HSV)[:, :, 1]
+    inked = g < 225
+    mean_sat = float(sat[inked].mean()) if inked.any() else 0.0
+    is_color, col_conf = _decide(mean_sat, 18.0, 0.35)
+    return PhotoFound(_to_card(pic), conf, light, bg_conf, is_color, col_conf)
+
+
+class FaceFinder:
+    """OpenCV's frontal-face Haar cascade (shipped in opencv-python-headless 4.x). Create once."""
+
+    def __init__(self) -> None:
+        self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+    def has_face(self, card_bgr: np.ndarray) -> bool:
+        g = cv2.equalizeHist(cv2.cvtColor(card_bgr, cv2.COLOR_BGR2GRAY))
+        faces = self.cascade.detectMultiScale(g, scaleFactor=1.1, minNeighbors=4, minSize=(70, 70))
+        return len(faces) > 0

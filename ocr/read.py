@@ -1,0 +1,157 @@
+"""Read every handwritten zone of an aligned page: one reader per zone kind, each with a confidence.
+
+Values written to the store (field name -> value):
+- digits: the decoded string ('' when empty); text (corrected_name): the OCR reading ('' when empty)
+- checkbox: the ticked option's name or ''; signature, attachment: 'present' | 'absent'
+- photo: 'pasted' | 'absent', plus derived fields photo_face (yes|no), photo_background
+  (light|dark), photo_color (color|grayscale); id_copy_number: the ID printed on the pasted copy.
+Crops of each zone are saved under the workspace for the review station.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from forms.layout import Box, Layout, Zone
+from ocr import decode, presence
+from ocr.align import ALIGN_DPI
+from ocr.digits import DigitClassifier, read_cells
+from ocr.types import FieldReading
+
+CELL_MARGIN_MM = 0.8
+ColorCrop = Callable[[Box], np.ndarray | None]
+_ID_RE = re.compile(r"\d{17}[\dXx]")
+
+
+class OcrEngine:
+    """RapidOCR (PP-OCR models shipped in the wheel), created on first use, once per process."""
+
+    def __init__(self) -> None:
+        self._engine = None
+
+    def _get(self):
+        if self._engine is None:
+            import logging
+
+            from rapidocr import RapidOCR
+
+            logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+            self._engine = RapidOCR()
+        return self._engine
+
+    def line(self, gray: np.ndarray) -> tuple[str, float]:
+        """Recognise one text line (no detection)."""
+        r = self._get()(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), use_det=False, use_cls=False, use_rec=True)
+        return (r.txts[0], float(r.scores[0])) if r.txts else ("", 0.0)
+
+    def page_text(self, gray: np.ndarray) -> list[str]:
+        r = self._get()(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+        return list(r.txts or ())
+
+
+class PageReader:
+    """Reads all handwriting zones of one layout. Create once per process."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.digits = DigitClassifier.load()
+        self.ocr = OcrEngine()
+        self.faces = presence.FaceFinder()
+
+    def read(self, page: np.ndarray, workspace: Path, crop_dir: str,
+             color_crop: ColorCrop | None = None) -> tuple[FieldReading, ...]:
+        out: list[FieldReading] = []
+        for z in self.layout.zones:
+            if z.kind == "printed":
+                continue
+            crop, box = _crop(page, z.box)
+            rel = f"{crop_dir}/{z.name}.png"
+            (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(workspace / rel), crop)
+            readings = getattr(self, f"_read_{z.kind}")(z, page, crop, box, color_crop, workspace, crop_dir)
+            out.extend(_with_crop(r, rel) for r in readings)
+        return tuple(out)
+
+    # ---- one method per zone kind; each returns the zone's readings
+    def _read_digits(self, z: Zone, page, crop, box, *_):
+        cells = [_crop(page, _grow(c, CELL_MARGIN_MM))[0] for c in z.cell_boxes()]
+        results = read_cells(cells, self.digits)
+        probs = [None if r.empty else np.asarray(r.probs) for r in results]
+        if z.cells == 18:
+            d = decode.decode_id(probs)
+        elif z.cells == 11 and z.alphabet == "0123456789":
+            d = decode.decode_phone(probs)
+        else:
+            d = decode.decode_plain(probs, z.alphabet)
+        return [FieldReading(z.name, d.value, round(d.confidence, 4), box, suggestion=d.raw,
+                             detail={"valid": d.valid})]
+
+    def _read_checkbox(self, z: Zone, page, crop, box, *_):
+        ratios = {o.name: presence.box_ink(_crop(page, o.box)[0]) for o in z.options}
+        value, conf = presence.pick_option(ratios)
+        return [FieldReading(z.name, value, conf, box, detail={"ink": ratios})]
+
+    def _read_signature(self, z: Zone, page, crop, box, *_):
+        present, conf = presence.signature(crop)
+        return [FieldReading(z.name, "present" if present else "absent", conf, box)]
+
+    def _read_text(self, z: Zone, page, crop, box, *_):
+        present, conf = presence.signature(crop)  # any ink in the correction box is a correction
+        if not present:
+            return [FieldReading(z.name, "", conf, box)]
+        text, score = self.ocr.line(presence.inner(crop))
+        return [FieldReading(z.name, text, round(min(conf, score) * 0.5, 4), box, suggestion=text)]
+
+    def _read_attachment(self, z: Zone, page, crop, box, *_):
+        present, conf = presence.attachment(crop)
+        out = [FieldReading(z.name, "present" if present else "absent", conf, box)]
+        if present:
+            text = "".join(self.ocr.page_text(crop)).replace(" ", "")
+            m = _ID_RE.search(text)
+            number = m.group(0).upper() if m else ""
+            out.append(FieldReading("id_copy_number", number, 0.9 if m else 0.0, box, suggestion=text[:60]))
+        return out
+
+    def _read_photo(self, z: Zone, page, crop, box, color_crop, workspace: Path, crop_dir: str):
+        color = color_crop(z.box) if color_crop else None
+        scanned_in_color = color is not None
+        if color is None:
+            color = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
+        found = presence.photo(color)
+        if found is None:
+            return [FieldReading(z.name, "absent", 0.97, box)]
+        card_rel = f"{crop_dir}/card_photo.jpg"
+        cv2.imwrite(str(workspace / card_rel), found.card, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        face = self.faces.has_face(found.card)
+        return [
+            FieldReading(z.name, "pasted", found.confidence, box, detail={"card": card_rel}),
+            FieldReading("photo_face", "yes" if face else "no", 0.9, box),
+            FieldReading("photo_background", "light" if found.light_background else "dark",
+                         found.background_confidence, box),
+            # a grey or 1-bit scan cannot show whether the photo is a colour photo: a reviewer looks
+            FieldReading("photo_color", ("color" if found.is_color else "grayscale") if scanned_in_color else "unknown",
+                         found.color_confidence if scanned_in_color else 0.0, box),
+        ]
+
+
+def _grow(b: Box, mm: float) -> Box:
+    return Box(b.x - mm, b.y - mm, b.w + 2 * mm, b.h + 2 * mm)
+
+
+def _crop(page: np.ndarray, b: Box) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    x0, y0, x1, y1 = b.to_px(ALIGN_DPI)
+    h, w = page.shape[:2]
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    return page[y0:y1, x0:x1], (x0, y0, x1, y1)
+
+
+def _with_crop(r: FieldReading, rel: str) -> FieldReading:
+    detail = dict(r.detail)
+    detail["crop"] = detail.pop("card", None) or rel
+    return FieldReading(r.name, r.value, r.confidence, r.box, r.source, r.suggestion, detail)
+

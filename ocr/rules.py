@@ -1,0 +1,297 @@
+"""Domain rules: each received form -> status (accepted / review / rejected) with reason codes.
+
+`decide(facts, cfg)` is pure. `decide_forms(store, ids)` and `redecide(conn, id)` load the facts
+(including class-wide ones: a phone on every form of a class, an ID used twice) and write the
+outcome. A rule failure that rests on a low-confidence reading only sends the form to review:
+a form is rejected only on confident evidence.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.engine import Connection
+
+from formstation import idnumber
+from formstation.store import Store, fields, forms, now, pages, persons, reasons
+from ocr.reasons import REASONS
+
+# zone kind of every field the reader writes (derived fields count as their zone's kind)
+FIELD_KIND = {
+    "corrected_name": "text", "corrected_id": "digits", "phone": "digits", "guardian_id": "digits",
+    "guardian_phone": "digits", "guardian_relation": "checkbox", "applicant_signature": "signature",
+    "guardian_signature": "signature", "photo": "photo", "photo_face": "photo", "photo_background": "photo",
+    "photo_color": "photo", "id_copy": "attachment", "id_copy_number": "attachment",
+}
+ACK_FIELD = "review_ack"  # reviewer acknowledged these form-level codes (comma-separated)
+
+
+@dataclass(frozen=True)
+class Reading:
+    value: str
+    confidence: float
+    source: str
+
+
+@dataclass(frozen=True)
+class FormFacts:
+    form_id: str
+    printed_name: str
+    printed_id: str
+    has_printed_photo: bool
+    readings: dict[str, Reading]
+    form_pages: int = 1
+    residual_mm: float | None = None
+    phone_shared_by_class: bool = False
+    duplicate_id: bool = False
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    campaign_date: date = date(2026, 9, 1)
+    thresholds: dict[str, float] = field(default_factory=lambda: {
+        "digits": 0.90, "text": 0.80, "checkbox": 0.90, "signature": 0.90, "photo": 0.90, "attachment": 0.90})
+    alignment_residual_mm: float = 1.0
+
+
+@dataclass(frozen=True)
+class Found:
+    code: str
+    field: str | None = None
+    detail: str = ""
+
+
+def _v(f: FormFacts, name: str) -> str:
+    r = f.readings.get(name)
+    return r.value if r else ""
+
+
+def final_values(f: FormFacts) -> tuple[str, str]:
+    """(name, id) after correction: the corrected value when one was written."""
+    return (_v(f, "corrected_name") or f.printed_name, _v(f, "corrected_id") or f.printed_id)
+
+
+def _is_rare(name: str) -> bool:
+    try:
+        name.encode("gb2312")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def _phone_rules(f: FormFacts, prefix: str, name: str, out: list[Found]) -> None:
+    v = _v(f, name)
+    if not v:
+        out.append(Found(f"{prefix}PHONE_MISSING", name))
+    elif not idnumber.is_mobile(v):
+        out.append(Found(f"{prefix}PHONE_INVALID", name, f"{idnumber.mask(v)}"))
+
+
+def _correction_rules(f: FormFacts, out: list[Found]) -> None:
+    cname, cid = _v(f, "corrected_name"), _v(f, "corrected_id")
+    if cname and f.readings["corrected_name"].source != "reviewer":
+        out.append(Found("NAME_CORRECTED", "corrected_name"))
+    if (cname or cid) and _v(f, "id_copy") != "present":
+        out.append(Found("CORRECTION_WITHOUT_COPY", "id_copy"))
+    if cid and not idnumber.is_valid(cid):
+        out.append(Found("CORRECTED_ID_INVALID", "corrected_id", idnumber.problem(cid) or ""))
+    copy_no = _v(f, "id_copy_number")
+    if cid and copy_no and copy_no != cid:
+        out.append(Found("ID_COPY_MISMATCH", "id_copy_number"))
+
+
+def _photo_rules(f: FormFacts, age: int | None, out: list[Found]) -> None:
+    if age is not None and age < 6:
+        return
+    if _v(f, "photo") != "pasted":
+        if not f.has_printed_photo:
+            out.append(Found("PHOTO_MISSING", "photo"))
+        return
+    if _v(f, "photo_background") == "dark":
+        out.append(Found("PHOTO_NOT_LIGHT_BG", "photo_background"))
+    if _v(f, "photo_color") == "grayscale":
+        out.append(Found("PHOTO_GRAYSCALE", "photo_color"))
+    if _v(f, "photo_face") == "no":
+        out.append(Found("PHOTO_NO_FACE", "photo_face"))
+
+
+def _guardian_rules(f: FormFacts, final_id: str, day: date, out: list[Found]) -> None:
+    gid = _v(f, "guardian_id")
+    if not gid:
+        out.append(Found("GUARDIAN_ID_MISSING", "guardian_id"))
+    elif not idnumber.is_valid(gid):
+        out.append(Found("GUARDIAN_ID_INVALID", "guardian_id", idnumber.problem(gid) or ""))
+    elif gid == final_id:
+        out.append(Found("GUARDIAN_IS_APPLICANT", "guardian_id"))
+    elif (idnumber.age_on(gid, day) or 0) < 18:
+        out.append(Found("GUARDIAN_NOT_ADULT", "guardian_id"))
+    _phone_rules(f, "GUARDIAN_", "guardian_phone", out)
+    if not _v(f, "guardian_relation"):
+        out.append(Found("GUARDIAN_RELATION_MISSING", "guardian_relation"))
+    if _v(f, "guardian_signature") != "present":
+        out.append(Found("GUARDIAN_SIGNATURE_MISSING", "guardian_signature"))
+
+
+def _form_level(f: FormFacts, final_name: str, cfg: RuleConfig, out: list[Found]) -> None:
+    acked = set(filter(None, _v(f, ACK_FIELD).split(",")))
+    checks = [
+        ("DUPLICATE_SCAN", f.form_pages > 1),
+        ("DUPLICATE_ID", f.duplicate_id),
+        ("RARE_CHARACTER", _is_rare(final_name)),
+        ("ALIGNMENT_POOR", f.residual_mm is not None and f.residual_mm > cfg.alignment_residual_mm),
+    ]
+    out.extend(Found(code) for code, hit in checks if hit and code not in acked)
+
+
+READ_FIELDS = ("corrected_name", "corrected_id", "phone", "guardian_id", "guardian_phone", "guardian_relation",
+               "applicant_signature", "guardian_signature", "photo", "id_copy")
+
+
+def _low_confidence(f: FormFacts, cfg: RuleConfig) -> list[Found]:
+    """Fields read with doubt, and fields that were not read at all (e.g. the page could not be aligned)."""
+    out = [Found("LOW_CONFIDENCE", name, "not read") for name in READ_FIELDS if name not in f.readings]
+    for name, r in sorted(f.readings.items()):
+        kind = FIELD_KIND.get(name)
+        if kind and r.source != "reviewer" and r.confidence < cfg.thresholds.get(kind, 0.9):
+            out.append(Found("LOW_CONFIDENCE", name, f"{r.confidence:.2f}"))
+    return out
+
+
+def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
+    """Status and reasons for one form from its facts. Pure."""
+    final_name, final_id = final_values(f)
+    age_id = final_id if idnumber.is_valid(final_id) else f.printed_id
+    age = idnumber.age_on(age_id, cfg.campaign_date)
+    out: list[Found] = []
+    _correction_rules(f, out)
+    _phone_rules(f, "", "phone", out)
+    if f.phone_shared_by_class:
+        out.append(Found("PHONE_SHARED_BY_CLASS", "phone"))
+    _photo_rules(f, age, out)
+    if age is not None and age < 16:
+        _guardian_rules(f, final_id, cfg.campaign_date, out)
+    elif _v(f, "applicant_signature") != "present":
+        out.append(Found("SIGNATURE_MISSING", "applicant_signature"))
+    _form_level(f, final_name, cfg, out)
+    low = _low_confidence(f, cfg)
+    unsure = {x.field for x in low}
+    confident_reject = any(REASONS[x.code].severity == "reject" and x.field not in unsure for x in out)
+    found = out + low
+    if confident_reject:
+        return "rejected", found
+    return ("review" if found else "accepted"), found
+
+
+# ------------------------------------------------------------------ loading facts, writing outcomes
+
+def load_config(store_or_workspace) -> RuleConfig:
+    """Thresholds and campaign date from the workspace config file (formstation.config)."""
+    from formstation.config import load_config as load
+
+    ws = getattr(store_or_workspace, "workspace", store_or_workspace)
+    c = load(ws)
+    return RuleConfig(campaign_date=c.campaign_date, thresholds=dict(c.thresholds),
+                      alignment_residual_mm=c.alignment_residual_mm)
+
+
+def _class_keys(conn: Connection, form_ids: set[str]) -> set[tuple[str, str]]:
+    q = select(persons.c.school, persons.c.class_name).join(forms, forms.c.person_id == persons.c.person_id)
+    return {(r.school, r.class_name) for r in conn.execute(q.where(forms.c.form_id.in_(form_ids)))}
+
+
+def _load_facts(conn: Connection, form_ids: set[str]) -> list[FormFacts]:
+    """Facts for the received forms of every class the given forms belong to."""
+    classes = _class_keys(conn, form_ids)
+    q = (select(forms.c.form_id, persons.c.name, persons.c.id_number, persons.c.photo_path,
+                persons.c.school, persons.c.class_name)
+         .join(persons, forms.c.person_id == persons.c.person_id)
+         .where(forms.c.status != "printed"))
+    rows = [r for r in conn.execute(q) if (r.school, r.class_name) in classes]
+    ids = [r.form_id for r in rows]
+    reads: dict[str, dict[str, Reading]] = {}
+    for r in conn.execute(select(fields).where(fields.c.form_id.in_(ids))):
+        reads.setdefault(r.form_id, {})[r.name] = Reading(r.value or "", float(r.confidence or 0), r.source or "")
+    pq = (select(pages.c.form_id, func.count().label("n"), func.max(pages.c.residual_mm).label("res"))
+          .where(and_(pages.c.form_id.in_(ids), pages.c.kind == "form")).group_by(pages.c.form_id))
+    page_info = {r.form_id: (r.n, r.res) for r in conn.execute(pq)}
+    return _with_class_facts(rows, reads, page_info, _all_final_ids(conn))
+
+
+def _all_final_ids(conn: Connection) -> Counter:
+    """How many received forms carry each final ID number (across the whole store)."""
+    q = (select(forms.c.form_id, persons.c.id_number, fields.c.value)
+         .join(persons, forms.c.person_id == persons.c.person_id)
+         .outerjoin(fields, and_(fields.c.form_id == forms.c.form_id, fields.c.name == "corrected_id"))
+         .where(forms.c.status != "printed"))
+    return Counter((r.value or r.id_number) for r in conn.execute(q))
+
+
+def _with_class_facts(rows, reads, page_info, id_counts: Counter) -> list[FormFacts]:
+    phones: dict[tuple[str, str], Counter] = {}
+    sizes: Counter = Counter()
+    for r in rows:
+        key = (r.school, r.class_name)
+        sizes[key] += 1
+        p = reads.get(r.form_id, {}).get("phone")
+        phones.setdefault(key, Counter())[p.value if p else ""] += 1
+    out = []
+    for r in rows:
+        rd = reads.get(r.form_id, {})
+        key = (r.school, r.class_name)
+        phone = rd.get("phone").value if rd.get("phone") else ""
+        shared = bool(phone) and sizes[key] >= 3 and phones[key][phone] == sizes[key]
+        n, res = page_info.get(r.form_id, (1, None))
+        cid = rd.get("corrected_id")
+        final_id = (cid.value if cid and cid.value else "") or r.id_number
+        out.append(FormFacts(r.form_id, r.name, r.id_number, bool(r.photo_path), rd, n, res, shared,
+                             id_counts.get(final_id, 0) > 1))
+    return out
+
+
+def _write(conn: Connection, form_id: str, status: str, found: list[Found]) -> None:
+    conn.execute(reasons.delete().where(reasons.c.form_id == form_id))
+    for x in found:
+        conn.execute(reasons.insert().values(form_id=form_id, code=x.code, field=x.field, detail=x.detail or None))
+    conn.execute(forms.update().where(forms.c.form_id == form_id).values(status=status, decided_at=now()))
+
+
+def decide_forms(store: Store, form_ids: set[str], cfg: RuleConfig | None = None) -> dict[str, str]:
+    """Decide the given forms and every other received form of their classes; returns id -> status."""
+    cfg = cfg or load_config(store)
+    out = {}
+    with store.tx() as conn:
+        for f in _load_facts(conn, set(form_ids)):
+            if _locked(conn, f.form_id):
+                continue
+            status, found = decide(f, cfg)
+            _write(conn, f.form_id, status, found)
+            out[f.form_id] = status
+    return out
+
+
+def _locked(conn: Connection, form_id: str) -> bool:
+    """A form a reviewer rejected stays rejected until a reviewer reopens it."""
+    q = select(reasons.c.id).where(and_(reasons.c.form_id == form_id, reasons.c.code == "REVIEWER_REJECTED"))
+    return conn.execute(q).first() is not None
+
+
+def redecide(conn: Connection, form_id: str, workspace=None) -> str:
+    """Re-decide one form (after a reviewer's change) inside the caller's transaction."""
+    from formstation.store import DEFAULT_WORKSPACE
+
+    cfg = load_config(workspace or os.environ.get("FORMSTATION_WORKSPACE") or DEFAULT_WORKSPACE)
+    status = None
+    for f in _load_facts(conn, {form_id}):
+        if _locked(conn, f.form_id):
+            if f.form_id == form_id:
+                status = "rejected"
+            continue
+        st, found = decide(f, cfg)
+        _write(conn, f.form_id, st, found)
+        if f.form_id == form_id:
+            status = st
+    return status or "review"

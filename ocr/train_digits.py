@@ -1,0 +1,155 @@
+"""Train the comb-cell character classifier: `python -m ocr.train_digits [--out PATH] [--seed N]`.
+
+Data: the non-held-out MNIST samples (see `digitdata.heldout_mask`) plus synthesised 'X', each
+augmented several times through a simulated comb cell and the runtime `normalize_cell`. The last
+`VAL_PER_CLASS` training samples of each class (file order) form a validation block that is never
+trained on and is used to fit the softmax temperature. Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ocr.digitdata import (
+    augment_many,
+    expected_calibration_error,
+    heldout_mask,
+    load_mnist,
+    synth_x,
+)
+from ocr.digits import CLASSES, DEFAULT_MODEL, DigitClassifier, features
+
+VAL_PER_CLASS = 40
+X_TRAIN, X_VAL = 400, 40
+COPIES, VAL_COPIES = 8, 3
+HIDDEN = (256,)
+X_LABEL = CLASSES.index("X")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Raw (unaugmented) 28x28 training and validation glyphs with integer labels."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+
+
+def make_split(seed: int) -> Split:
+    """Non-held-out MNIST (last VAL_PER_CLASS per class -> validation) plus synthesised X."""
+    data = load_mnist()
+    usable = np.flatnonzero(~heldout_mask(data.labels))
+    val = np.zeros(usable.size, dtype=bool)
+    for c in range(10):
+        val[np.flatnonzero(data.labels[usable] == c)[-VAL_PER_CLASS:]] = True
+    xs = synth_x(np.random.default_rng([seed, 11]), X_TRAIN + X_VAL)
+    tr, va = usable[~val], usable[val]
+    return Split(
+        np.concatenate([data.images[tr], xs[:X_TRAIN]]),
+        np.concatenate([data.labels[tr], np.full(X_TRAIN, X_LABEL)]),
+        np.concatenate([data.images[va], xs[X_TRAIN:]]),
+        np.concatenate([data.labels[va], np.full(X_VAL, X_LABEL)]),
+    )
+
+
+def augment_parallel(images: np.ndarray, seed: int, tag: int, copies: int, workers: int) -> np.ndarray:
+    """`augment_many` split over `workers` processes; same result as one process."""
+    bounds = np.linspace(0, len(images), workers * 4 + 1).astype(int)
+    jobs = [(images[a:b], seed, tag, copies, int(a)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    if workers <= 1:
+        return np.concatenate([augment_many(*j) for j in jobs])
+    with ProcessPoolExecutor(workers) as pool:
+        return np.concatenate(list(pool.map(augment_many, *zip(*jobs, strict=True))))
+
+
+def batch_features(cells: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """`features` in chunks (bounded memory)."""
+    return np.concatenate([features(cells[i : i + chunk]) for i in range(0, len(cells), chunk)])
+
+
+def fit_mlp(x: np.ndarray, y: np.ndarray, seed: int, epochs: int) -> dict[str, np.ndarray]:
+    """Standardise features and fit a ReLU MLP (sklearn, training only); returns npz params."""
+    from sklearn.neural_network import MLPClassifier
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-3
+    clf = MLPClassifier(HIDDEN, alpha=0.1, batch_size=128, learning_rate_init=1e-3, max_iter=epochs,
+                        shuffle=True, random_state=seed, tol=0.0, n_iter_no_change=epochs + 1)
+    clf.fit((x - mean) / scale, y)
+    params = {"mean": mean.astype(np.float32), "scale": scale.astype(np.float32)}
+    for i, (w, b) in enumerate(zip(clf.coefs_, clf.intercepts_, strict=True)):
+        params[f"W{i}"], params[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
+    return params
+
+
+def nll(logits: np.ndarray, y: np.ndarray, t: float) -> float:
+    """Mean negative log-likelihood of labels `y` under softmax(logits / t)."""
+    z = logits / t
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(y)), y].mean())
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising validation NLL (grid over log T, then a finer grid)."""
+    grid = np.exp(np.linspace(np.log(0.25), np.log(8.0), 61))
+    best = min(grid, key=lambda t: nll(logits, y, t))
+    fine = best * np.exp(np.linspace(-0.06, 0.06, 25))
+    return float(min(fine, key=lambda t: nll(logits, y, t)))
+
+
+def report(name: str, probs: np.ndarray, y: np.ndarray) -> None:
+    """Print top-1 / top-3 accuracy and ECE."""
+    top3 = np.argsort(-probs, axis=1)[:, :3]
+    acc1 = float((probs.argmax(axis=1) == y).mean())
+    acc3 = float((top3 == y[:, None]).any(axis=1).mean())
+    ece = expected_calibration_error(probs, y)
+    print(f"{name:<28} n={len(y):<6} top1={acc1:.4f} top3={acc3:.4f} ECE={ece:.4f}")
+
+
+def train(out: Path, seed: int, workers: int, epochs: int) -> None:
+    """Build the augmented sets, fit, calibrate, save the npz model and print figures."""
+    t0 = time.time()
+    split = make_split(seed)
+    tr = augment_parallel(split.train_x, seed, 1, COPIES, workers)
+    va = augment_parallel(split.val_x, seed, 2, VAL_COPIES, workers)
+    x = np.concatenate([tr, split.train_x])
+    y = np.concatenate([np.repeat(split.train_y, COPIES), split.train_y])
+    yv = np.repeat(split.val_y, VAL_COPIES)
+    print(f"augmented {len(x)} train / {len(va)} val cells in {time.time() - t0:.0f}s")
+    params = fit_mlp(batch_features(x), y, seed, epochs)
+    params["temperature"] = np.float32(1.0)
+    model = DigitClassifier(params)
+    logits = model.logits(va).astype(np.float64)
+    params["temperature"] = np.float32(fit_temperature(logits, yv))
+    model = DigitClassifier(params)
+    print(f"trained in {time.time() - t0:.0f}s; temperature {float(params['temperature']):.3f}")
+    report("train (augmented, sample)", model.predict_proba(x[::10]), y[::10])
+    report("validation T=1", DigitClassifier({**params, "temperature": np.float32(1.0)}).predict_proba(va), yv)
+    report("validation calibrated", model.predict_proba(va), yv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **params)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--epochs", type=int, default=20)
+    args = ap.parse_args(argv)
+    train(args.out, args.seed, args.workers, args.epochs)
+
+
+if __name__ == "__main__":
+    main()

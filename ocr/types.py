@@ -1,0 +1,50 @@
+"""Core recognition types: immutable, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FieldReading:
+    """One field's value as read from the page. `box` is the aligned-page px crop (x0, y0, x1, y1)."""
+
+    name: str
+    value: str
+    confidence: float  # 0..1: the chance the value is right, as calibrated by the reader
+    box: tuple[int, int, int, int]
+    source: str = "read"
+    suggestion: str = ""  # the reader's best guess when `value` is left uncertain
+    detail: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class RawPage:
+    """One page as it came out of a scan file: either encoded bytes or a decoded gray image."""
+
+    file_sha256: str
+    page_index: int  # 0-based position in the file
+    data: bytes | None = None
+    image: np.ndarray | None = field(default=None, compare=False, hash=False)
+    error: str = ""  # set when this page could not be decoded (the file is then quarantined)
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """What ingest learned about one page (the aligned image goes to disk, not into this record)."""
+
+    file_sha256: str
+    page_index: int
+    kind: str  # form | blank | unidentified | not_in_roster
+    form_id: str | None = None
+    page_no: int | None = None
+    layout_key: str | None = None
+    rotation: int | None = None
+    residual_mm: float | None = None
+    identified_by: str | None = None  # barcode | printed_text
+    image_path: str | None = None
+    readings: tuple[FieldReading, ...] = ()
+    timings: dict = field(default_factory=dict, compare=False, hash=False)
+    note: str = ""

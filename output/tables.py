@@ -1,0 +1,160 @@
+"""Export tables from `ExportForm` records: pure functions, no I/O.
+
+Headers are a public contract (the bureau's import and the schools' chase lists read them).
+Card data uses the final values (after correction) next to the printed ones; the chase lists
+(rejections, pending, not returned) use the printed values, which are what the school has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from formstation.printjob import safe_name
+from ocr.reasons import zh
+from output.records import PRINTED_FIELDS, ExportForm
+
+CARD_HEADER = ("表单编号", "学校", "班级", "姓名", "性别", "身份证号码", "核对前姓名", "核对前身份证号码",
+               "联系电话", "学籍号", "开户银行", "代理人证件号码", "代理人联系电话", "代理人关系", "照片文件")
+REJECTION_HEADER = ("表单编号", "学校", "班级", "姓名", "身份证号码", "原因代码", "原因")
+PENDING_HEADER = ("表单编号", "学校", "班级", "姓名", "待审字段")
+NOT_RETURNED_HEADER = ("表单编号", "学校", "班级", "学籍号", "姓名")
+CLASS_SHEET_HEADER = ("身份证号码", "姓名", "核对前身份证号码", "核对前姓名")
+RELATION_ZH = {"father": "父亲", "mother": "母亲", "other": "其他", "": ""}
+
+Table = tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class PhotoPlan:
+    form_id: str
+    rel: str          # photos/<学校>/<班级>/<身份证号码>-<姓名>.jpg
+    source: Path      # the image to convert
+    kind: str         # pasted | roster
+
+
+def by_status(forms: Sequence[ExportForm], *statuses: str) -> tuple[ExportForm, ...]:
+    return tuple(f for f in forms if f.status in statuses)
+
+
+def class_dir(f: ExportForm) -> str:
+    return f"photos/{safe_name(f.school)}/{safe_name(f.class_name)}"
+
+
+def plan_photos(accepted: Sequence[ExportForm], workspace: Path) -> tuple[PhotoPlan, ...]:
+    """Which image becomes each accepted form's card photo, and under which export path.
+
+    The pasted photo (already cropped by the reader) wins; else the roster's photo; else none
+    (children under 6 need none). Two forms that would share a file name keep both: the later
+    one (in export order) gets its form id appended.
+    """
+    plans, used = [], set()
+    for f in accepted:
+        photo = f.field("photo")
+        if photo and photo.value == "pasted" and photo.crop_path:
+            src, kind = workspace / photo.crop_path, "pasted"
+        elif f.roster_photo:
+            src, kind = Path(f.roster_photo), "roster"
+        else:
+            continue
+        stem = f"{class_dir(f)}/{safe_name(f'{f.final_id}-{f.final_name}')}"
+        rel = f"{stem}.jpg"
+        if rel.casefold() in used:
+            rel = f"{stem}-{f.form_id}.jpg"
+        used.add(rel.casefold())
+        plans.append(PhotoPlan(f.form_id, rel, src, kind))
+    return tuple(plans)
+
+
+def card_rows(accepted: Sequence[ExportForm], photo_rel: Mapping[str, str]) -> Table:
+    return tuple((
+        f.form_id, f.school, f.class_name, f.final_name, f.final_gender, f.final_id, f.name, f.id_number,
+        f.value("phone"), f.student_no, f.bank, f.value("guardian_id"), f.value("guardian_phone"),
+        RELATION_ZH.get(f.value("guardian_relation"), f.value("guardian_relation")),
+        photo_rel.get(f.form_id, "")) for f in accepted)
+
+
+def reason_text(code: str, detail: str) -> str:
+    text = zh(code) if code else ""
+    return f"{text}（{detail}）" if detail else text
+
+
+def rejection_rows(rejected: Sequence[ExportForm]) -> Table:
+    """One row per reason; a rejected form without any reason still gets one row."""
+    rows = []
+    for f in rejected:
+        base = (f.form_id, f.school, f.class_name, f.name, f.id_number)
+        rows += [base + (r.code, reason_text(r.code, r.detail)) for r in f.reasons] or [base + ("", "")]
+    return tuple(rows)
+
+
+def pending_fields(f: ExportForm) -> str:
+    """The fields the reasons name, in reason order; a form-level reason (no field) shows its code."""
+    seen: dict[str, None] = {}
+    for r in f.reasons:
+        seen.setdefault(r.field or r.code, None)
+    return ",".join(seen)
+
+
+def pending_rows(review: Sequence[ExportForm]) -> Table:
+    return tuple((f.form_id, f.school, f.class_name, f.name, pending_fields(f)) for f in review)
+
+
+def not_returned_rows(printed: Sequence[ExportForm]) -> Table:
+    return tuple((f.form_id, f.school, f.class_name, f.student_no, f.name) for f in printed)
+
+
+def class_sheets(accepted: Sequence[ExportForm], photo_rel: Mapping[str, str]) -> dict[str, Table]:
+    """Per class folder that holds photos: its sheet path -> rows (the forms with a photo)."""
+    out: dict[str, list[tuple[str, ...]]] = {}
+    for f in accepted:
+        if f.form_id in photo_rel:
+            path = f"{class_dir(f)}/{safe_name(f.class_name)}.xlsx"
+            out.setdefault(path, []).append((f.final_id, f.final_name, f.id_number, f.name))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def form_record(f: ExportForm, photo_rel: Mapping[str, str]) -> dict:
+    """The machine-readable record of one form (one line of forms.jsonl)."""
+    fields = {n: {"value": v, "confidence": 1.0, "source": "printed", "updated_by": None}
+              for n, v in f.printed_values.items()}
+    for name, fv in f.fields:
+        key = name if name not in PRINTED_FIELDS else f"read_{name}"
+        fields[key] = {"value": fv.value, "source": fv.source, "updated_by": fv.updated_by,
+                       "confidence": None if fv.confidence is None else round(fv.confidence, 4)}
+    return {
+        "form_id": f.form_id, "status": f.status, "school": f.school, "class": f.class_name,
+        "student_no": f.student_no, "received_at": f.received_at, "decided_at": f.decided_at,
+        "final": {"name": f.final_name, "id_number": f.final_id, "gender": f.final_gender},
+        "fields": fields, "flags": flags(f, photo_rel),
+        "reasons": [{"code": r.code, "field": r.field or None, "detail": r.detail or None,
+                     "text": zh(r.code)} for r in f.reasons],
+        "reason_codes": sorted({r.code for r in f.reasons}),
+        "photo_file": photo_rel.get(f.form_id) or None,
+    }
+
+
+def flags(f: ExportForm, photo_rel: Mapping[str, str]) -> list[str]:
+    out = []
+    if f.value("corrected_name").strip():
+        out.append("name_corrected")
+    if f.value("corrected_id").strip():
+        out.append("id_corrected")
+    if any(r.code == "RARE_CHARACTER" for r in f.reasons) or not _gb2312(f.final_name):
+        out.append("rare_character")
+    if f.value("photo") == "pasted":
+        out.append("photo_pasted")
+    if f.roster_photo:
+        out.append("roster_photo")
+    if f.form_id in photo_rel:
+        out.append("in_photo_folder")
+    return out
+
+
+def _gb2312(s: str) -> bool:
+    try:
+        s.encode("gb2312")
+        return True
+    except UnicodeEncodeError:
+        return False

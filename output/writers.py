@@ -1,0 +1,175 @@
+"""File formats and destinations for the export: CSV, reproducible XLSX, a folder or an AES zip.
+
+A *sink* receives finished files as bytes under a relative path ("photos/学校/班级/x.jpg") and
+remembers each one's size and SHA-256 for the manifest. `DirSink` writes into a folder;
+`AesZipSink` writes straight into an AES-256 encrypted zip, so no plaintext touches the disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import pyzipper
+
+# every timestamp inside generated files (xlsx properties, zip entries) is this fixed value
+FIXED_DATETIME = datetime(2000, 1, 1, 0, 0, 0)
+ZIP_DATE_TIME = (2000, 1, 1, 0, 0, 0)
+_CORE_XML = "docProps/core.xml"
+_MODIFIED = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
+_FIXED_W3C = FIXED_DATETIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+
+
+# ------------------------------------------------------------------ formats
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
+    """UTF-8 with BOM and CRLF line ends: Excel opens it with the Chinese text intact."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def xlsx_bytes(sheet_title: str, header: Sequence[str], rows: Iterable[Sequence[str]],
+               widths: Sequence[int] | None = None) -> bytes:
+    """One sheet of text cells; the same rows always give the same bytes."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.utils import get_column_letter
+
+    wb = Workbook(write_only=True)
+    wb.properties.creator = "Form Station"
+    wb.properties.created = FIXED_DATETIME
+    wb.properties.modified = FIXED_DATETIME
+    ws = wb.create_sheet(sheet_title)
+    for i, w in enumerate(widths or (), start=1):
+        ws.column_dimensions[get_column_letter(i)].width = w
+
+    def text(v: str) -> WriteOnlyCell:
+        c = WriteOnlyCell(ws, value="" if v is None else str(v))
+        c.data_type = "s"  # never a formula, never a number (ID numbers keep every digit)
+        c.number_format = "@"
+        return c
+
+    ws.append([text(h) for h in header])
+    for r in rows:
+        ws.append([text(v) for v in r])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return normalize_ooxml(buf.getvalue())
+
+
+def normalize_ooxml(data: bytes) -> bytes:
+    """Rewrite an OOXML zip with fixed entry times and a fixed `modified` property."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == _CORE_XML:
+                body = _MODIFIED.sub(rb"\g<1>" + _FIXED_W3C + rb"\g<2>", body)
+            zi = zipfile.ZipInfo(info.filename, date_time=ZIP_DATE_TIME)
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zi.external_attr = 0o644 << 16
+            dst.writestr(zi, body)
+    return out.getvalue()
+
+
+def json_line(obj: dict) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+# ------------------------------------------------------------------ destinations
+
+class Sink(Protocol):
+    index: _Entries
+
+    def put(self, rel: str, data: bytes, rows: int | None = None) -> None: ...
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    size: int
+    sha256: str
+    rows: int | None = None
+
+    @classmethod
+    def of(cls, rel: str, data: bytes, rows: int | None = None) -> FileEntry:
+        return cls(rel, len(data), hashlib.sha256(data).hexdigest(), rows)
+
+    def as_json(self) -> dict:
+        d = {"path": self.path, "size": self.size, "sha256": self.sha256}
+        if self.rows is not None:
+            d["rows"] = self.rows
+        return d
+
+
+@dataclass
+class _Entries:
+    entries: list[FileEntry] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set)
+
+    def add(self, rel: str, data: bytes, rows: int | None) -> None:
+        if rel in self._seen or rel.startswith("/") or ".." in rel.split("/"):
+            raise ValueError(f"export path used twice or not relative: {rel!r}")
+        self._seen.add(rel)
+        self.entries.append(FileEntry.of(rel, data, rows))
+
+    def __contains__(self, rel: str) -> bool:
+        return rel in self._seen
+
+
+class DirSink:
+    """Files under a folder (the export's temporary folder until it is complete)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.index = _Entries()
+
+    def put(self, rel: str, data: bytes, rows: int | None = None) -> None:
+        self.index.add(rel, data, rows)
+        path = self.root.joinpath(*rel.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def has(self, rel: str) -> bool:
+        return rel in self.index
+
+
+class AesZipSink:
+    """Files inside one AES-256 (WinZip AE-2) encrypted zip; entries carry a fixed timestamp."""
+
+    def __init__(self, path: Path, passphrase: bytes) -> None:
+        self.path = path
+        self.index = _Entries()
+        self.zf = pyzipper.AESZipFile(path, "w", compression=pyzipper.ZIP_DEFLATED,
+                                      encryption=pyzipper.WZ_AES)
+        self.zf.setpassword(passphrase)
+        self.zf.setencryption(pyzipper.WZ_AES, nbits=256)
+
+    def put(self, rel: str, data: bytes, rows: int | None = None) -> None:
+        self.index.add(rel, data, rows)
+        zi = self.zf.zipinfo_cls(filename=rel, date_time=ZIP_DATE_TIME)
+        zi.external_attr = 0o600 << 16
+        self.zf.writestr(zi, data, compress_type=pyzipper.ZIP_DEFLATED)
+
+    def has(self, rel: str) -> bool:
+        return rel in self.index
+
+    def close(self) -> None:
+        self.zf.close()
+
+    def __enter__(self) -> AesZipSink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

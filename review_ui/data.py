@@ -1,0 +1,149 @@
+"""Read-only queries behind the review pages: one form to review, class groups, search, audit trail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.engine import Connection
+
+from formstation.store import audit, fields, forms, pages, persons, reasons
+from review_ui import fieldinfo
+
+FIELD_ORDER = ("corrected_name", "corrected_id", "phone", "photo", "photo_face", "photo_background",
+               "photo_color", "id_copy", "id_copy_number", "applicant_signature", "guardian_id",
+               "guardian_phone", "guardian_relation", "guardian_signature")
+GROUP_FIELDS = ("phone", "guardian_phone", "applicant_signature", "guardian_signature", "photo")
+PRESENT = {"applicant_signature": "present", "guardian_signature": "present", "photo": "pasted"}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One field that needs a look: what was read, and why it was flagged."""
+
+    name: str
+    value: str
+    suggestion: str
+    confidence: float | None
+    source: str
+    crop_path: str | None
+    reasons: tuple[tuple[str, str], ...]  # (code, detail)
+
+
+@dataclass(frozen=True)
+class FormView:
+    form_id: str
+    status: str
+    school: str
+    class_name: str
+    name: str
+    id_number: str
+    student_no: str
+    gender: str
+    page_image: str | None
+    items: tuple[Item, ...]
+    form_reasons: tuple[tuple[str, str], ...]
+
+
+def _rank(name: str) -> tuple[int, str]:
+    return (FIELD_ORDER.index(name) if name in FIELD_ORDER else len(FIELD_ORDER), name)
+
+
+def _header(conn: Connection, form_id: str):
+    q = (select(forms.c.form_id, forms.c.status, persons.c.school, persons.c.class_name, persons.c.name,
+                persons.c.id_number, persons.c.student_no, persons.c.gender)
+         .join(persons, forms.c.person_id == persons.c.person_id).where(forms.c.form_id == form_id))
+    return conn.execute(q).first()
+
+
+def page_image(conn: Connection, form_id: str) -> str | None:
+    q = (select(pages.c.image_path).where(and_(pages.c.form_id == form_id, pages.c.kind == "form"))
+         .order_by(pages.c.page_id).limit(1))
+    return conn.execute(q).scalar()
+
+
+def load_form(conn: Connection, form_id: str) -> FormView | None:
+    h = _header(conn, form_id)
+    if h is None:
+        return None
+    why: dict[str | None, list[tuple[str, str]]] = {}
+    for r in conn.execute(select(reasons).where(reasons.c.form_id == form_id).order_by(reasons.c.id)):
+        why.setdefault(r.field, []).append((r.code, r.detail or ""))
+    rows = {r.name: r for r in conn.execute(select(fields).where(fields.c.form_id == form_id))}
+    items = []
+    for name in sorted((n for n in why if n), key=_rank):
+        f = rows.get(name)
+        items.append(Item(name, (f.value or "") if f else "", (f.suggestion or "") if f else "",
+                          f.confidence if f else None, (f.source or "") if f else "",
+                          f.crop_path if f else None, tuple(why[name])))
+    return FormView(h.form_id, h.status, h.school, h.class_name, h.name, h.id_number, h.student_no or "",
+                    h.gender or "", page_image(conn, form_id), tuple(items), tuple(why.get(None, [])))
+
+
+def all_fields(conn: Connection, form_id: str) -> list:
+    q = select(fields).where(fields.c.form_id == form_id)
+    return sorted(conn.execute(q), key=lambda r: _rank(r.name))
+
+
+def audit_of(conn: Connection, form_id: str) -> list[dict]:
+    """The form's audit trail, newest first (decision snapshots left out: they are for undo)."""
+    q = select(audit).where(audit.c.form_id == form_id).order_by(audit.c.id.desc())
+    out = []
+    for r in conn.execute(q):
+        old = "" if r.action == "decision" else (r.old_value or "")
+        out.append({"at": r.at, "user": r.user_name or "", "action": r.action, "field": r.field or "",
+                    "old value": old, "new value": r.new_value or ""})
+    return out
+
+
+def classes(conn: Connection) -> list[tuple[str, str]]:
+    q = select(persons.c.school, persons.c.class_name).distinct().order_by(persons.c.school, persons.c.class_name)
+    return [(r.school, r.class_name) for r in conn.execute(q)]
+
+
+def group_crops(conn: Connection, school: str, class_name: str, field: str) -> list[dict]:
+    """One class's crops of one field in roster order; flag: 'copied' (a number on several forms)
+    or 'missing' (no signature/photo), else ''."""
+    q = (select(forms.c.form_id, forms.c.status, persons.c.name, persons.c.student_no, fields.c.value,
+                fields.c.crop_path, fields.c.source)
+         .join(persons, forms.c.person_id == persons.c.person_id)
+         .join(fields, and_(fields.c.form_id == forms.c.form_id, fields.c.name == field))
+         .where(and_(persons.c.school == school, persons.c.class_name == class_name))
+         .order_by(persons.c.student_no, forms.c.form_id))
+    rows = [dict(r._mapping) for r in conn.execute(q)]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["value"] or ""] = counts.get(r["value"] or "", 0) + 1
+    for r in rows:
+        v = r["value"] or ""
+        if field in PRESENT:
+            r["flag"] = "" if v == PRESENT[field] else "missing"
+        else:
+            r["flag"] = "copied" if v and counts[v] > 1 else ""
+    return rows
+
+
+def unidentified_pages(conn: Connection, limit: int = 200) -> list:
+    q = (select(pages.c.page_id, pages.c.file_sha256, pages.c.page_index, pages.c.image_path, pages.c.created_at)
+         .where(and_(pages.c.kind == "unidentified", pages.c.form_id.is_(None))).order_by(pages.c.page_id)
+         .limit(limit))
+    return list(conn.execute(q))
+
+
+def search_forms(conn: Connection, text: str, limit: int = 20) -> list[dict]:
+    """Forms whose student name, ID number, student number or form id contains `text`."""
+    t = text.strip()
+    if not t:
+        return []
+    like = f"%{t}%"
+    q = (select(forms.c.form_id, forms.c.status, persons.c.name, persons.c.id_number, persons.c.school,
+                persons.c.class_name, persons.c.student_no)
+         .join(persons, forms.c.person_id == persons.c.person_id)
+         .where(or_(persons.c.name.like(like), persons.c.id_number.like(like.upper()),
+                    persons.c.student_no.like(like), forms.c.form_id.like(like.upper())))
+         .order_by(persons.c.school, persons.c.class_name, persons.c.student_no).limit(limit))
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def label(name: str) -> str:
+    return fieldinfo.label(name)

@@ -1,0 +1,177 @@
+"""A reviewer's decisions on a form: save values, acknowledge form-level reasons, reject, undo.
+
+Each decision runs in the caller's transaction and leaves, in `audit`, one row per change (who,
+when, old value, new value) plus a closing `decision` row whose old_value is a JSON snapshot of
+what the decision replaced (status, reasons, field rows): undo restores exactly that snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from formstation.store import audit, fields, forms, now, reasons
+from ocr.reasons import REASONS
+from review_ui import queue
+
+ACK_FIELD = "review_ack"  # same name as ocr.rules.ACK_FIELD: form-level codes a reviewer acknowledged
+FIELD_COLS = ("value", "confidence", "source", "box", "crop_path", "suggestion", "updated_by", "updated_at")
+
+
+class DecisionError(Exception):
+    """The decision cannot be made (lease lost, unknown code, conflicting later change)."""
+
+
+def reject_codes() -> list[str]:
+    """Codes a reviewer may give when rejecting: vendor-side, severity reject."""
+    return [c for c, r in REASONS.items() if r.severity == "reject" and r.side == "vendor"
+            and c != "REVIEWER_REJECTED"]
+
+
+def _log(conn: Connection, user: str, action: str, form_id: str, field: str | None = None,
+         old: str | None = None, new: str | None = None) -> int:
+    res = conn.execute(insert(audit).values(at=now(), user_name=user, action=action, form_id=form_id,
+                                            field=field, old_value=old, new_value=new))
+    return res.inserted_primary_key[0]
+
+
+def _field_row(conn: Connection, form_id: str, name: str) -> dict | None:
+    r = conn.execute(select(fields).where(and_(fields.c.form_id == form_id, fields.c.name == name))).first()
+    return {c: getattr(r, c) for c in FIELD_COLS} if r else None
+
+
+def _status(conn: Connection, form_id: str):
+    return conn.execute(select(forms.c.status, forms.c.decided_at).where(forms.c.form_id == form_id)).first()
+
+
+def _snapshot(conn: Connection, form_id: str, names: Iterable[str]) -> dict:
+    st = _status(conn, form_id)
+    rs = conn.execute(select(reasons.c.code, reasons.c.field, reasons.c.detail)
+                      .where(reasons.c.form_id == form_id).order_by(reasons.c.id))
+    return {"status": st.status, "decided_at": st.decided_at,
+            "reasons": [dict(r._mapping) for r in rs],
+            "fields": {n: _field_row(conn, form_id, n) for n in names}}
+
+
+def _write_field(conn: Connection, form_id: str, name: str, row: dict | None) -> None:
+    key = and_(fields.c.form_id == form_id, fields.c.name == name)
+    if row is None:
+        conn.execute(delete(fields).where(key))
+    elif conn.execute(select(fields.c.name).where(key)).first():
+        conn.execute(update(fields).where(key).values(**row))
+    else:
+        conn.execute(insert(fields).values(form_id=form_id, name=name, **row))
+
+
+def _check_lease(conn: Connection, form_id: str, user: str) -> None:
+    if not queue.holds(conn, form_id, user):
+        raise DecisionError(f"{form_id}: your lease on this form has expired; it went back to the queue")
+
+
+def _fallback_redecide(conn: Connection, form_id: str, confirmed: set[str], acked: set[str]) -> str:
+    """Stand-in for ocr.rules.redecide (remove once it is always there): drop the reasons of the
+    confirmed fields and acknowledged form-level codes; accepted when none remain, else review."""
+    conn.execute(delete(reasons).where(and_(reasons.c.form_id == form_id, or_(
+        reasons.c.field.in_(confirmed), and_(reasons.c.field.is_(None), reasons.c.code.in_(acked))))))
+    left = conn.execute(select(func.count()).select_from(reasons).where(reasons.c.form_id == form_id)).scalar()
+    status = "review" if left else "accepted"
+    conn.execute(update(forms).where(forms.c.form_id == form_id).values(status=status, decided_at=now()))
+    return status
+
+
+def _redecide(conn: Connection, form_id: str, confirmed: set[str], acked: set[str],
+              workspace: Path | None) -> str:
+    try:
+        from ocr.rules import redecide
+    except ImportError:
+        return _fallback_redecide(conn, form_id, confirmed, acked)
+    return redecide(conn, form_id, workspace=workspace)
+
+
+def save_form(conn: Connection, form_id: str, user: str, values: dict[str, str],
+              ack: Iterable[str] = (), workspace: Path | None = None) -> str:
+    """Store the reviewer's values (source 'reviewer', confidence 1), acknowledge form-level codes,
+    re-decide the form; returns its new status."""
+    _check_lease(conn, form_id, user)
+    ack = sorted(set(ack))
+    names = list(values) + ([ACK_FIELD] if ack else [])
+    snap = _snapshot(conn, form_id, names)
+    at = now()
+    for name, value in values.items():
+        old = snap["fields"][name]
+        row = dict(old or dict.fromkeys(FIELD_COLS))
+        row.update(value=value, source="reviewer", confidence=1.0, updated_by=user, updated_at=at)
+        _write_field(conn, form_id, name, row)
+        old_value = (old or {}).get("value") or ""
+        _log(conn, user, "edit" if old_value != value else "confirm", form_id, name, old_value, value)
+    if ack:
+        old = (snap["fields"][ACK_FIELD] or {}).get("value") or ""
+        merged = ",".join(sorted(set(filter(None, old.split(","))) | set(ack)))
+        _write_field(conn, form_id, ACK_FIELD, {**dict.fromkeys(FIELD_COLS), "value": merged, "source": "reviewer",
+                                                "confidence": 1.0, "updated_by": user, "updated_at": at})
+        _log(conn, user, "acknowledge", form_id, None, old, merged)
+    status = _redecide(conn, form_id, set(values), set(ack), workspace)
+    _close(conn, user, form_id, "save", snap, status)
+    return status
+
+
+def reject_form(conn: Connection, form_id: str, user: str, code: str, note: str) -> str:
+    """Reject with a reason code and note: status rejected, REVIEWER_REJECTED (detail = note) + code."""
+    if code not in reject_codes():
+        raise DecisionError(f"{code!r} is not a reason a reviewer can reject with")
+    _check_lease(conn, form_id, user)
+    snap = _snapshot(conn, form_id, ())
+    note = note.strip()
+    conn.execute(insert(reasons).values(form_id=form_id, code="REVIEWER_REJECTED", field=None, detail=note or None))
+    conn.execute(insert(reasons).values(form_id=form_id, code=code, field=None, detail=None))
+    conn.execute(update(forms).where(forms.c.form_id == form_id).values(status="rejected", decided_at=now()))
+    _log(conn, user, "reject", form_id, code, snap["status"], note)
+    _close(conn, user, form_id, "reject", snap, "rejected")
+    return "rejected"
+
+
+def _close(conn: Connection, user: str, form_id: str, kind: str, snap: dict, status: str) -> None:
+    if snap["status"] != status:
+        _log(conn, user, "status", form_id, None, snap["status"], status)
+    _log(conn, user, "decision", form_id, kind, json.dumps(snap, ensure_ascii=False), status)
+
+
+def _undone(conn: Connection) -> set[str]:
+    return {r.old_value for r in conn.execute(select(audit.c.old_value).where(audit.c.action == "undo"))}
+
+
+def last_decision(conn: Connection, user: str):
+    """The user's latest decision row not undone yet, or None."""
+    undone = _undone(conn)
+    q = (select(audit).where(and_(audit.c.action == "decision", audit.c.user_name == user))
+         .order_by(audit.c.id.desc()).limit(200))
+    return next((r for r in conn.execute(q) if str(r.id) not in undone), None)
+
+
+def undo_last(conn: Connection, user: str) -> str | None:
+    """Restore what the user's last decision replaced; returns its form id (None: nothing to undo)."""
+    d = last_decision(conn, user)
+    if d is None:
+        return None
+    undone = _undone(conn)
+    later = next((r for r in conn.execute(select(audit.c.id, audit.c.user_name).where(and_(
+        audit.c.form_id == d.form_id, audit.c.id > d.id, audit.c.action.in_(("decision", "match")))))
+        if str(r.id) not in undone), None)
+    if later is not None:
+        raise DecisionError(f"{d.form_id}: changed by {later.user_name} after your decision; open it and fix it instead")
+    snap = json.loads(d.old_value)
+    for name, row in snap["fields"].items():
+        cur = _field_row(conn, d.form_id, name)
+        _write_field(conn, d.form_id, name, row)
+        _log(conn, user, "undo_value", d.form_id, name, (cur or {}).get("value") or "", (row or {}).get("value") or "")
+    conn.execute(delete(reasons).where(reasons.c.form_id == d.form_id))
+    for r in snap["reasons"]:
+        conn.execute(insert(reasons).values(form_id=d.form_id, **r))
+    conn.execute(update(forms).where(forms.c.form_id == d.form_id)
+                 .values(status=snap["status"], decided_at=snap["decided_at"]))
+    _log(conn, user, "undo", d.form_id, d.field, str(d.id), snap["status"])
+    return d.form_id

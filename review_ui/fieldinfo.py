@@ -1,0 +1,94 @@
+"""What a reviewer may type into each field: labels, allowed values, shape checks. No I/O."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from forms.layout import Layout, load_layout
+
+# fields the reader derives beside the layout's zones (see ocr/read.py)
+DERIVED_LABELS = {
+    "photo_face": "照片人像 (photo face)",
+    "photo_background": "照片底色 (photo background)",
+    "photo_color": "照片彩色 (photo colour)",
+    "id_copy_number": "复印件上的号码 (number on the ID copy)",
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "photo": ("pasted", "absent"),
+    "photo_face": ("yes", "no"),
+    "photo_background": ("light", "dark"),
+    "photo_color": ("color", "grayscale"),
+    "applicant_signature": ("present", "absent"),
+    "guardian_signature": ("present", "absent"),
+    "id_copy": ("present", "absent"),
+}
+DIGIT_SHAPES = {"id_copy_number": (18, "0123456789X")}
+
+
+@cache
+def layout(key: str | None = None) -> Layout:
+    return load_layout(key) if key else load_layout()
+
+
+def label(name: str, lay: Layout | None = None) -> str:
+    lay = lay or layout()
+    try:
+        return f"{lay.zone(name).label} ({name})"
+    except KeyError:
+        return DERIVED_LABELS.get(name, name)
+
+
+def choices(name: str, lay: Layout | None = None) -> tuple[str, ...]:
+    """Allowed values for a choice field ('' always allowed: nothing on the paper); () for free text."""
+    if name in CHOICES:
+        return CHOICES[name]
+    lay = lay or layout()
+    try:
+        z = lay.zone(name)
+    except KeyError:
+        return ()
+    return tuple(o.name for o in z.options) if z.kind == "checkbox" else ()
+
+
+def digit_shape(name: str, lay: Layout | None = None) -> tuple[int, str] | None:
+    if name in DIGIT_SHAPES:
+        return DIGIT_SHAPES[name]
+    lay = lay or layout()
+    try:
+        z = lay.zone(name)
+    except KeyError:
+        return None
+    return (z.cells, z.alphabet) if z.kind == "digits" else None
+
+
+def normalize(name: str, typed: str, lay: Layout | None = None) -> tuple[str, str | None]:
+    """(value to store, problem or None). Choice fields take any unique prefix ('p' -> 'present')."""
+    text = typed.strip()
+    opts = choices(name, lay)
+    if opts:
+        if not text:
+            return "", None
+        hits = [o for o in opts if o.startswith(text.lower())]
+        if len(hits) == 1:
+            return hits[0], None
+        return text, f"type one of: {', '.join(opts)} (or leave empty)"
+    shape = digit_shape(name, lay)
+    if shape:
+        cells, alphabet = shape
+        text = text.replace(" ", "").upper()
+        bad = sorted({c for c in text if c not in alphabet})
+        if bad:
+            return text, f"only {alphabet} allowed; remove {' '.join(bad)}"
+        if text and len(text) != cells:
+            return text, f"{cells} characters needed (or leave empty); got {len(text)}"
+    return text, None
+
+
+def hint(name: str, lay: Layout | None = None) -> str:
+    opts = choices(name, lay)
+    if opts:
+        return " / ".join(opts) + " (a first letter is enough; empty = nothing on paper)"
+    shape = digit_shape(name, lay)
+    if shape:
+        return f"{shape[0]} characters ({shape[1]}); empty = nothing on paper"
+    return "as written on the paper; empty = nothing written"

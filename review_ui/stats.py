@@ -1,0 +1,52 @@
+"""Supervisor figures: progress per school and class, reviewer throughput. Read-only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import case, func, select
+from sqlalchemy.engine import Connection
+
+from formstation.store import audit, forms, persons
+
+IDLE_GAP_S = 10 * 60  # a pause longer than this between two decisions is not working time
+
+
+def progress(conn: Connection) -> list[dict]:
+    """Per school and class: printed, received, accepted, in review, rejected, not returned."""
+    def n(cond):
+        return func.sum(case((cond, 1), else_=0))
+
+    st = forms.c.status
+    q = (select(persons.c.school, persons.c.class_name,
+                func.count(forms.c.form_id).label("printed"),
+                n(st != "printed").label("received"),
+                n(st == "accepted").label("accepted"),
+                n(st == "review").label("in review"),
+                n(st == "rejected").label("rejected"),
+                n(st == "printed").label("not returned"))
+         .join(persons, forms.c.person_id == persons.c.person_id)
+         .group_by(persons.c.school, persons.c.class_name).order_by(persons.c.school, persons.c.class_name))
+    return [{k: (int(v) if isinstance(v, int | float) else v) for k, v in r._mapping.items()}
+            for r in conn.execute(q)]
+
+
+def _ts(s: str) -> datetime:
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def throughput(conn: Connection) -> list[dict]:
+    """Per reviewer: forms decided, working hours (idle gaps left out), forms per hour."""
+    q = (select(audit.c.user_name, audit.c.at).where(audit.c.action == "decision")
+         .order_by(audit.c.user_name, audit.c.at))
+    per: dict[str, list[datetime]] = {}
+    for r in conn.execute(q):
+        per.setdefault(r.user_name or "?", []).append(_ts(r.at))
+    out = []
+    for user, times in per.items():
+        worked = sum(min((b - a).total_seconds(), IDLE_GAP_S) for a, b in zip(times, times[1:], strict=False))
+        worked += 60  # the first decision took some time too
+        hours = worked / 3600
+        out.append({"reviewer": user, "forms": len(times), "hours": round(hours, 2),
+                    "forms/hour": round(len(times) / hours, 1)})
+    return sorted(out, key=lambda d: d["reviewer"])

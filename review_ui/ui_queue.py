@@ -1,0 +1,252 @@
+"""The review queue page: one leased form, its flagged fields one at a time, Enter saves and moves on.
+
+State (st.session_state): q_form (leased form id), q_view (data.FormView), q_step, q_values (typed so
+far), q_skipped (skipped this session), q_error. Widget callbacks do the work before the page is
+drawn, so one rerun shows the next field.
+"""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from ocr.reasons import REASONS
+from review_ui import data, decisions, fieldinfo, queue
+from review_ui.ui_common import Ctx, esc, flash, html, image, img_tag, reason_html, show_flash
+
+ACK_STEP = "__form__"
+
+
+def _ss():
+    return st.session_state
+
+
+def _steps(view: data.FormView) -> list[str]:
+    steps = [it.name for it in view.items]
+    if view.form_reasons or not steps:
+        steps.append(ACK_STEP)
+    return steps
+
+
+def _open(ctx: Ctx, form_id: str | None) -> None:
+    ss = _ss()
+    ss.q_form, ss.q_step, ss.q_values, ss.q_error = form_id, 0, {}, None
+    ss.q_view = None
+    if form_id:
+        with ctx.store.tx() as conn:
+            ss.q_view = data.load_form(conn, form_id)
+
+
+def _next_form(ctx: Ctx) -> None:
+    with ctx.store.tx() as conn:
+        fid = queue.take_lease(conn, ctx.user, _ss().setdefault("q_skipped", set()), ctx.ttl_s)
+    _open(ctx, fid)
+
+
+def _commit(ctx: Ctx) -> None:
+    ss = _ss()
+    view: data.FormView = ss.q_view
+    ack = [c for c, _ in view.form_reasons]
+    try:
+        with ctx.store.tx() as conn:
+            status = decisions.save_form(conn, view.form_id, ctx.user, dict(ss.q_values), ack, ctx.store.workspace)
+    except decisions.DecisionError as e:
+        flash("error", str(e))
+        _next_form(ctx)
+        return
+    flash("success" if status == "accepted" else "info", f"{view.form_id} saved: {status}")
+    _next_form(ctx)  # a form still in review stays leased to this reviewer and comes back
+
+
+def on_enter(ctx: Ctx, step: str, key: str) -> None:
+    """Enter in the field box: check and keep the value, show the next field; after the last, save."""
+    ss = _ss()
+    typed = ss.get(key, "")
+    if step != ACK_STEP:
+        value, problem = fieldinfo.normalize(step, typed)
+        if problem:
+            ss.q_error = f"{fieldinfo.label(step)}: {problem}"
+            return
+        ss.q_values[step] = value
+    ss.q_error = None
+    ss.q_step += 1
+    if ss.q_step >= len(_steps(ss.q_view)):
+        _commit(ctx)
+    else:
+        with ctx.store.tx() as conn:
+            queue.renew(conn, ss.q_form, ctx.user, ctx.ttl_s)
+
+
+def on_skip(ctx: Ctx) -> None:
+    ss = _ss()
+    if not ss.get("q_form"):
+        return
+    ss.setdefault("q_skipped", set()).add(ss.q_form)
+    with ctx.store.tx() as conn:
+        queue.release(conn, ss.q_form, ctx.user)
+    flash("info", f"{ss.q_form} skipped: back in the queue for the others")
+    _next_form(ctx)
+
+
+def on_reject(ctx: Ctx) -> None:
+    ss = _ss()
+    if not ss.get("q_form"):
+        return
+    code, note = ss.get("q_reject_code"), ss.get("q_reject_note", "")
+    try:
+        with ctx.store.tx() as conn:
+            decisions.reject_form(conn, ss.q_form, ctx.user, code, note)
+            queue.release(conn, ss.q_form, ctx.user)
+    except decisions.DecisionError as e:
+        flash("error", str(e))
+        return
+    flash("warning", f"{ss.q_form} rejected: {code}")
+    ss.q_reject_note, ss.q_show_reject = "", False
+    _next_form(ctx)
+
+
+def on_undo(ctx: Ctx) -> None:
+    ss = _ss()
+    try:
+        with ctx.store.tx() as conn:
+            fid = decisions.undo_last(conn, ctx.user)
+            if fid and ss.get("q_form") and ss.q_form != fid:
+                queue.release(conn, ss.q_form, ctx.user)
+            if fid:
+                queue.lease_form(conn, fid, ctx.user, ctx.ttl_s)
+    except decisions.DecisionError as e:
+        flash("error", str(e))
+        return
+    if fid is None:
+        flash("info", "nothing to undo")
+        return
+    ss.setdefault("q_skipped", set()).discard(fid)
+    flash("info", f"{fid}: your last decision was undone")
+    _open(ctx, fid)
+
+
+def _header(view: data.FormView, n_steps: int, step: int) -> None:
+    done = " · ".join(f"✓ {k} = {v or '(empty)'}" for k, v in (_ss().get("q_values") or {}).items())
+    html(f"<h3>{esc(view.form_id)} · {esc(view.name)} · {esc(view.school)} {esc(view.class_name)}</h3>"
+         f"<div class='fs-muted'>student no. {esc(view.student_no)} · ID {esc(view.id_number)} · "
+         f"{esc(view.gender)} · step {min(step + 1, n_steps)} of {n_steps}</div>"
+         + (f"<div class='fs-done'>{esc(done)}</div>" if done else ""))
+
+
+def _item(view: data.FormView, name: str) -> data.Item:
+    return next(it for it in view.items if it.name == name)
+
+
+def _reasons_html(pairs) -> str:
+    return "<ul>" + "".join(f"<li>{reason_html(code, detail)}</li>" for code, detail in pairs) + "</ul>"
+
+
+def _field_panel(ctx: Ctx, view: data.FormView, name: str) -> str:
+    """Crop beside the reading, as one HTML element (an image inlined): cheap to redraw on Enter."""
+    it = _item(view, name)
+    conf = f"{it.confidence:.2f}" if it.confidence is not None else "-"
+    sug = (f" · suggestion <code>{esc(it.suggestion)}</code>"
+           if it.suggestion and it.suggestion != it.value else "")
+    html(f"<div class='fs-panel'><div class='fs-crop'>{img_tag(ctx.store, it.crop_path)}</div>"
+         f"<div class='fs-info'><h4>{esc(fieldinfo.label(name))}</h4>read: <code>{esc(it.value or '(empty)')}</code>"
+         f" · confidence <b>{conf}</b>{sug}" + _reasons_html(it.reasons) + "</div></div>")
+    return it.value or it.suggestion or ""
+
+
+def _ack_panel(view: data.FormView) -> str:
+    if view.form_reasons:
+        html("<h4>The whole form</h4>" + _reasons_html(view.form_reasons)
+             + "<div class='fs-muted'>Enter acknowledges these (the form is fine as it is); "
+               "otherwise reject it below.</div>")
+    else:
+        html("<h4>Nothing flagged on a field: Enter accepts the form</h4>")
+    return "ok"
+
+
+def _focus(key: str, value: str) -> None:
+    """Put the cursor in the field box with its text selected (typing replaces, Enter accepts), once
+    the box shows this field's value (the browser reuses the input element between fields).
+    No '<' in the script: the sanitiser drops a script whose text has '<' before a word character."""
+    _ss().q_nonce = _ss().get("q_nonce", 0) + 1
+    want = json.dumps(value).replace("<", "\\u003c")
+    st.html(f"""<script>/*{_ss().q_nonce}*/(function(){{let n=0;function f(){{
+const el=document.querySelector('.st-key-{key} input');
+if(el&&el.value==={want}){{el.focus();el.select();}}else if(200>n++){{setTimeout(f,10);}}}}f();}})();</script>""",
+            unsafe_allow_javascript=True)
+
+
+def _entry(ctx: Ctx, view: data.FormView, step: str) -> None:
+    default = _ack_panel(view) if step == ACK_STEP else _field_panel(ctx, view, step)
+    key = f"in_{view.form_id}_{'form' if step == ACK_STEP else step}"
+    with st.form(f"form_{key}", border=False):
+        st.text_input("Value (type or accept; Enter saves and moves on)", value=default, key=key,
+                      help=fieldinfo.hint(step) if step != ACK_STEP else None)
+        st.form_submit_button("Save ⏎", on_click=on_enter, args=(ctx, step, key), type="primary")
+    if _ss().get("q_error"):
+        st.error(_ss().q_error)
+    _focus(key, default)
+
+
+def _actions(ctx: Ctx) -> None:
+    """Below the entry, outside its fragment: Enter does not redraw these."""
+    with st.container(horizontal=True):
+        st.button("Skip form", on_click=on_skip, args=(ctx,), key="q_skip")
+        st.button("Undo my last decision", on_click=on_undo, args=(ctx,), key="q_undo")
+        st.toggle("Reject…", key="q_show_reject")
+        st.toggle("Whole page", key="q_show_page")
+        st.toggle("History", key="q_show_history")
+    if _ss().get("q_show_reject"):
+        with st.form("q_reject_form"):
+            codes = decisions.reject_codes()
+            st.selectbox("Reason", codes, key="q_reject_code", format_func=lambda c: f"{c} · {REASONS[c].zh}")
+            st.text_input("Note", key="q_reject_note")
+            st.form_submit_button("Reject form", on_click=on_reject, args=(ctx,))
+
+
+def _page_and_history(ctx: Ctx, view: data.FormView) -> None:
+    ss = _ss()
+    if ss.get("q_show_page"):
+        image(ctx.store, view.page_image)
+    if ss.get("q_show_history"):
+        with ctx.store.tx() as conn:
+            rows = data.audit_of(conn, view.form_id)
+        if rows:
+            st.dataframe(rows, hide_index=True)
+        else:
+            st.caption("no changes yet")
+
+
+def _empty_queue(ctx: Ctx) -> None:
+    st.success("The queue is empty. Nothing waits for review.")
+    st.button("Undo my last decision", on_click=on_undo, args=(ctx,), key="q_undo_empty")
+    if st.button("Look again", key="q_again"):
+        _ss().q_skipped = set()
+        _next_form(ctx)
+        st.rerun()
+
+
+@st.fragment
+def _form_fragment(ctx: Ctx) -> None:
+    """The leased form: Enter reruns only this fragment, not the page around it (faster)."""
+    ss = _ss()
+    if not ss.get("q_form"):
+        st.rerun()  # the queue ran empty while working in the fragment: redraw the page
+    show_flash()
+    view: data.FormView = ss.q_view
+    steps = _steps(view)
+    _header(view, len(steps), ss.q_step)
+    _entry(ctx, view, steps[min(ss.q_step, len(steps) - 1)])
+    _page_and_history(ctx, view)
+
+
+def render(ctx: Ctx) -> None:
+    ss = _ss()
+    if "q_form" not in ss or (ss.q_form and ss.q_view is None):
+        _next_form(ctx)
+    if not ss.q_form:
+        show_flash()
+        _empty_queue(ctx)
+        return
+    _form_fragment(ctx)
+    _actions(ctx)

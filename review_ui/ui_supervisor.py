@@ -1,0 +1,131 @@
+"""Supervisor pages: dashboard, thresholds (station.toml), downloads of the exports (each logged)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import func, insert, select
+
+from formstation.config import KINDS, load_config, save_config
+from formstation.store import audit, leases, now, pages
+from review_ui import queue, stats
+from review_ui.ui_common import Ctx, flash, show_flash
+
+STATUS_COLS = ["accepted", "in review", "rejected", "not returned"]
+EXPORT_NAMES = ("export", "export_all", "run_export", "write_exports")
+
+
+def _log(ctx: Ctx, action: str, field: str | None, old: str | None, new: str | None) -> None:
+    with ctx.store.tx() as conn:
+        conn.execute(insert(audit).values(at=now(), user_name=ctx.user, action=action, form_id=None,
+                                          field=field, old_value=old, new_value=new))
+
+
+def dashboard(ctx: Ctx) -> None:
+    st.header("Dashboard")
+    with ctx.store.tx() as conn:
+        prog = stats.progress(conn)
+        rates = stats.throughput(conn)
+        waiting = queue.queue_size(conn)
+        unident = conn.execute(select(func.count()).select_from(pages).where(pages.c.kind == "unidentified")).scalar()
+        leased = conn.execute(select(func.count()).select_from(leases)).scalar()
+    if not prog:
+        st.info("No forms printed yet.")
+        return
+    df = pd.DataFrame(prog)
+    tot = df[["printed", "received", "accepted", "in review", "rejected", "not returned"]].sum()
+    cols = st.columns(7)
+    for c, (k, v) in zip(cols, tot.items(), strict=False):
+        c.metric(k, int(v))
+    cols[6].metric("unidentified pages", int(unident or 0))
+    st.caption(f"queue: {waiting} forms in review, {leased} leased right now")
+    df["class"] = df["school"] + " · " + df["class_name"]
+    st.subheader("Per school and class")
+    st.dataframe(df.drop(columns=["class"]), hide_index=True)
+    st.bar_chart(df.set_index("class")[STATUS_COLS], horizontal=True, stack=True)
+    st.subheader("Reviewers")
+    if rates:
+        st.dataframe(rates, hide_index=True)
+        st.bar_chart(pd.DataFrame(rates).set_index("reviewer")[["forms/hour"]])
+    else:
+        st.caption("no review decisions yet")
+
+
+def on_save_thresholds(ctx: Ctx) -> None:
+    ss = st.session_state
+    old = load_config(ctx.store.workspace)
+    new = replace(old, thresholds={k: float(ss[f"t_{k}"]) for k in KINDS},
+                  alignment_residual_mm=float(ss["t_align"]), campaign_date=ss["t_date"])
+    save_config(ctx.store.workspace, new)
+    _log(ctx, "config", "thresholds", json.dumps(asdict(old), default=str), json.dumps(asdict(new), default=str))
+    flash("success", "Thresholds saved; they apply to forms read from now on.")
+
+
+def thresholds(ctx: Ctx) -> None:
+    st.header("Thresholds")
+    show_flash()
+    cfg = load_config(ctx.store.workspace)
+    st.caption("A reading below its kind's threshold sends the form to review (never straight to rejection).")
+    with st.form("t_form"):
+        for k in KINDS:
+            st.number_input(k, 0.0, 1.0, float(cfg.thresholds[k]), 0.01, key=f"t_{k}")
+        st.number_input("alignment residual (mm)", 0.0, 10.0, float(cfg.alignment_residual_mm), 0.1, key="t_align")
+        st.date_input("campaign date (ages are computed on this day)", cfg.campaign_date, key="t_date")
+        st.form_submit_button("Save thresholds", on_click=on_save_thresholds, args=(ctx,))
+
+
+def _exporter():
+    try:
+        from output import export as mod
+    except ImportError:
+        return None
+    return next((getattr(mod, n) for n in EXPORT_NAMES if callable(getattr(mod, n, None))), None)
+
+
+def on_download(ctx: Ctx, name: str, school: str | None) -> None:
+    _log(ctx, "download", None, school or "all schools", name)
+
+
+def _run_export(ctx: Ctx, fn, school: str | None, passphrase: str) -> None:
+    """Export into a fresh temp folder; offer its top-level files plus everything as one zip."""
+    from formstation.errors import StationError
+
+    out = Path(tempfile.mkdtemp(prefix="formstation-export-")) / "export"
+    extra = {"passphrase": passphrase.encode("utf-8")} if passphrase else {}
+    try:
+        with st.spinner("Exporting…"):
+            fn(ctx.store, out, school=school, **extra)
+    except StationError as e:
+        st.error(str(e))
+        return
+    files = sorted(str(p) for p in out.iterdir() if p.is_file())
+    if any(p.is_dir() for p in out.iterdir()):
+        files.append(shutil.make_archive(str(out.parent / "export-all"), "zip", out))
+    st.session_state.d_files, st.session_state.d_school = files, school
+
+
+def downloads(ctx: Ctx) -> None:
+    st.header("Downloads")
+    st.caption("Exports hold children's personal data: keep them on the encrypted medium only.")
+    fn = _exporter()
+    if fn is None:
+        st.warning("The export module (output/export.py) is not installed yet, so there is nothing to download.")
+        return
+    from review_ui import data
+
+    with ctx.store.tx() as conn:
+        schools = sorted({s for s, _ in data.classes(conn)})
+    school = st.selectbox("School", [None, *schools], format_func=lambda s: s or "all schools", key="d_pick")
+    pw = st.text_input("Passphrase (optional: one AES-encrypted zip per school)", type="password", key="d_pw")
+    if st.button("Prepare the export", key="d_run"):
+        _run_export(ctx, fn, school, pw)
+    for f in st.session_state.get("d_files", []):
+        name = Path(f).name
+        st.download_button(f"⬇ {name}", Path(f).read_bytes(), file_name=name, key=f"d_{name}",
+                           on_click=on_download, args=(ctx, name, st.session_state.get("d_school")))

@@ -1,0 +1,137 @@
+"""Reviewer pages besides the queue: class group view, unidentified pages, form lookup with audit."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from review_ui import data, fieldinfo, matching
+from review_ui.ui_common import Ctx, flash, image, reason_text, show_flash
+
+PER_ROW = 4
+
+
+def _pick_class(ctx: Ctx, key: str) -> tuple[str, str] | None:
+    with ctx.store.tx() as conn:
+        options = data.classes(conn)
+    if not options:
+        st.info("No roster imported yet.")
+        return None
+    labels = {f"{s} · {c}": (s, c) for s, c in options}
+    return labels[st.selectbox("Class", list(labels), key=key)]
+
+
+def group_view(ctx: Ctx) -> None:
+    """All crops of one field for one class side by side: a copied number or a missing signature stands out."""
+    st.header("Group view by class")
+    sc = _pick_class(ctx, "g_class")
+    if sc is None:
+        return
+    field = st.radio("Field", data.GROUP_FIELDS, key="g_field", horizontal=True, format_func=fieldinfo.label)
+    with ctx.store.tx() as conn:
+        rows = data.group_crops(conn, sc[0], sc[1], field)
+    if not rows:
+        st.info("No form of this class has been read yet.")
+        return
+    copied = sum(r["flag"] == "copied" for r in rows)
+    missing = sum(r["flag"] == "missing" for r in rows)
+    if copied:
+        st.warning(f"{copied} forms share a value with another form of this class (marked ⚠).")
+    if missing:
+        st.warning(f"{missing} forms have nothing here (marked ⚠).")
+    for start in range(0, len(rows), PER_ROW):
+        for col, r in zip(st.columns(PER_ROW), rows[start:start + PER_ROW], strict=False):
+            with col:
+                mark = f"⚠ {r['flag']} · " if r["flag"] else ""
+                who = "✓" if r["source"] == "reviewer" else ""
+                image(ctx.store, r["crop_path"])
+                st.caption(f"{mark}{r['form_id']} {r['name']} · `{r['value'] or '(empty)'}` {who} · {r['status']}")
+
+
+def _match_controls(ctx: Ctx, page) -> None:
+    q = st.text_input("Find the form: student name, ID number, student number or form id", key=f"u_q_{page.page_id}")
+    with ctx.store.tx() as conn:
+        hits = data.search_forms(conn, q)
+    if q and not hits:
+        st.caption("no form matches")
+    for h in hits:
+        c1, c2 = st.columns([4, 1])
+        c1.markdown(f"`{h['form_id']}` {h['name']} · {h['id_number']} · {h['school']} {h['class_name']} · {h['status']}")
+        c2.button("Match", key=f"u_m_{page.page_id}_{h['form_id']}", on_click=_on_match,
+                  args=(ctx, page.page_id, h["form_id"]))
+    st.button("Not one of our forms (foreign page)", key=f"u_f_{page.page_id}", on_click=_on_foreign,
+              args=(ctx, page.page_id))
+
+
+def _on_match(ctx: Ctx, page_id: int, form_id: str) -> None:
+    try:
+        with ctx.store.tx() as conn:
+            matching.match_page(conn, page_id, form_id, ctx.user)
+    except matching.MatchError as e:
+        flash("error", str(e))
+        return
+    flash("success", matching.reread(ctx.store, form_id))
+
+
+def _on_foreign(ctx: Ctx, page_id: int) -> None:
+    try:
+        with ctx.store.tx() as conn:
+            matching.mark_foreign(conn, page_id, ctx.user)
+    except matching.MatchError as e:
+        flash("error", str(e))
+        return
+    flash("info", f"page {page_id} marked as foreign")
+
+
+def unidentified(ctx: Ctx) -> None:
+    st.header("Unidentified pages")
+    show_flash()
+    with ctx.store.tx() as conn:
+        rows = data.unidentified_pages(conn)
+    if not rows:
+        st.success("No unidentified pages.")
+        return
+    st.caption(f"{len(rows)} pages wait to be matched")
+    page = rows[0]
+    st.subheader(f"Page {page.page_id} (file {page.file_sha256[:12]}…, page {page.page_index + 1})")
+    left, right = st.columns([3, 2])
+    with left:
+        image(ctx.store, page.image_path)
+    with right:
+        _match_controls(ctx, page)
+
+
+def _lookup_one(ctx: Ctx, form_id: str) -> None:
+    with ctx.store.tx() as conn:
+        view = data.load_form(conn, form_id)
+        rows = data.all_fields(conn, form_id)
+        trail = data.audit_of(conn, form_id)
+    if view is None:
+        st.error(f"no form {form_id}")
+        return
+    st.subheader(f"{view.form_id} · {view.name} · {view.school} {view.class_name} · status {view.status}")
+    for code, detail in view.form_reasons + tuple(r for it in view.items for r in it.reasons):
+        st.markdown("- " + reason_text(code, detail))
+    st.dataframe([{"field": r.name, "value": r.value or "", "confidence": r.confidence, "source": r.source,
+                   "by": r.updated_by or "", "at": r.updated_at or ""} for r in rows], hide_index=True)
+    st.markdown("**Audit trail**")
+    if trail:
+        st.dataframe(trail, hide_index=True)
+    else:
+        st.caption("no changes yet")
+    if st.toggle("Show the whole page", key=f"l_page_{form_id}"):
+        image(ctx.store, view.page_image)
+
+
+def form_lookup(ctx: Ctx) -> None:
+    st.header("Form lookup")
+    q = st.text_input("Student name, ID number, student number or form id", key="l_q")
+    with ctx.store.tx() as conn:
+        hits = data.search_forms(conn, q)
+    if not hits:
+        if q:
+            st.caption("no form matches")
+        return
+    fid = st.selectbox("Form", [h["form_id"] for h in hits], key="l_pick",
+                       format_func=lambda f: next(f"{h['form_id']} {h['name']} · {h['class_name']} · {h['status']}"
+                                                  for h in hits if h["form_id"] == f))
+    _lookup_one(ctx, fid)

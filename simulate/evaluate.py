@@ -1,0 +1,156 @@
+"""Compare what the station decided with the simulator's truth: accuracy, automation, detection.
+
+Used by the golden round-trip test and by the benchmarks. Reads the store, never writes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from formstation.store import Store, fields, forms
+
+# truth field -> how to turn the stored value into the truth's form
+VALUE_FIELDS = ("corrected_id", "phone", "guardian_id", "guardian_phone", "guardian_relation")
+PRESENCE = {
+    "applicant_signature": lambda t: bool(t),
+    "guardian_signature": lambda t: bool(t),
+    "photo": lambda t: t not in ("", "none", None),
+    "id_copy": lambda t: bool(t),
+    "corrected_name": lambda t: bool(t),
+}
+STORED_PRESENT = {"present", "pasted"}
+
+
+@dataclass
+class Detection:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+
+    def add(self, truth: bool, seen: bool) -> None:
+        if truth and seen:
+            self.tp += 1
+        elif seen:
+            self.fp += 1
+        elif truth:
+            self.fn += 1
+        else:
+            self.tn += 1
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+
+@dataclass
+class Report:
+    forms_scanned: int = 0
+    status: Counter = field(default_factory=Counter)  # (expected, got) -> n
+    field_total: Counter = field(default_factory=Counter)
+    field_right: Counter = field(default_factory=Counter)
+    accepted_values: int = 0
+    accepted_wrong: int = 0
+    wrong_examples: list[tuple[str, str, str, str]] = field(default_factory=list)
+    detection: dict[str, Detection] = field(default_factory=dict)
+
+    @property
+    def auto_accept_share(self) -> float:
+        """Forms accepted without a reviewer, among forms whose truth is acceptable."""
+        ok = sum(n for (exp, _), n in self.status.items() if exp == "accepted")
+        return self.status[("accepted", "accepted")] / ok if ok else 0.0
+
+    @property
+    def accepted_wrong_rate(self) -> float:
+        return self.accepted_wrong / self.accepted_values if self.accepted_values else 0.0
+
+    def field_accuracy(self) -> dict[str, float]:
+        return {k: self.field_right[k] / n for k, n in sorted(self.field_total.items()) if n}
+
+
+def _stored(store: Store) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    with store.tx() as conn:
+        status = {r.form_id: r.status for r in conn.execute(select(forms.c.form_id, forms.c.status))}
+        vals: dict[str, dict[str, str]] = {}
+        for r in conn.execute(select(fields.c.form_id, fields.c.name, fields.c.value, fields.c.source)):
+            vals.setdefault(r.form_id, {})[r.name] = r.value or ""
+    return status, vals
+
+
+def _compare_form(rep: Report, t: dict, got_status: str, got: dict[str, str]) -> None:
+    tf = t["fields"]
+    accepted = got_status == "accepted"
+    for name in VALUE_FIELDS:
+        right = (got.get(name, "") == (tf.get(name) or ""))
+        rep.field_total[name] += 1
+        rep.field_right[name] += right
+        if accepted:
+            rep.accepted_values += 1
+            rep.accepted_wrong += not right
+            if not right and len(rep.wrong_examples) < 20:
+                rep.wrong_examples.append((t["form_id"], name, tf.get(name) or "", got.get(name, "")))
+    for name, truth_fn in PRESENCE.items():
+        seen = got.get(name, "") in STORED_PRESENT if name != "corrected_name" else bool(got.get(name))
+        truth = truth_fn(tf.get(name))
+        rep.detection.setdefault(name, Detection()).add(truth, seen)
+        rep.field_total[name + " (present)"] += 1
+        rep.field_right[name + " (present)"] += truth == seen
+        if accepted:
+            rep.accepted_values += 1
+            rep.accepted_wrong += truth != seen
+    guardian_truth = bool(tf.get("guardian_id") or tf.get("guardian_phone") or tf.get("guardian_signature"))
+    guardian_seen = bool(got.get("guardian_id") or got.get("guardian_phone")
+                         or got.get("guardian_signature") == "present")
+    rep.detection.setdefault("guardian section", Detection()).add(guardian_truth, guardian_seen)
+
+
+def evaluate(store: Store, truth_path: Path) -> Report:
+    status, vals = _stored(store)
+    rep = Report()
+    for line in truth_path.read_text(encoding="utf-8").splitlines():
+        t = json.loads(line)
+        if not t.get("scanned"):
+            rep.status[("printed", status.get(t["form_id"], "?"))] += 1
+            continue
+        rep.forms_scanned += 1
+        got_status = status.get(t["form_id"], "missing")
+        rep.status[(t["expected_status"], got_status)] += 1
+        _compare_form(rep, t, got_status, vals.get(t["form_id"], {}))
+    return rep
+
+
+def markdown(rep: Report) -> str:
+    lines = [f"forms scanned: {rep.forms_scanned}",
+             f"auto-accepted among acceptable forms: {rep.auto_accept_share:.1%}",
+             f"wrong values among auto-accepted: {rep.accepted_wrong} / {rep.accepted_values} "
+             f"({rep.accepted_wrong_rate:.2%})", "", "| field | read accuracy (all scanned forms) |", "|---|---|"]
+    lines += [f"| {k} | {v:.1%} |" for k, v in rep.field_accuracy().items()]
+    lines += ["", "| detection | precision | recall | tp | fp | fn |", "|---|---|---|---|---|---|"]
+    lines += [f"| {k} | {d.precision:.1%} | {d.recall:.1%} | {d.tp} | {d.fp} | {d.fn} |"
+              for k, d in rep.detection.items()]
+    lines += ["", "| expected \\ decided | n |", "|---|---|"]
+    lines += [f"| {e} -> {g} | {n} |" for (e, g), n in sorted(rep.status.items())]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="compare the store's decisions with a simulator truth.jsonl")
+    ap.add_argument("--workspace", required=True)
+    ap.add_argument("--truth", required=True)
+    a = ap.parse_args()
+    print(markdown(evaluate(Store.open(a.workspace), Path(a.truth))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Constraint decoding: a misread digit is repaired by the check character, doubt lowers confidence."""
+
+import numpy as np
+
+from formstation import idnumber
+from ocr.decode import CLASSES, decode_id, decode_phone
+
+
+def _probs(s: str, sure: float = 0.97) -> list[np.ndarray]:
+    out = []
+    for c in s:
+        p = np.full(11, (1 - sure) / 10)
+        p[CLASSES.index(c)] = sure
+        out.append(p)
+    return out
+
+
+def test_valid_id_read_cleanly_is_confident():
+    idn = "45048120080327062X"
+    d = decode_id(_probs(idn))
+    assert d.value == idn and d.valid and d.confidence > 0.9
+
+
+def test_one_ambiguous_digit_resolved_by_check_character():
+    idn = "45048120080327062X"
+    probs = _probs(idn)
+    # cell 15 looks like a 2 (wrong) a bit more than a 6 (right)
+    probs[14] = np.full(11, 0.01)
+    probs[14][2], probs[14][6] = 0.50, 0.41
+    d = decode_id(probs)
+    assert d.raw[14] == "2"
+    assert d.value == idn and d.valid
+    assert d.confidence < 0.9  # it had to move away from the raw reading
+
+
+def test_unrepairable_id_has_low_confidence():
+    probs = _probs("450481200803270621")  # check char wrong, every cell sure
+    d = decode_id(probs)
+    assert idnumber.is_valid(d.value)
+    assert d.confidence < 0.1
+
+
+def test_partial_and_empty_fields():
+    probs = _probs("45048120080327062X")
+    probs[5] = None
+    assert decode_id(probs).confidence == 0.0
+    assert decode_id([None] * 18).value == "" and decode_id([None] * 18).confidence == 1.0
+
+
+def test_phone_pattern():
+    d = decode_phone(_probs("13812345678"))
+    assert d.value == "13812345678" and d.confidence > 0.7
+    probs = _probs("13812345678")
+    probs[1] = np.full(11, 0.01)
+    probs[1][1], probs[1][8] = 0.6, 0.3  # '1' is not allowed in the second cell
+    d = decode_phone(probs)
+    assert d.value == "18812345678" and d.confidence <= 0.5

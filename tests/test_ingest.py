@@ -1,0 +1,166 @@
+"""Ingest on printed forms turned into scans: identification, orientation, blanks, damage, resume."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pypdfium2 as pdfium
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from formstation.store import forms, pages, scan_files
+from ocr import persist
+from ocr.ingest import ingest_paths
+from ocr.ingest_cli import watch
+
+
+def _render(pdf, dpi=200):
+    doc = pdfium.PdfDocument(str(pdf))
+    out = [np.array(p.render(scale=dpi / 72, grayscale=True).to_pil()) for p in doc]
+    doc.close()
+    return out
+
+
+def _save_tiff(path, imgs, compression="tiff_lzw"):
+    ims = [Image.fromarray(i) for i in imgs]
+    ims[0].save(path, save_all=True, append_images=ims[1:], compression=compression, dpi=(200, 200))
+    return path
+
+
+def _rows(store, table=pages):
+    with store.tx() as conn:
+        return list(conn.execute(select(table).order_by(table.c[list(table.c.keys())[0]])))
+
+
+def _blank(shape, rng):
+    img = np.full(shape, 250, np.uint8)
+    ys, xs = rng.integers(0, shape[0], 40), rng.integers(0, shape[1], 40)
+    img[ys, xs] = 90  # dust specks
+    return img
+
+
+def _foreign(shape):
+    img = np.full(shape, 255, np.uint8)
+    for i in range(40):
+        cv2.putText(img, "Lorem ipsum dolor sit amet, invoice 2026", (120, 200 + i * 60),
+                    cv2.FONT_HERSHEY_SIMPLEX, 1.4, 0, 3)
+    return img
+
+
+def test_printed_pdfs_identified_and_reingest_adds_nothing(printed):
+    store, layout, pdfs = printed
+    s = ingest_paths(store, layout, pdfs, workers=1, read_fields=False)
+    assert (s.files, s.pages, s.forms, s.unidentified, s.quarantined) == (2, 6, 6, 0, 0)
+    rows = _rows(store)
+    with store.tx() as conn:
+        printed_ids = {r.form_id for r in conn.execute(select(forms.c.form_id))}
+    assert {r.form_id for r in rows} == printed_ids
+    assert all(r.identified_by == "barcode" and r.rotation == 0 and r.residual_mm < 0.5 for r in rows)
+    again = ingest_paths(store, layout, pdfs, workers=1, read_fields=False)
+    assert again.already_ingested == 2 and again.pages == 0 and len(_rows(store)) == 6
+
+
+def test_tiff_with_rotation_blank_back_foreign_page_and_no_barcode(printed, tmp_path):
+    store, layout, pdfs = printed
+    rng = np.random.default_rng(0)
+    a, b, c = _render(pdfs[0])
+    no_code = b.copy()
+    x0, y0, x1, y1 = layout.barcode_box.to_px(200)
+    no_code[y0 - 5:y1 + 5, x0 - 5:x1 + 5] = 255  # barcode torn off: identify by the printed ID
+    tiff = _save_tiff(tmp_path / "batch.tif", [cv2.rotate(a, cv2.ROTATE_180), _blank(a.shape, rng),
+                                               no_code, _foreign(a.shape)])
+    s = ingest_paths(store, layout, [tiff], workers=2, read_fields=False)
+    assert (s.pages, s.forms, s.blank_backs, s.unidentified) == (4, 2, 1, 1)
+    kinds = [(r.page_index, r.kind, r.rotation, r.identified_by) for r in _rows(store)]
+    assert kinds[0][1:] == ("form", 180, "barcode")
+    assert kinds[1][1] == "blank"
+    assert kinds[2][1:] == ("form", 0, "printed_text")
+    assert kinds[3][1] == "unidentified"
+    assert all(r.image_path for r in _rows(store) if r.kind != "blank")
+
+
+def test_damaged_files_quarantined_batch_continues(printed, tmp_path):
+    store, layout, pdfs = printed
+    imgs = _render(pdfs[0])
+    whole = _save_tiff(tmp_path / "whole.tif", imgs, compression="tiff_deflate")
+    data = whole.read_bytes()
+    broken = tmp_path / "a_truncated.tif"
+    broken.write_bytes(data[: int(len(data) * 0.7)])
+    junk = tmp_path / "b_junk.pdf"
+    junk.write_bytes(b"%PDF-1.4 this is not really a pdf")
+    empty = tmp_path / "c_empty.jpg"
+    empty.write_bytes(b"")
+    s = ingest_paths(store, layout, [broken, junk, empty, pdfs[1]], workers=1, read_fields=False)
+    assert s.quarantined == 3
+    reasons = dict(s.quarantine)
+    assert "cannot be decoded" in reasons["a_truncated.tif"]
+    assert "not a readable PDF" in reasons["b_junk.pdf"]
+    assert "empty file" in reasons["c_empty.jpg"]
+    qdir = store.workspace / "quarantine"
+    for name in reasons:
+        assert (qdir / name).is_file() and (qdir / f"{name}.reason.txt").read_text().strip() == reasons[name]
+    assert s.forms >= 3 + 1  # the good PDF's 3 forms, and what the truncated TIFF had before the break
+    files = {r.name: r.status for r in _rows(store, scan_files)}
+    assert files == {"a_truncated.tif": "quarantined", "b_junk.pdf": "quarantined",
+                     "c_empty.jpg": "quarantined", pdfs[1].name: "done"}
+
+
+def test_crash_before_file_completes_loses_and_duplicates_nothing(printed, monkeypatch):
+    store, layout, pdfs = printed
+    real = persist.finish_file
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt  # killed after the pages were stored, before the file was closed
+
+    monkeypatch.setattr(persist, "finish_file", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_paths(store, layout, [pdfs[0]], workers=1, read_fields=False)
+    monkeypatch.setattr(persist, "finish_file", real)
+    s = ingest_paths(store, layout, [pdfs[0]], workers=1, read_fields=False)
+    assert s.already_ingested == 0 and s.pages == 0  # every page was already in
+    with store.tx() as conn:
+        assert conn.execute(select(func.count()).select_from(pages)).scalar() == 3
+        assert conn.execute(select(scan_files.c.status)).scalar() == "done"
+
+
+def test_duplicate_scan_flagged_and_unknown_form_not_in_roster(printed, tmp_path):
+    import zxingcpp
+
+    from forms.barcode import decode
+
+    store, layout, pdfs = printed
+    imgs = _render(pdfs[0])
+    stranger = decode(zxingcpp.read_barcodes(imgs[1])[0].text).form_id
+    with store.tx() as conn:  # as if that form had been printed by another station
+        conn.execute(forms.delete().where(forms.c.form_id == stranger))
+    first = _save_tiff(tmp_path / "first.tif", imgs[:1])
+    again = _save_tiff(tmp_path / "again.tif", [imgs[0], imgs[1]], compression="tiff_deflate")
+    s1 = ingest_paths(store, layout, [first], workers=1, read_fields=False)
+    s2 = ingest_paths(store, layout, [again], workers=1, read_fields=False)
+    assert (s1.duplicates, s2.duplicates, s2.not_in_roster) == (0, 1, 1)
+    rows = _rows(store)
+    assert [r.kind for r in rows] == ["form", "form", "not_in_roster"]
+    assert rows[0].form_id == rows[1].form_id and rows[2].form_id == stranger
+    from formstation.store import reasons
+
+    with store.tx() as conn:
+        status = conn.execute(select(forms.c.status).where(forms.c.form_id == rows[0].form_id)).scalar()
+        codes = {r.code for r in conn.execute(select(reasons).where(reasons.c.form_id == rows[0].form_id))}
+    assert status == "review" and "DUPLICATE_SCAN" in codes  # both scans kept, a reviewer decides
+
+
+def test_hot_folder_moves_done_and_quarantined(printed, tmp_path):
+    store, layout, pdfs = printed
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    good = hot / pdfs[0].name
+    good.write_bytes(pdfs[0].read_bytes())
+    (hot / "torn.pdf").write_bytes(b"%PDF-1.7 torn")
+    (hot / "notes.txt").write_text("not a scan")
+    handled = watch(store, layout, hot, workers=1, settle=0, once=True, poll=0, read_fields=False)
+    assert handled == 2
+    assert (hot / "done" / good.name).is_file() and not good.exists()
+    assert (hot / "quarantine" / "torn.pdf").is_file()
+    assert "not a readable PDF" in (hot / "quarantine" / "torn.pdf.reason.txt").read_text()
+    assert (hot / "notes.txt").exists()

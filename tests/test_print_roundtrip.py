@@ -1,0 +1,85 @@
+"""Printed PDF -> raster -> marks, barcode and every field box found where the layout says."""
+
+from __future__ import annotations
+
+import numpy as np
+import pypdfium2 as pdfium
+import pytest
+import zxingcpp
+from sqlalchemy import select
+
+from forms.barcode import decode
+from formstation.store import forms, persons
+from ocr.align import ALIGN_DPI, MarkFinder, align, warp
+
+
+def _pages(pdf_path, dpi):
+    doc = pdfium.PdfDocument(str(pdf_path))
+    for page in doc:
+        yield np.array(page.render(scale=dpi / 72, grayscale=True).to_pil())
+    doc.close()
+
+
+def _dark(img, x0, y0, x1, y1, thr=160):
+    return float((img[y0:y1, x0:x1] < thr).mean())
+
+
+@pytest.mark.parametrize("dpi", [200, 300])
+def test_printed_page_round_trip(printed, dpi):
+    store, layout, pdfs = printed
+    finder = MarkFinder(layout)
+    with store.tx() as conn:
+        by_form = {r.form_id: r for r in conn.execute(select(forms, persons).join(persons))}
+    seen = []
+    for pdf in pdfs:
+        for gray in _pages(pdf, dpi):
+            a = align(layout, finder, gray)
+            assert a is not None and a.marks_found == 4
+            assert a.residual_mm < 0.2 and a.rotation == 0
+            assert abs(a.scan_dpi - dpi) < 0.03 * dpi
+            page = warp(layout, gray, a)
+            x0, y0, x1, y1 = layout.barcode_box.to_px(ALIGN_DPI)
+            found = zxingcpp.read_barcodes(page[y0:y1, x0:x1], formats=zxingcpp.BarcodeFormat.QRCode)
+            code = decode(found[0].text)
+            assert code is not None and code.layout_key == layout.key and code.page == 1
+            rec = by_form[code.form_id]
+            assert rec.print_file == pdf.name and rec.printed_at
+            seen.append(code.form_id)
+            _check_boxes(layout, page)
+    assert sorted(seen) == sorted(by_form)
+
+
+def _check_boxes(layout, page):
+    """Each handwriting zone's frame is printed on its edges, and its inside is empty paper."""
+    for z in layout.zones:
+        if z.kind == "printed" or z.kind == "checkbox":
+            continue
+        x0, y0, x1, y1 = z.box.to_px(ALIGN_DPI)
+        top = _dark(page, x0 + 4, y0 - 2, x1 - 4, y0 + 3)
+        left = _dark(page, x0 - 2, y0 + 4, x0 + 3, y1 - 4)
+        assert top > 0.15 and left > 0.15, (z.name, top, left)
+        inner = [(c.to_px(ALIGN_DPI)) for c in z.cell_boxes()] or [(x0, y0, x1, y1)]
+        for cx0, cy0, cx1, cy1 in inner:
+            assert _dark(page, cx0 + 5, cy0 + 5, cx1 - 5, cy1 - 5) < 0.002, z.name
+    for opt in layout.zone("guardian_relation").options:
+        x0, y0, x1, y1 = opt.box.to_px(ALIGN_DPI)
+        assert _dark(page, x0 - 2, y0 - 2, x1 + 2, y1 + 2) > 0.1
+        assert _dark(page, x0 + 4, y0 + 4, x1 - 4, y1 - 4) < 0.01
+    x0, y0, x1, y1 = layout.zone("name").box.to_px(ALIGN_DPI)
+    assert _dark(page, x0 + 3, y0 + 3, x1 - 3, y1 - 3) > 0.01  # the printed name is there
+
+
+def test_print_filters_and_reprint_keeps_form_ids(printed, tmp_path):
+    from formstation.errors import StationError
+    from formstation.printjob import print_forms
+
+    store, layout, pdfs = printed
+    with store.tx() as conn:
+        before = {r.person_id: r.form_id for r in conn.execute(select(forms))}
+        school, cls = conn.execute(select(persons.c.school, persons.c.class_name)).first()
+    out = print_forms(store, layout, tmp_path / "again", school=school, class_name=cls)
+    assert len(out) == 1 and out[0].pages == 3
+    with store.tx() as conn:
+        assert {r.person_id: r.form_id for r in conn.execute(select(forms))} == before
+    with pytest.raises(StationError, match="no students found"):
+        print_forms(store, layout, tmp_path / "none", school="不存在的学校")

@@ -1,0 +1,228 @@
+"""The review app's page logic with Streamlit's AppTest (no browser): login and roles, the keyboard
+queue flow, reject/skip/undo, group view, unidentified pages, lookup, supervisor pages."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from formstation.store import audit, fields, forms, pages, reasons
+from review_ui import auth, data, sample
+
+APP = str(Path(__file__).resolve().parent.parent / "review_ui" / "app.py")
+USERS = {"rita": ("reviewer", "secret-pass-1"), "sam": ("supervisor", "secret-pass-2"),
+         "cleo": ("clerk", "secret-pass-3")}
+
+
+@pytest.fixture(scope="session")
+def sample_base(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("review-app-sample")
+
+
+@pytest.fixture
+def review(sample_base: Path, tmp_path: Path, monkeypatch) -> sample.Sample:
+    s = sample.cached(sample_base, tmp_path / "ws")
+    with s.store.tx() as conn:
+        for name, (role, pw) in USERS.items():
+            auth.add_user(conn, name, role, pw)
+    monkeypatch.setenv("FORMSTATION_WORKSPACE", str(tmp_path / "ws"))
+    yield s
+    s.store.engine.dispose()
+
+
+def login(name: str):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.text_input(key="login_name").input(name)
+    at.text_input(key="login_password").input(USERS[name][1])
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def field_key(at) -> str:
+    return next(t.key for t in at.text_input if t.key and t.key.startswith("in_"))
+
+
+def enter(at, value: str | None = None):
+    """Type (or accept) and press Enter: the form's submit button."""
+    key = field_key(at)
+    if value is not None:
+        at.text_input(key=key).input(value)
+    next(b for b in at.button if b.label.startswith("Save")).click()
+    at.run()
+    assert not at.exception, at.exception
+    return key
+
+
+def db(review, q):
+    with review.store.tx() as conn:
+        return conn.execute(q)
+
+
+def test_login_rejects_a_wrong_password_and_roles_see_only_their_pages(review):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.text_input(key="login_name").input("rita")
+    at.text_input(key="login_password").input("not-her-password")
+    at.button[0].click().run()
+    assert "wrong password" in at.error[0].value and not at.sidebar.radio
+    for name, role in (("rita", "reviewer"), ("cleo", "clerk"), ("sam", "supervisor")):
+        at = login(name)
+        assert list(at.sidebar.radio(key="nav_page").options) == list(auth.PAGES[role])
+    assert at.sidebar.radio(key="nav_page").value == "Dashboard"
+
+
+def test_keyboard_flow_fixes_a_field_and_moves_on(review):
+    at = login("rita")
+    key = field_key(at)
+    _, fid, name = key.split("_", 2)
+    assert name == "phone" and review.scenario[fid] == 1
+    enter(at, "13a")  # a typo: stays on the field with the problem shown
+    assert field_key(at) == key and "only 0123456789" in at.error[0].value
+    enter(at, review.truth[fid]["phone"])
+    while field_key(at).startswith(f"in_{fid}_"):  # form-level reasons: Enter acknowledges
+        enter(at)
+    assert field_key(at).split("_")[1] != fid
+    assert any(f"{fid} saved: accepted" in s.value for s in at.success)
+    with review.store.tx() as conn:
+        row = conn.execute(select(fields).where(fields.c.form_id == fid, fields.c.name == "phone")).first()
+        st = conn.execute(select(forms.c.status).where(forms.c.form_id == fid)).scalar()
+    assert (row.value, row.source, row.updated_by, st) == (review.truth[fid]["phone"], "reviewer", "rita", "accepted")
+
+
+def test_reject_skip_and_undo(review):
+    at = login("rita")
+    fid = field_key(at).split("_")[1]
+    at.toggle(key="q_show_reject").set_value(True).run()
+    at.selectbox(key="q_reject_code").set_value("PHONE_INVALID")
+    at.text_input(key="q_reject_note").input("the number has 10 digits")
+    next(b for b in at.button if b.label == "Reject form").click().run()
+    with review.store.tx() as conn:
+        assert conn.execute(select(forms.c.status).where(forms.c.form_id == fid)).scalar() == "rejected"
+        note = conn.execute(select(reasons.c.detail).where(reasons.c.form_id == fid,
+                                                           reasons.c.code == "REVIEWER_REJECTED")).scalar()
+    assert note == "the number has 10 digits"
+    second = field_key(at).split("_")[1]
+    assert second != fid
+    at.button(key="q_skip").click().run()
+    third = field_key(at).split("_")[1]
+    assert third not in (fid, second)
+    at.button(key="q_undo").click().run()
+    assert field_key(at).split("_")[1] == fid  # the rejected form is back, leased to rita
+    with review.store.tx() as conn:
+        assert conn.execute(select(forms.c.status).where(forms.c.form_id == fid)).scalar() == "review"
+    at.toggle(key="q_show_history").set_value(True).run()
+    actions = list(at.dataframe[0].value["action"])
+    assert "undo" in actions and "reject" in actions
+
+
+def test_group_view_flags_a_copied_number(review):
+    with review.store.tx() as conn:  # two forms of the first class carry the same phone
+        view = data.load_form(conn, "F0000001")
+        same = [r.form_id for r in conn.execute(select(fields.c.form_id).where(fields.c.name == "phone"))
+                if data.load_form(conn, r.form_id).class_name == view.class_name][:2]
+        conn.execute(update(fields).where(fields.c.form_id.in_(same), fields.c.name == "phone")
+                     .values(value="13912345678"))
+    at = login("rita")
+    at.sidebar.radio(key="nav_page").set_value("Group view").run()
+    at.selectbox(key="g_class").set_value(f"{view.school} · {view.class_name}").run()
+    assert "2 forms share a value" in at.warning[0].value
+    assert sum("⚠" in c.value for c in at.caption) == 2
+    at.radio(key="g_field").set_value("guardian_signature").run()  # the misread one shows as missing
+    assert not at.exception and "1 forms have nothing here" in at.warning[0].value
+
+
+def test_unidentified_page_is_matched_by_name(review):
+    fid = review.unidentified_for
+    with review.store.tx() as conn:
+        name = data.load_form(conn, fid).name
+    at = login("rita")
+    at.sidebar.radio(key="nav_page").set_value("Unidentified").run()
+    page_key = next(t.key for t in at.text_input if t.key.startswith("u_q_"))
+    at.text_input(key=page_key).input(name).run()
+    next(b for b in at.button if b.key and b.key.endswith(f"_{fid}")).click().run()
+    assert any(fid in s.value for s in at.success)
+    assert "No unidentified pages" in at.success[-1].value
+    with review.store.tx() as conn:
+        assert conn.execute(select(pages.c.kind).where(pages.c.form_id == fid)).scalar() == "form"
+
+
+def test_form_lookup_shows_fields_and_audit(review):
+    at = login("rita")
+    fid = field_key(at).split("_")[1]
+    enter(at, review.truth[fid]["phone"])
+    while field_key(at).startswith(f"in_{fid}_"):
+        enter(at)
+    at.sidebar.radio(key="nav_page").set_value("Form lookup").run()
+    at.text_input(key="l_q").input(fid).run()
+    assert any(fid in s.value for s in at.subheader)
+    trail = at.dataframe[1].value
+    assert "confirm" in list(trail["action"]) or "edit" in list(trail["action"])
+
+
+def test_supervisor_dashboard_and_thresholds(review):
+    at = login("sam")
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["printed"] == str(len(review.scenario)) and int(labels["not returned"]) >= 1
+    at.sidebar.radio(key="nav_page").set_value("Thresholds").run()
+    at.number_input(key="t_digits").set_value(0.75)
+    next(b for b in at.button if b.label == "Save thresholds").click().run()
+    assert "digits = 0.750" in (review.store.workspace / "station.toml").read_text()
+    with review.store.tx() as conn:
+        assert conn.execute(select(audit.c.user_name).where(audit.c.action == "config")).scalar() == "sam"
+
+
+def test_downloads_without_and_with_the_export_module(review, monkeypatch):
+    from review_ui import ui_supervisor
+
+    at = login("sam")
+    monkeypatch.setattr(ui_supervisor, "_exporter", lambda: None)  # as if output/export.py were missing
+    at.sidebar.radio(key="nav_page").set_value("Downloads").run()
+    assert "not installed" in at.warning[0].value
+
+    def fake_export(store, out_dir, school=None):
+        (out_dir / "photos").mkdir(parents=True)
+        (out_dir / "photos" / "a.jpg").write_bytes(b"jpg")
+        (out_dir / "card_data.xlsx").write_bytes(b"x")
+        (out_dir / "rejections.csv").write_text("form_id,code\n")
+
+    monkeypatch.setattr(ui_supervisor, "_exporter", lambda: fake_export)
+    at.run()
+    at.button(key="d_run").click().run()
+    assert not at.exception
+    from review_ui.ui_common import Ctx
+
+    ui_supervisor.on_download(Ctx(review.store, "sam", "supervisor", 60), "rejections.csv", None)
+    with review.store.tx() as conn:
+        row = conn.execute(select(audit).where(audit.c.action == "download")).first()
+    assert (row.user_name, row.new_value) == ("sam", "rejections.csv")
+    assert len(at.get("download_button")) == 3  # two files and everything as a zip
+
+
+def test_downloads_with_the_real_export(review):
+    at = login("sam")
+    at.sidebar.radio(key="nav_page").set_value("Downloads").run()
+    at.button(key="d_run").click().run()
+    assert not at.exception and not at.error
+    assert len(at.get("download_button")) >= 2
+
+
+def test_clerk_upload_page_and_progress_bar(review):
+    at = login("cleo")
+    assert at.header[0].value == "Upload scans" and not at.warning
+    from review_ui.ui_clerk import BarProgress
+
+    calls = []
+    bar = types.SimpleNamespace(progress=lambda v, text: calls.append((v, text)))
+    p = BarProgress(bar)
+    p.start(4)
+    p.advance(1)
+    p.advance(3)
+    p.finish()
+    assert calls[0] == (0.0, "0 / 4 pages") and calls[2][0] == 1.0 and calls[-1][1].endswith("done")

@@ -1,0 +1,299 @@
+"""Review logic without a browser: users, leases (two reviewers at once), decisions and undo,
+unidentified pages, settings, supervisor figures, the `users` / `review` subcommands."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from formstation.config import Config, ConfigError, load_config, save_config
+from formstation.store import Store, audit, fields, forms, pages, reasons
+from review_ui import auth, data, decisions, matching, queue, sample, stats
+
+
+@pytest.fixture(scope="session")
+def sample_base(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("review-sample")
+
+
+@pytest.fixture
+def review(sample_base: Path, tmp_path: Path) -> sample.Sample:
+    s = sample.cached(sample_base, tmp_path / "ws")
+    yield s
+    s.store.engine.dispose()
+
+
+def _status(store: Store, form_id: str) -> str:
+    with store.tx() as conn:
+        return conn.execute(select(forms.c.status).where(forms.c.form_id == form_id)).scalar()
+
+
+def _codes(store: Store, form_id: str) -> list[tuple[str, str | None]]:
+    with store.tx() as conn:
+        rows = conn.execute(select(reasons.c.code, reasons.c.field).where(reasons.c.form_id == form_id))
+        return sorted(((r.code, r.field) for r in rows), key=lambda t: (t[0], t[1] or ""))
+
+
+def _first_of(s: sample.Sample, scenario: int) -> str:
+    return min(f for f, sc in s.scenario.items() if sc == scenario)
+
+
+# ------------------------------------------------------------------ users
+
+def test_password_hash_format_and_check():
+    h = auth.hash_password("correct horse")
+    algo, n, r, p, salt, digest = h.split("$")
+    assert (algo, n, r, p) == ("scrypt", "16384", "8", "1") and len(salt) == 32 and len(digest) == 64
+    assert auth.verify_password("correct horse", h)
+    assert not auth.verify_password("correct hors", h)
+    assert auth.hash_password("correct horse") != h  # random salt
+    assert not auth.verify_password("x", "garbage")
+
+
+def test_add_and_authenticate_users(review):
+    with review.store.tx() as conn:
+        auth.add_user(conn, "rita", "reviewer", "secret-pass-1")
+        assert auth.authenticate(conn, "rita", "secret-pass-1") == "reviewer"
+        assert auth.authenticate(conn, "rita", "wrong-pass-1") is None
+        assert auth.authenticate(conn, "nobody", "secret-pass-1") is None
+        with pytest.raises(ValueError, match="exists"):
+            auth.add_user(conn, "rita", "clerk", "secret-pass-2")
+        with pytest.raises(ValueError, match="role"):
+            auth.add_user(conn, "x", "admin", "secret-pass-2")
+        with pytest.raises(ValueError, match="at least"):
+            auth.add_user(conn, "x", "clerk", "short")
+        auth.add_user(conn, "rita", "supervisor", "secret-pass-3", replace=True)
+        assert auth.authenticate(conn, "rita", "secret-pass-3") == "supervisor"
+    assert auth.can_see("clerk", "Upload") and not auth.can_see("clerk", "Queue")
+    assert not auth.can_see("reviewer", "Downloads") and auth.can_see("supervisor", "Downloads")
+
+
+# ------------------------------------------------------------------ leases
+
+def _review_forms(store: Store) -> list[str]:
+    with store.tx() as conn:
+        conn.execute(update(forms).where(forms.c.status != "printed").values(status="review"))
+        return [r.form_id for r in conn.execute(select(forms.c.form_id).where(forms.c.status == "review"))]
+
+
+def test_two_reviewers_at_once_never_get_the_same_form(review, tmp_path):
+    todo = _review_forms(review.store)
+    stores = [review.store, Store.open(review.store.workspace)]  # two engines: two connections
+    got: dict[str, list[str]] = {"ann": [], "bob": [], "cid": [], "dan": []}
+    barrier = threading.Barrier(len(got))
+
+    def work(user: str, store: Store) -> None:
+        barrier.wait()
+        while True:
+            with store.tx() as conn:
+                fid = queue.take_lease(conn, user)
+            if fid is None:
+                return
+            got[user].append(fid)
+            with store.tx() as conn:  # the reviewer decides: the form leaves the queue
+                conn.execute(update(forms).where(forms.c.form_id == fid).values(status="accepted"))
+
+    threads = [threading.Thread(target=work, args=(u, stores[i % 2])) for i, u in enumerate(got)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    handed = [f for fs in got.values() for f in fs]
+    assert sorted(handed) == sorted(todo)  # every form once, none twice
+    stores[1].engine.dispose()
+
+
+def test_lease_is_kept_renewed_and_expires(review):
+    _review_forms(review.store)
+    store = review.store
+    with store.tx() as conn:
+        a = queue.take_lease(conn, "ann", ttl_s=60)
+        assert queue.take_lease(conn, "ann") == a  # a reload gives the same form back
+        b = queue.take_lease(conn, "bob", ttl_s=60)
+        assert b != a
+        assert queue.holds(conn, a, "ann") and not queue.holds(conn, a, "bob")
+        assert not queue._insert_lease(conn, a, "bob", "2099-01-01T00:00:00Z")  # the key refuses a 2nd holder
+        # ann goes quiet: an hour later her lease has expired and the form is free again
+        later = queue.utcnow() + timedelta(hours=1)
+        assert not queue.holds(conn, a, "ann", at=later)
+        assert queue.take_lease(conn, "cid", at=later) == a
+
+
+def test_queue_order_is_school_class_student(review):
+    _review_forms(review.store)
+    with review.store.tx() as conn:
+        first = queue.take_lease(conn, "ann")
+        view = data.load_form(conn, first)
+        schools = sorted({s for s, _ in data.classes(conn)})
+    assert view.school == schools[0]
+
+
+def test_skip_releases_and_moves_on(review):
+    _review_forms(review.store)
+    with review.store.tx() as conn:
+        a = queue.take_lease(conn, "ann")
+        b = queue.take_lease(conn, "ann", skip={a})
+        assert b != a and not queue.holds(conn, a, "ann")
+        assert queue.take_lease(conn, "bob") == a
+
+
+# ------------------------------------------------------------------ decisions
+
+def _lease(store: Store, form_id: str, user: str = "rita") -> None:
+    with store.tx() as conn:
+        assert queue.lease_form(conn, form_id, user)
+
+
+def test_save_accepts_and_undo_restores(review):
+    store, fid = review.store, _first_of(review, 1)
+    before = _codes(store, fid)
+    with store.tx() as conn:
+        view = data.load_form(conn, fid)
+        old_phone = conn.execute(select(fields.c.value).where(fields.c.form_id == fid, fields.c.name == "phone")).scalar()
+    assert [it.name for it in view.items] == ["phone"]
+    _lease(store, fid)
+    with store.tx() as conn:
+        status = decisions.save_form(conn, fid, "rita", {"phone": review.truth[fid]["phone"]},
+                                     [c for c, _ in view.form_reasons], store.workspace)
+    assert status == "accepted" and _status(store, fid) == "accepted" and _codes(store, fid) == []
+    with store.tx() as conn:
+        f = conn.execute(select(fields).where(fields.c.form_id == fid, fields.c.name == "phone")).first()
+        trail = data.audit_of(conn, fid)
+    assert (f.value, f.source, f.confidence, f.updated_by) == (review.truth[fid]["phone"], "reviewer", 1.0, "rita")
+    edit = next(r for r in trail if r["action"] == "edit")
+    assert (edit["user"], edit["field"], edit["old value"], edit["new value"]) == (
+        "rita", "phone", old_phone, review.truth[fid]["phone"])
+    assert any(r["action"] == "status" and r["new value"] == "accepted" for r in trail)
+    with store.tx() as conn:
+        assert decisions.undo_last(conn, "rita") == fid
+    assert _status(store, fid) == "review" and _codes(store, fid) == before
+    with store.tx() as conn:
+        f = conn.execute(select(fields).where(fields.c.form_id == fid, fields.c.name == "phone")).first()
+        assert (f.value, f.source) == (old_phone, "read")
+        assert decisions.undo_last(conn, "rita") is None  # nothing left to undo
+
+
+def test_reject_with_code_and_note_then_undo(review):
+    store, fid = review.store, _first_of(review, 2)
+    before = _codes(store, fid)
+    _lease(store, fid)
+    with store.tx() as conn:
+        assert decisions.reject_form(conn, fid, "rita", "GUARDIAN_SIGNATURE_MISSING", "no signature at all") == "rejected"
+        row = conn.execute(select(reasons).where(reasons.c.form_id == fid, reasons.c.code == "REVIEWER_REJECTED")).first()
+    assert _status(store, fid) == "rejected" and row.detail == "no signature at all"
+    assert ("GUARDIAN_SIGNATURE_MISSING", None) in _codes(store, fid)
+    with store.tx() as conn:
+        decisions.undo_last(conn, "rita")
+    assert _status(store, fid) == "review" and _codes(store, fid) == before
+    with store.tx() as conn, pytest.raises(decisions.DecisionError):
+        decisions.reject_form(conn, fid, "rita", "LOW_CONFIDENCE", "")  # not a reject code
+
+
+def test_decisions_need_the_lease(review):
+    fid = _first_of(review, 1)
+    with review.store.tx() as conn, pytest.raises(decisions.DecisionError, match="lease"):
+        decisions.save_form(conn, fid, "rita", {"phone": "13900000000"})
+
+
+def test_undo_refused_after_someone_else_changed_the_form(review):
+    store, fid = review.store, _first_of(review, 2)
+    _lease(store, fid)
+    with store.tx() as conn:
+        decisions.save_form(conn, fid, "rita", {"guardian_signature": "present"}, workspace=store.workspace)
+        queue.release(conn, fid, "rita")
+    _lease(store, fid, "sam")
+    with store.tx() as conn:
+        decisions.reject_form(conn, fid, "sam", "GUARDIAN_PHONE_MISSING", "")
+    with store.tx() as conn, pytest.raises(decisions.DecisionError, match="sam"):
+        decisions.undo_last(conn, "rita")
+
+
+def test_fallback_redecide_drops_confirmed_reasons(review):
+    store, fid = review.store, _first_of(review, 2)
+    with store.tx() as conn:
+        assert decisions._fallback_redecide(conn, fid, {"guardian_signature"}, set()) == "review"
+        assert decisions._fallback_redecide(conn, fid, {"guardian_phone"}, set()) == "accepted"
+    assert _codes(store, fid) == []
+
+
+# ------------------------------------------------------------------ unidentified pages
+
+def test_match_unidentified_page_to_its_form(review):
+    store, fid = review.store, review.unidentified_for
+    with store.tx() as conn:
+        page = data.unidentified_pages(conn)[0]
+        name = data.load_form(conn, fid).name
+        assert fid in [h["form_id"] for h in data.search_forms(conn, name)]
+        matching.match_page(conn, page.page_id, fid, "rita")
+        row = conn.execute(select(pages).where(pages.c.page_id == page.page_id)).first()
+        with pytest.raises(matching.MatchError):
+            matching.mark_foreign(conn, page.page_id, "rita")  # handled already
+    assert (row.kind, row.form_id, row.identified_by) == ("form", fid, "reviewer")
+    assert _status(store, fid) == "received"
+    assert fid in matching.reread(store, fid)
+
+
+def test_foreign_page(review):
+    with review.store.tx() as conn:
+        page = data.unidentified_pages(conn)[0]
+        matching.mark_foreign(conn, page.page_id, "rita")
+        assert conn.execute(select(pages.c.kind).where(pages.c.page_id == page.page_id)).scalar() == "foreign"
+        assert data.unidentified_pages(conn) == []
+        assert conn.execute(select(func.count()).select_from(audit).where(audit.c.action == "foreign")).scalar() == 1
+
+
+# ------------------------------------------------------------------ settings, figures
+
+def test_config_defaults_and_round_trip(tmp_path):
+    cfg = load_config(tmp_path)
+    assert cfg == Config() and cfg.thresholds["digits"] == 0.90 and cfg.thresholds["text"] == 0.80
+    new = Config(thresholds={**cfg.thresholds, "digits": 0.75}, alignment_residual_mm=1.5)
+    save_config(tmp_path, new)
+    assert load_config(tmp_path) == new
+    (tmp_path / "station.toml").write_text("[thresholds]\ndigits = 3\n")
+    with pytest.raises(ConfigError, match="digits"):
+        load_config(tmp_path)
+
+
+def test_progress_and_throughput(review):
+    with review.store.tx() as conn:
+        prog = stats.progress(conn)
+    assert sum(r["printed"] for r in prog) == len(review.scenario)
+    for r in prog:
+        assert r["printed"] == r["received"] + r["not returned"]
+        assert r["received"] == r["accepted"] + r["in review"] + r["rejected"]
+    fid = _first_of(review, 1)
+    _lease(review.store, fid)
+    with review.store.tx() as conn:
+        decisions.save_form(conn, fid, "rita", {"phone": review.truth[fid]["phone"]}, workspace=review.store.workspace)
+        rates = stats.throughput(conn)
+    assert rates[0]["reviewer"] == "rita" and rates[0]["forms"] == 1 and rates[0]["forms/hour"] > 0
+
+
+# ------------------------------------------------------------------ subcommands
+
+def test_users_add_and_list_cli(review, monkeypatch, capsys):
+    from formstation.cli import main
+
+    ws = str(review.store.workspace)
+    monkeypatch.setenv("FORMSTATION_PASSWORD", "secret-pass-9")
+    assert main(["--workspace", ws, "users", "add", "cleo", "--role", "clerk"]) == 0
+    assert main(["--workspace", ws, "users", "add", "cleo", "--role", "clerk"]) == 2  # exists
+    assert main(["--workspace", ws, "users", "list"]) == 0
+    assert "cleo\tclerk" in capsys.readouterr().out
+    with review.store.tx() as conn:
+        assert auth.authenticate(conn, "cleo", "secret-pass-9") == "clerk"
+
+
+def test_review_cli_needs_a_user_and_builds_the_server_command(review, monkeypatch):
+    from formstation.cli import main
+    from review_ui.serve import streamlit_command
+
+    assert main(["--workspace", str(review.store.workspace), "review"]) == 2  # no users yet
+    cmd = streamlit_command(Path("/w"), 8600, "0.0.0.0")
+    assert cmd[cmd.index("--server.address") + 1] == "0.0.0.0" and cmd[cmd.index("--server.port") + 1] == "8600"
+    assert cmd[cmd.index("--workspace") + 1] == "/w" and "--server.headless" in cmd

@@ -1,0 +1,106 @@
+"""Domain rules on FormFacts: each rule, and that doubt sends a form to review, not to rejection."""
+
+from dataclasses import replace
+from datetime import date
+
+import pytest
+
+from formstation import idnumber
+from ocr.rules import FormFacts, Reading, RuleConfig, decide
+
+CFG = RuleConfig(campaign_date=date(2026, 9, 1))
+CHILD = idnumber.make("450481", date(2016, 5, 4), 123)  # 10 years old
+TEEN = idnumber.make("450481", date(2009, 5, 4), 124)  # 17
+TODDLER = idnumber.make("450481", date(2021, 5, 4), 125)  # 5
+PARENT = idnumber.make("450481", date(1985, 1, 2), 201)
+
+
+def R(v, c=0.99, s="read"):
+    return Reading(v, c, s)
+
+
+def facts(pid=CHILD, **over) -> FormFacts:
+    base = {
+        "corrected_name": R(""), "corrected_id": R(""), "phone": R("13800138000"), "photo": R("pasted"),
+        "photo_face": R("yes"), "photo_background": R("light"), "photo_color": R("color"),
+        "id_copy": R("absent"), "applicant_signature": R("absent"), "guardian_id": R(PARENT),
+        "guardian_phone": R("13900139000"), "guardian_relation": R("mother"), "guardian_signature": R("present"),
+    }
+    base.update(over)
+    return FormFacts("F1", "王小明", pid, False, {k: v for k, v in base.items() if v is not None})
+
+
+def codes(f):
+    status, found = decide(f, CFG)
+    return status, sorted({x.code for x in found})
+
+
+def test_complete_child_form_accepted():
+    assert codes(facts()) == ("accepted", [])
+
+
+@pytest.mark.parametrize("over,code", [
+    ({"phone": R("")}, "PHONE_MISSING"),
+    ({"phone": R("12345678901")}, "PHONE_INVALID"),
+    ({"guardian_id": R("")}, "GUARDIAN_ID_MISSING"),
+    ({"guardian_id": R(PARENT[:17] + ("0" if PARENT[17] != "0" else "1"))}, "GUARDIAN_ID_INVALID"),
+    ({"guardian_id": R(CHILD)}, "GUARDIAN_IS_APPLICANT"),
+    ({"guardian_id": R(TEEN)}, "GUARDIAN_NOT_ADULT"),
+    ({"guardian_phone": R("")}, "GUARDIAN_PHONE_MISSING"),
+    ({"guardian_relation": R("")}, "GUARDIAN_RELATION_MISSING"),
+    ({"guardian_signature": R("absent")}, "GUARDIAN_SIGNATURE_MISSING"),
+    ({"photo": R("absent")}, "PHOTO_MISSING"),
+    ({"photo_background": R("dark")}, "PHOTO_NOT_LIGHT_BG"),
+    ({"photo_color": R("grayscale")}, "PHOTO_GRAYSCALE"),
+    ({"corrected_id": R(idnumber.make("450481", date(2016, 5, 4), 127))}, "CORRECTION_WITHOUT_COPY"),
+])
+def test_each_rule_rejects_on_confident_evidence(over, code):
+    status, found = codes(facts(**over))
+    assert status == "rejected" and code in found
+
+
+def test_same_rule_on_doubtful_reading_goes_to_review():
+    status, found = codes(facts(guardian_signature=R("absent", 0.6)))
+    assert status == "review" and "GUARDIAN_SIGNATURE_MISSING" in found and "LOW_CONFIDENCE" in found
+
+
+def test_age_rules():
+    teen = facts(TEEN, applicant_signature=R("present"), guardian_id=R(""), guardian_phone=R(""),
+                 guardian_relation=R(""), guardian_signature=R("absent"))
+    assert codes(teen) == ("accepted", [])
+    assert codes(replace(teen, readings={**teen.readings, "applicant_signature": R("absent")}))[1] == ["SIGNATURE_MISSING"]
+    toddler = facts(TODDLER, photo=R("absent"))
+    assert codes(toddler) == ("accepted", [])
+
+
+def test_corrections_and_class_and_batch_rules():
+    fixed = idnumber.make("450481", date(2016, 5, 4), 127)
+    ok = facts(corrected_id=R(fixed), id_copy=R("present"), id_copy_number=R(fixed))
+    assert codes(ok) == ("accepted", [])
+    bad = facts(corrected_id=R(fixed[:17] + ("0" if fixed[17] != "0" else "1")), id_copy=R("present"))
+    assert "CORRECTED_ID_INVALID" in codes(bad)[1]
+    mism = facts(corrected_id=R(fixed), id_copy=R("present"), id_copy_number=R(CHILD))
+    assert codes(mism) == ("review", ["ID_COPY_MISMATCH"])
+    named = facts(corrected_name=R("王小敏", 0.4), id_copy=R("present"))
+    assert codes(named)[0] == "review" and "NAME_CORRECTED" in codes(named)[1]
+    assert codes(replace(facts(), phone_shared_by_class=True)) == ("rejected", ["PHONE_SHARED_BY_CLASS"])
+    assert codes(replace(facts(), duplicate_id=True)) == ("review", ["DUPLICATE_ID"])
+    assert codes(replace(facts(), form_pages=2)) == ("review", ["DUPLICATE_SCAN"])
+    assert codes(replace(facts(), printed_name="王小堃")) == ("review", ["RARE_CHARACTER"])
+    acked = facts(review_ack=R("RARE_CHARACTER", 1.0, "reviewer"))
+    assert codes(replace(acked, printed_name="王小堃")) == ("accepted", [])
+
+
+def test_unread_fields_send_the_form_to_review():
+    f = facts()
+    f = replace(f, readings={k: v for k, v in f.readings.items() if k not in ("phone", "guardian_signature")})
+    status, found = decide(f, CFG)
+    assert status == "review"
+    assert {(x.code, x.field) for x in found} >= {("LOW_CONFIDENCE", "phone"), ("LOW_CONFIDENCE", "guardian_signature")}
+
+
+def test_reviewer_values_are_never_low_confidence():
+    f = facts(phone=R("13800138000", 1.0, "reviewer"), guardian_relation=R("father", 0.2))
+    assert codes(f) == ("review", ["LOW_CONFIDENCE"])
+    status, found = decide(f, CFG)
+    assert [x.field for x in found] == ["guardian_relation"]

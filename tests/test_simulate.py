@@ -1,0 +1,193 @@
+"""The scan simulator: a demo roster imported and printed by the project's tools, then simulated
+twice with one seed. Output is byte-identical, truth and pages agree with the files, and the images
+agree with the truth after a simple ArUco alignment (independent of ocr/align.py)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pypdfium2 as pdfium
+import pytest
+import zxingcpp
+from PIL import Image
+
+from forms.barcode import decode
+from forms.layout import Box, load_layout
+from formstation import demo
+from formstation.cli import main
+from ocr.reasons import REASONS, status_for
+from simulate.truth import FormTruth, Person, expected_reasons
+
+DPI = 200  # alignment target
+RATES = """
+scan:
+  duplex: 1.0
+  upside_down: 0.3
+  streak: 0.0
+  batch_forms: 2
+  foreign_pages: 0.01
+  duplicate_scans: 0.01
+  missing_forms: 0.01
+"""
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sim")
+    ws = tmp / "ws"
+    roster = demo.write_roster(tmp / "roster.csv", seed=5, per_class=3)
+    assert main(["--workspace", str(ws), "roster", "import", str(roster)]) == 0
+    assert main(["--workspace", str(ws), "print", "--out", str(tmp / "print")]) == 0
+    (tmp / "rates.yaml").write_text(RATES)
+    pdfs = sorted(str(p) for p in (tmp / "print").glob("*.pdf"))
+    outs = []
+    for run in ("a", "b"):
+        out = tmp / run
+        args = ["--workspace", str(ws), "simulate", *pdfs, "--out", str(out), "--seed", "7", "--profile",
+                "typical", "--rates", str(tmp / "rates.yaml"), "--formats", "pdf,tiff_g4,tiff_jpeg,jpeg_dir", "-q"]
+        assert main(args) == 0
+        outs.append(out)
+    return outs
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _load(out: Path, rec: dict) -> np.ndarray:
+    """One output page as a gray image."""
+    f = out / rec["file"]
+    if f.suffix == ".pdf":
+        doc = pdfium.PdfDocument(str(f))
+        img = doc[rec["page"]].render(scale=rec["dpi"] / 72, grayscale=True).to_numpy()
+        doc.close()
+        return img[:, :, 0] if img.ndim == 3 else img
+    with Image.open(f) as im:
+        im.seek(rec["page"])
+        return np.asarray(im.convert("L"))
+
+
+def _align(gray: np.ndarray, layout) -> np.ndarray | None:
+    dic = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, layout.marks.dictionary))
+    corners, ids, _ = cv2.aruco.ArucoDetector(dic, cv2.aruco.DetectorParameters()).detectMarkers(gray)
+    if ids is None or len(ids) < 3:
+        return None
+    k = Box(0, 0, 1000, 1000).to_px(DPI)[2] / 1000
+    src = np.concatenate([c.reshape(4, 2) for c in corners])
+    dst = np.concatenate([np.array(layout.marks.corners_mm(int(i))) * k for i in ids.ravel()])
+    m, _ = cv2.findHomography(np.float32(src), np.float32(dst), 0)
+    w, h = layout.page_px(DPI)
+    return cv2.warpPerspective(gray, m, (w, h), borderValue=255)
+
+
+def _ink(page: np.ndarray, box: Box, inset: float = 1.5) -> float:
+    x0, y0, x1, y1 = Box(box.x + inset, box.y + inset, box.w - 2 * inset, box.h - 2 * inset).to_px(DPI)
+    return float((page[y0:y1, x0:x1] < 110).mean())
+
+
+def test_same_seed_gives_byte_identical_output(sim):
+    a, b = _files(sim[0]), _files(sim[1])
+    assert a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == []
+    assert {Path(k).suffix for k in a} >= {".pdf", ".tif", ".jpg", ".jsonl"}
+
+
+def test_truth_and_pages_agree_with_the_files(sim):
+    out = sim[0]
+    truth, pages = _jsonl(out / "truth.jsonl"), _jsonl(out / "pages.jsonl")
+    assert len(truth) == 12
+    per_form = Counter(p["form_id"] for p in pages if p["kind"] == "form")
+    for t in truth:
+        assert per_form[t["form_id"]] == t["scan_count"]
+        assert t["scanned"] == (t["scan_count"] > 0)
+        if t["scanned"]:
+            assert all(c in REASONS for c in t["expected_reasons"])
+            assert t["expected_status"] == status_for(t["expected_reasons"])
+            assert ("DUPLICATE_SCAN" in t["expected_reasons"]) == (t["scan_count"] > 1)
+    assert {t["scan_count"] for t in truth} == {0, 1, 2}
+    kinds = Counter(p["kind"] for p in pages)
+    assert kinds["foreign"] >= 1 and kinds["blank_back"] == kinds["form"] + kinds["foreign"]
+    per_file = Counter(p["file"] for p in pages)
+    for name, n in per_file.items():
+        f = out / name
+        if f.suffix == ".pdf":
+            assert len(pdfium.PdfDocument(str(f))) == n
+        elif f.suffix == ".tif":
+            with Image.open(f) as im:
+                assert im.n_frames == n
+        else:
+            assert n == 1
+    assert {p["format"] for p in pages} == {"pdf", "tiff_g4", "tiff_jpeg", "jpeg_dir"}
+
+
+def test_images_agree_with_truth(sim):
+    out = sim[0]
+    layout = load_layout()
+    truth = {t["form_id"]: t for t in _jsonl(out / "truth.jsonl")}
+    checked = Counter()
+    for rec in _jsonl(out / "pages.jsonl"):
+        if rec["kind"] != "form":
+            continue
+        page = _align(_load(out, rec), layout)
+        assert page is not None, rec
+        f = truth[rec["form_id"]]["fields"]
+        for name in ("applicant_signature", "guardian_signature"):
+            ink = _ink(page, layout.zone(name).box)
+            assert (ink > 0.004) if f[name] else (ink < 0.001), (rec, name, ink)
+            checked[name, f[name]] += 1
+        for name in ("phone", "guardian_phone", "corrected_id"):
+            cells = layout.zone(name).cell_boxes()
+            inks = [_ink(page, c, 1.0) for c in cells]
+            if f[name]:
+                assert sum(i > 0.03 for i in inks[: len(f[name])]) >= len(f[name]) - 1, (rec, name, inks)
+            else:  # a scanner dust speck may land in a cell: far below a written digit
+                assert max(inks) < 0.015, (rec, name, inks)
+            checked[name, bool(f[name])] += 1
+        photo = _ink(page, layout.zone("photo").box, 2.0)
+        assert (photo > 0.05) if f["photo"] != "none" else (photo < 0.001), (rec, photo)
+    assert checked[("applicant_signature", True)] and checked[("applicant_signature", False)]
+    assert checked[("phone", True)] and checked[("corrected_id", False)]
+
+
+def test_blank_backs_are_near_empty_and_upside_down_pages_decode(sim):
+    out = sim[0]
+    pages = _jsonl(out / "pages.jsonl")
+    for rec in [p for p in pages if p["kind"] == "blank_back"][:6]:
+        small = cv2.resize(_load(out, rec), (400, 566), interpolation=cv2.INTER_AREA)[20:-20, 20:-20]
+        assert float((small < np.percentile(small, 90) - 70).mean()) < 0.003, rec
+    flipped = [p for p in pages if p["kind"] == "form" and p["rotation"] == 180]
+    assert flipped
+    for rec in flipped[:3]:
+        img = cv2.rotate(_load(out, rec), cv2.ROTATE_180)
+        layout = load_layout()
+        b = layout.barcode_box
+        x0, y0, x1, y1 = Box(b.x - 8, b.y - 8, b.w + 16, b.h + 16).to_px(rec["dpi"])
+        codes = [decode(r.text) for r in zxingcpp.read_barcodes(img[y0:y1, x0:x1])]
+        assert rec["form_id"] in {c.form_id for c in codes if c}, rec
+
+
+def test_expected_reasons_follow_the_domain_rules():
+    p = Person("F1", "S", "C", "张伟", "男", "45048120080327062X", False, "x.pdf", 0)
+    base = {"corrected_name": "", "corrected_id": "", "phone": "13812345678", "photo": "color", "id_copy": "",
+            "applicant_signature": True, "guardian_id": "", "guardian_phone": "", "guardian_relation": "",
+            "guardian_signature": False}
+    day = date(2026, 9, 1)
+    t = FormTruth(p, 18, base, {})
+    assert expected_reasons(t, day) == []
+    t = replace(t, fields={**base, "corrected_name": "张堃", "photo": "grey_bg"})
+    assert expected_reasons(t, day) == ["CORRECTION_WITHOUT_COPY", "NAME_CORRECTED", "PHOTO_NOT_LIGHT_BG",
+                                        "RARE_CHARACTER"]
+    child = replace(t, age=10, fields={**base, "photo": "none"}, shared_phone_class=True, scan_count=2)
+    assert expected_reasons(child, day) == [
+        "DUPLICATE_SCAN", "GUARDIAN_ID_MISSING", "GUARDIAN_PHONE_MISSING", "GUARDIAN_RELATION_MISSING",
+        "GUARDIAN_SIGNATURE_MISSING", "PHONE_SHARED_BY_CLASS", "PHOTO_MISSING"]
