@@ -16,7 +16,9 @@ import cv2
 import numpy as np
 
 CLASSES = "0123456789X"
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "digits.npz"
+MLP_MODEL = Path(__file__).resolve().parent / "models" / "digits.npz"  # feature MLP (ocr.train_digits)
+CNN_MODEL = Path(__file__).resolve().parent / "models" / "digits_cnn.npz"  # small CNN (ocr.train_cnn)
+DEFAULT_MODEL = MLP_MODEL
 
 INK_THRESHOLD = 0.3  # darkness (0 paper .. 1 black) above which a pixel surely counts as ink
 MIN_INK_THRESHOLD = 0.17  # ink threshold floor for faint ink (adaptive between the two)
@@ -125,19 +127,6 @@ def find_box_lines(dark: np.ndarray) -> _Lines:
 
 
 def _bridge_lines(ink: np.ndarray, lines: _Lines) -> np.ndarray:
-    """Ink with box-line pixels removed, except where a stroke crosses a top/bottom line (bridged
-    so a stroke overflowing the box stays one piece). Vertical lines are shared with the
-    neighbouring cells and are not bridged."""
-    out = ink & ~lines.mask
-    if not lines.h_mask.any():
-        return out
-    span = int(lines.h_mask.sum(axis=0).max())
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (1, span + 4))
-    closed = cv2.morphologyEx(out.astype(np.uint8), cv2.MORPH_CLOSE, kernel) > 0
-    return out | (closed & lines.h_mask & ~lines.v_mask)
-
-
-def _bridge_lines(ink: np.ndarray, lines: _Lines) -> np.ndarray:
     """Ink with box-line pixels removed, except where a stroke crosses the line (bridged)."""
     out = ink & ~lines.mask
     for mask, axis in ((lines.h_mask, 0), (lines.v_mask, 1)):
@@ -162,10 +151,25 @@ def _keep_components(ink: np.ndarray, lines: _Lines) -> np.ndarray | None:
     inside = np.bincount(inner.ravel(), minlength=n)[1:] / area
     extent = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) / cell_h
     min_area = max(3.0, (0.035 * cell_h) ** 2)
-    ok = (inside >= 0.5) & (area >= min_area)
+    ok = (inside >= 0.5) & (area >= min_area) & ~_line_remnants(stats[1:], lines, cell_h)
     if not ok.any() or extent[ok].max() < MIN_EXTENT:
         return None
     return np.isin(labels, _main_group(stats[1:], ok, cell_h) + 1)
+
+
+def _line_remnants(stats: np.ndarray, lines: _Lines, cell_h: int) -> np.ndarray:
+    """Components that are the unmasked fringe of a printed box line (blur or JPEG makes a line
+    thicker than its detected core): thin, long and hugging one edge of the cell interior."""
+    x0, y0 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    thin = max(3, int(round(0.06 * cell_h)))
+    hug = max(2, int(round(0.05 * cell_h)))
+    cell_w = max(lines.right - lines.left, 4)
+    horizontal = (h <= thin) & (w >= 0.4 * cell_w) & (
+        (np.abs(y0 - lines.top) <= hug) | (np.abs(y0 + h - lines.bottom) <= hug))
+    vertical = (w <= thin) & (h >= 0.4 * cell_h) & (
+        (np.abs(x0 - lines.left) <= hug) | (np.abs(x0 + w - lines.right) <= hug))
+    return horizontal | vertical
 
 
 def _main_group(stats: np.ndarray, ok: np.ndarray, cell_h: int) -> np.ndarray:

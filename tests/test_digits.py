@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -99,3 +100,19 @@ def test_augment_and_synth_x_are_deterministic(heldout) -> None:
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     np.testing.assert_array_equal(synth_x(np.random.default_rng(1), 3), synth_x(np.random.default_rng(1), 3))
+
+
+def test_blurred_box_line_fringe_is_not_a_character(heldout) -> None:
+    # a scan blurs the printed lines: beside each line's dark core runs a lighter fringe that the
+    # line finder does not take; on its own it must not read as a character
+    cell = np.full((84, 60), 250, np.uint8)
+    cell[5:8, :] = cell[76:79, :] = 90
+    cell[:, 6:9] = cell[:, 52:55] = 90
+    cell[8:10, 9:52] = 165   # fringe under the top line
+    cell[9:74, 49:52] = 165  # fringe beside the right line
+    assert normalize_cell(cell) is None
+    # a real digit written in the same cell is still read
+    hx, _ = heldout
+    glyph = cv2.resize(255 - hx[3], (34, 48))
+    cell[18:66, 13:47] = np.minimum(cell[18:66, 13:47], glyph)
+    assert normalize_cell(cell) is not None
