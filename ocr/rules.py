@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from sqlalchemy import and_, func, select
@@ -63,6 +63,9 @@ class Found:
     code: str
     field: str | None = None
     detail: str = ""
+    # other readings the finding rests on (e.g. the correction that makes a missing copy matter);
+    # a finding is confident only when its field and all of these were read confidently
+    rests_on: tuple[str, ...] = ()
 
 
 def _v(f: FormFacts, name: str) -> str:
@@ -96,12 +99,13 @@ def _correction_rules(f: FormFacts, out: list[Found]) -> None:
     if cname and f.readings["corrected_name"].source != "reviewer":
         out.append(Found("NAME_CORRECTED", "corrected_name"))
     if (cname or cid) and _v(f, "id_copy") != "present":
-        out.append(Found("CORRECTION_WITHOUT_COPY", "id_copy"))
+        made = tuple(n for n, v in (("corrected_name", cname), ("corrected_id", cid)) if v)
+        out.append(Found("CORRECTION_WITHOUT_COPY", "id_copy", rests_on=made))
     if cid and not idnumber.is_valid(cid):
         out.append(Found("CORRECTED_ID_INVALID", "corrected_id", idnumber.problem(cid) or ""))
     copy_no = _v(f, "id_copy_number")
     if cid and copy_no and copy_no != cid:
-        out.append(Found("ID_COPY_MISMATCH", "id_copy_number"))
+        out.append(Found("ID_COPY_MISMATCH", "id_copy_number", rests_on=("corrected_id",)))
 
 
 def _photo_rules(f: FormFacts, age: int | None, out: list[Found]) -> None:
@@ -171,15 +175,20 @@ def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
     _phone_rules(f, "", "phone", out)
     if f.phone_shared_by_class:
         out.append(Found("PHONE_SHARED_BY_CLASS", "phone"))
-    _photo_rules(f, age, out)
+    by_age: list[Found] = []  # findings that exist because of the applicant's age
+    _photo_rules(f, age, by_age)
     if age is not None and age < 16:
-        _guardian_rules(f, final_id, cfg.campaign_date, out)
+        _guardian_rules(f, final_id, cfg.campaign_date, by_age)
     elif _v(f, "applicant_signature") != "present":
-        out.append(Found("SIGNATURE_MISSING", "applicant_signature"))
+        by_age.append(Found("SIGNATURE_MISSING", "applicant_signature"))
+    if age_id != f.printed_id:  # the age comes from a corrected ID: those findings rest on it too
+        by_age = [replace(x, rests_on=(*x.rests_on, "corrected_id")) for x in by_age]
+    out += by_age
     _form_level(f, final_name, cfg, out)
     low = _low_confidence(f, cfg)
     unsure = {x.field for x in low}
-    confident_reject = any(REASONS[x.code].severity == "reject" and x.field not in unsure for x in out)
+    confident_reject = any(REASONS[x.code].severity == "reject" and x.field not in unsure
+                           and unsure.isdisjoint(x.rests_on) for x in out)
     found = out + low
     if confident_reject:
         return "rejected", found
@@ -227,7 +236,13 @@ def _all_final_ids(conn: Connection) -> Counter:
          .join(persons, forms.c.person_id == persons.c.person_id)
          .outerjoin(fields, and_(fields.c.form_id == forms.c.form_id, fields.c.name == "corrected_id"))
          .where(forms.c.status != "printed"))
-    return Counter((r.value or r.id_number) for r in conn.execute(q))
+    return Counter(_id_for_duplicates(r.value, r.id_number) for r in conn.execute(q))
+
+
+def _id_for_duplicates(corrected: str | None, printed: str) -> str:
+    """The ID a form stands for when looking for duplicates: a corrected ID only once it is a
+    valid number (a partial or misread correction duplicates nothing)."""
+    return corrected if corrected and idnumber.is_valid(corrected) else printed
 
 
 def _with_class_facts(rows, reads, page_info, id_counts: Counter) -> list[FormFacts]:
@@ -246,7 +261,7 @@ def _with_class_facts(rows, reads, page_info, id_counts: Counter) -> list[FormFa
         shared = bool(phone) and sizes[key] >= 3 and phones[key][phone] == sizes[key]
         n, res = page_info.get(r.form_id, (1, None))
         cid = rd.get("corrected_id")
-        final_id = (cid.value if cid and cid.value else "") or r.id_number
+        final_id = _id_for_duplicates(cid.value if cid else "", r.id_number)
         out.append(FormFacts(r.form_id, r.name, r.id_number, bool(r.photo_path), rd, n, res, shared,
                              id_counts.get(final_id, 0) > 1))
     return out

@@ -104,3 +104,26 @@ def test_reviewer_values_are_never_low_confidence():
     assert codes(f) == ("review", ["LOW_CONFIDENCE"])
     status, found = decide(f, CFG)
     assert [x.field for x in found] == ["guardian_relation"]
+
+
+def test_a_reject_never_rests_on_a_doubtful_reading_it_depends_on():
+    # a speck read as a one-digit correction (confidence 0) with no copy pasted: review, not reject
+    speck = facts(corrected_id=R("5", 0.0))
+    status, found = codes(speck)
+    assert status == "review" and "CORRECTION_WITHOUT_COPY" in found
+    # the same correction read confidently: the missing copy rejects the form
+    fixed = idnumber.make("450481", date(2016, 5, 4), 127)
+    assert codes(facts(corrected_id=R(fixed)))[0] == "rejected"
+    # a doubtful corrected ID that makes the applicant a teenager: the guardian rules it removes and
+    # the signature rule it adds rest on that reading, so the form goes to review
+    teen_fix = facts(corrected_id=R(TEEN, 0.3), id_copy=R("present"), id_copy_number=R(TEEN))
+    status, found = codes(teen_fix)
+    assert status == "review" and "SIGNATURE_MISSING" in found
+
+
+def test_a_partial_correction_is_no_duplicate_id():
+    from ocr.rules import _id_for_duplicates
+
+    assert _id_for_duplicates("5", CHILD) == CHILD
+    assert _id_for_duplicates(TEEN, CHILD) == TEEN
+    assert _id_for_duplicates("", CHILD) == CHILD
