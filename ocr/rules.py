@@ -28,6 +28,8 @@ FIELD_KIND = {
     "photo_color": "photo", "id_copy": "attachment", "id_copy_number": "attachment",
 }
 ACK_FIELD = "review_ack"  # reviewer acknowledged these form-level codes (comma-separated)
+CLASS_PHONES = "class phones"  # the other forms' phones, which a suspected class-wide number rests on
+SHARED_PHONE_MIN_SURE = 3  # confidently read forms carrying the number before a class is rejected
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class FormFacts:
     readings: dict[str, Reading]
     form_pages: int = 1
     residual_mm: float | None = None
-    phone_shared_by_class: bool = False
+    phone_shared_by_class: bool = False  # every phone of the class is one number, read with confidence
+    phone_shared_suspected: bool = False  # the same pattern, resting on doubtful readings of other forms
     duplicate_id: bool = False
 
 
@@ -140,8 +143,13 @@ def _guardian_rules(f: FormFacts, final_id: str, day: date, out: list[Found]) ->
         out.append(Found("GUARDIAN_SIGNATURE_MISSING", "guardian_signature"))
 
 
+def _acked(f: FormFacts) -> set[str]:
+    """Codes a reviewer has looked at and cleared on this form."""
+    return set(filter(None, _v(f, ACK_FIELD).split(",")))
+
+
 def _form_level(f: FormFacts, final_name: str, cfg: RuleConfig, out: list[Found]) -> None:
-    acked = set(filter(None, _v(f, ACK_FIELD).split(",")))
+    acked = _acked(f)
     checks = [
         ("DUPLICATE_SCAN", f.form_pages > 1),
         ("DUPLICATE_ID", f.duplicate_id),
@@ -175,6 +183,9 @@ def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
     _phone_rules(f, "", "phone", out)
     if f.phone_shared_by_class:
         out.append(Found("PHONE_SHARED_BY_CLASS", "phone"))
+    elif f.phone_shared_suspected and "PHONE_SHARED_BY_CLASS" not in _acked(f):
+        # a form-level doubt for a reviewer (group view by class): reject it or save to clear it
+        out.append(Found("PHONE_SHARED_BY_CLASS", None, "suspected", rests_on=(CLASS_PHONES,)))
     by_age: list[Found] = []  # findings that exist because of the applicant's age
     _photo_rules(f, age, by_age)
     if age is not None and age < 16:
@@ -186,7 +197,7 @@ def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
     out += by_age
     _form_level(f, final_name, cfg, out)
     low = _low_confidence(f, cfg)
-    unsure = {x.field for x in low}
+    unsure = {x.field for x in low} | {CLASS_PHONES}
     confident_reject = any(REASONS[x.code].severity == "reject" and x.field not in unsure
                            and unsure.isdisjoint(x.rests_on) for x in out)
     found = out + low
@@ -212,7 +223,7 @@ def _class_keys(conn: Connection, form_ids: set[str]) -> set[tuple[str, str]]:
     return {(r.school, r.class_name) for r in conn.execute(q.where(forms.c.form_id.in_(form_ids)))}
 
 
-def _load_facts(conn: Connection, form_ids: set[str]) -> list[FormFacts]:
+def _load_facts(conn: Connection, form_ids: set[str], cfg: RuleConfig) -> list[FormFacts]:
     """Facts for the received forms of every class the given forms belong to."""
     classes = _class_keys(conn, form_ids)
     q = (select(forms.c.form_id, persons.c.name, persons.c.id_number, persons.c.photo_path,
@@ -227,7 +238,7 @@ def _load_facts(conn: Connection, form_ids: set[str]) -> list[FormFacts]:
     pq = (select(pages.c.form_id, func.count().label("n"), func.max(pages.c.residual_mm).label("res"))
           .where(and_(pages.c.form_id.in_(ids), pages.c.kind == "form")).group_by(pages.c.form_id))
     page_info = {r.form_id: (r.n, r.res) for r in conn.execute(pq)}
-    return _with_class_facts(rows, reads, page_info, _all_final_ids(conn))
+    return _with_class_facts(rows, reads, page_info, _all_final_ids(conn), cfg.thresholds.get("digits", 0.9))
 
 
 def _all_final_ids(conn: Connection) -> Counter:
@@ -245,25 +256,45 @@ def _id_for_duplicates(corrected: str | None, printed: str) -> str:
     return corrected if corrected and idnumber.is_valid(corrected) else printed
 
 
-def _with_class_facts(rows, reads, page_info, id_counts: Counter) -> list[FormFacts]:
-    phones: dict[tuple[str, str], Counter] = {}
-    sizes: Counter = Counter()
+def _near(a: str, b: str, digits: int = 2) -> bool:
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) <= digits
+
+
+def _class_sharing(phones: list[Reading], threshold: float) -> tuple[bool, bool]:
+    """(shared, suspected) for one class's phone readings. Both need every phone to be one number
+    or a doubtful reading a digit or two away from it. Shared: at least SHARED_PHONE_MIN_SURE forms
+    carry the number with confidence; suspected: fewer do."""
+    if len(phones) < 3:
+        return False, False
+    number, n = Counter(p.value for p in phones).most_common(1)[0]
+    if not number or n < 2:
+        return False, False
+
+    def sure(p: Reading) -> bool:
+        return p.source == "reviewer" or p.confidence >= threshold
+
+    if any(sure(p) or not _near(p.value, number) for p in phones if p.value != number):
+        return False, False
+    carriers = sum(sure(p) for p in phones if p.value == number)
+    return (True, False) if carriers >= SHARED_PHONE_MIN_SURE else (False, True)
+
+
+def _with_class_facts(rows, reads, page_info, id_counts: Counter, threshold: float) -> list[FormFacts]:
+    by_class: dict[tuple[str, str], list[Reading]] = {}
     for r in rows:
-        key = (r.school, r.class_name)
-        sizes[key] += 1
-        p = reads.get(r.form_id, {}).get("phone")
-        phones.setdefault(key, Counter())[p.value if p else ""] += 1
+        by_class.setdefault((r.school, r.class_name), []).append(
+            reads.get(r.form_id, {}).get("phone") or Reading("", 1.0, "read"))
+    sharing = {key: _class_sharing(phones, threshold) for key, phones in by_class.items()}
     out = []
     for r in rows:
         rd = reads.get(r.form_id, {})
-        key = (r.school, r.class_name)
-        phone = rd.get("phone").value if rd.get("phone") else ""
-        shared = bool(phone) and sizes[key] >= 3 and phones[key][phone] == sizes[key]
+        shared, suspected = sharing[(r.school, r.class_name)]
         n, res = page_info.get(r.form_id, (1, None))
         cid = rd.get("corrected_id")
         final_id = _id_for_duplicates(cid.value if cid else "", r.id_number)
-        out.append(FormFacts(r.form_id, r.name, r.id_number, bool(r.photo_path), rd, n, res, shared,
-                             id_counts.get(final_id, 0) > 1))
+        out.append(FormFacts(r.form_id, r.name, r.id_number, bool(r.photo_path), rd, n, res,
+                             phone_shared_by_class=shared, phone_shared_suspected=suspected,
+                             duplicate_id=id_counts.get(final_id, 0) > 1))
     return out
 
 
@@ -279,7 +310,7 @@ def decide_forms(store: Store, form_ids: set[str], cfg: RuleConfig | None = None
     cfg = cfg or load_config(store)
     out = {}
     with store.tx() as conn:
-        for f in _load_facts(conn, set(form_ids)):
+        for f in _load_facts(conn, set(form_ids), cfg):
             if _locked(conn, f.form_id):
                 continue
             status, found = decide(f, cfg)
@@ -300,7 +331,7 @@ def redecide(conn: Connection, form_id: str, workspace=None) -> str:
 
     cfg = load_config(workspace or os.environ.get("FORMSTATION_WORKSPACE") or DEFAULT_WORKSPACE)
     status = None
-    for f in _load_facts(conn, {form_id}):
+    for f in _load_facts(conn, {form_id}, cfg):
         if _locked(conn, f.form_id):
             if f.form_id == form_id:
                 status = "rejected"

@@ -127,3 +127,21 @@ def test_a_partial_correction_is_no_duplicate_id():
     assert _id_for_duplicates("5", CHILD) == CHILD
     assert _id_for_duplicates(TEEN, CHILD) == TEEN
     assert _id_for_duplicates("", CHILD) == CHILD
+
+
+def test_a_class_wide_number_is_rejected_only_on_confident_readings():
+    from ocr.rules import _class_sharing
+
+    n = "13812345678"
+    assert _class_sharing([R(n), R(n), R(n), R(n)], 0.9) == (True, False)
+    # one reading a digit away and doubtful: still the class number, and three forms carry it surely
+    assert _class_sharing([R(n), R(n), R(n), R("13812345670", 0.3)], 0.9) == (True, False)
+    # only two confident carriers: a doubt for a reviewer, not a rejection
+    assert _class_sharing([R(n), R(n), R(n, 0.4), R("13812345670", 0.3)], 0.9) == (False, True)
+    # a family may share a number: another confident number in the class clears it
+    assert _class_sharing([R(n), R(n), R(n), R("13998765432")], 0.9) == (False, False)
+    assert _class_sharing([R(n), R(n)], 0.9) == (False, False)
+    suspected = replace(facts(), phone_shared_suspected=True)
+    assert codes(suspected) == ("review", ["PHONE_SHARED_BY_CLASS"])
+    cleared = replace(facts(review_ack=R("PHONE_SHARED_BY_CLASS", 1.0, "reviewer")), phone_shared_suspected=True)
+    assert codes(cleared) == ("accepted", [])
