@@ -24,6 +24,8 @@ from ocr.digits import DigitClassifier, read_cells
 from ocr.types import FieldReading
 
 CELL_MARGIN_MM = 0.8
+REVIEW_MARGIN_MM = 1.5
+REVIEW_ABOVE_COMB_MM = 5.5
 ColorCrop = Callable[[Box], np.ndarray | None]
 _ID_RE = re.compile(r"\d{17}[\dXx]")
 
@@ -72,7 +74,7 @@ class PageReader:
             crop, box = _crop(page, z.box)
             rel = f"{crop_dir}/{z.name}.png"
             (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(workspace / rel), crop)
+            cv2.imwrite(str(workspace / rel), _crop(page, _review_box(z))[0])
             readings = getattr(self, f"_read_{z.kind}")(z, page, crop, box, color_crop, workspace, crop_dir)
             out.extend(_with_crop(r, rel) for r in readings)
         return tuple(out)
@@ -137,6 +139,14 @@ class PageReader:
             FieldReading("photo_color", ("color" if found.is_color else "grayscale") if scanned_in_color else "unknown",
                          found.color_confidence if scanned_in_color else 0.0, box),
         ]
+
+
+def _review_box(z: Zone) -> Box:
+    """What the reviewer sees of a zone: the box with a margin, and above a comb the space where a
+    parent rewrites a crossed-out digit."""
+    m = REVIEW_MARGIN_MM
+    top = REVIEW_ABOVE_COMB_MM if z.kind == "digits" else m
+    return Box(z.box.x - m, z.box.y - top, z.box.w + 2 * m, z.box.h + top + m)
 
 
 def _grow(b: Box, mm: float) -> Box:
