@@ -6,11 +6,14 @@ the stations share is declared here, so there is one place that knows the databa
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import (
     Column,
@@ -27,6 +30,11 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+log = logging.getLogger("formstation.store")
+T = TypeVar("T")
+STORE_PATIENCE_S = 60.0  # how long a batch waits for the database to come back
 
 SCHEMA_VERSION = 1
 DEFAULT_WORKSPACE = "station-data"
@@ -170,7 +178,8 @@ class Store:
         ws = Path(workspace or os.environ.get("FORMSTATION_WORKSPACE") or DEFAULT_WORKSPACE)
         ws.mkdir(parents=True, exist_ok=True)
         url = url or os.environ.get("DATABASE_URL") or f"sqlite:///{(ws / 'station.db').resolve()}"
-        engine = create_engine(url, future=True)
+        # pre-ping: a pooled connection that a database restart cut is replaced, not used
+        engine = create_engine(url, future=True, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(ws, engine)
@@ -182,6 +191,22 @@ class Store:
         """One transaction: committed on success, rolled back on any exception."""
         with self.engine.begin() as conn:
             yield conn
+
+    def run(self, work: Callable[[Connection], T], patience_s: float = STORE_PATIENCE_S) -> T:
+        """`work(conn)` in one transaction, tried again while the database cannot be reached (a
+        server restart, a network blip) for up to `patience_s`; then the error goes up."""
+        deadline = time.monotonic() + patience_s
+        delay = 0.2
+        while True:
+            try:
+                with self.tx() as conn:
+                    return work(conn)
+            except OperationalError as e:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("store unreachable (%s); trying again in %.1f s", type(e.orig).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def schema_version(self, conn: Connection) -> int:
         if not self.engine.dialect.has_table(conn, "meta"):

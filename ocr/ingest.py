@@ -200,8 +200,7 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
             if res.kind == "unreadable":
                 errors.append(res.note)
             else:
-                with store.tx() as conn:
-                    kind, dup = persist.store_page(conn, res)
+                kind, dup = store.run(lambda conn, res=res: persist.store_page(conn, res))
                 _count(summary, kind, dup)
                 if res.form_id and kind == "form":
                     summary.touched_forms.add(res.form_id)

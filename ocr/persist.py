@@ -54,11 +54,13 @@ def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:
 
 def finish_file(store: Store, sha: str, path: Path, n_pages: int, reason: str) -> None:
     status = "quarantined" if reason else "done"
-    with store.tx() as conn:
+
+    def write(conn: Connection) -> None:
         conn.execute(scan_files.delete().where(scan_files.c.sha256 == sha))
         conn.execute(scan_files.insert().values(sha256=sha, name=path.name, size=path.stat().st_size,
                                                 received_at=now(), status=status, pages=n_pages,
                                                 reason=reason or None))
+    store.run(write)
 
 
 def after_batch(store: Store, form_ids: set[str]) -> None:

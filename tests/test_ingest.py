@@ -164,3 +164,37 @@ def test_hot_folder_moves_done_and_quarantined(printed, tmp_path):
     assert (hot / "quarantine" / "torn.pdf").is_file()
     assert "not a readable PDF" in (hot / "quarantine" / "torn.pdf.reason.txt").read_text()
     assert (hot / "notes.txt").exists()
+
+
+def test_database_restarted_mid_batch_loses_and_duplicates_nothing(printed, caplog):
+    import os
+    import subprocess
+    import threading
+    from pathlib import Path
+
+    store, layout, pdfs = printed
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("the database server restart is a PostgreSQL test")
+    script = str(Path(__file__).resolve().parent.parent / "scripts" / "pg_test_server.sh")
+
+    class RestartAfterSecondPage:
+        pages = 0
+
+        def start(self, total_pages: int) -> None: ...
+        def finish(self) -> None: ...
+
+        def advance(self, n: int = 1) -> None:
+            self.pages += n
+            if self.pages == 2:  # the server goes down between two pages and is back 2 s later
+                subprocess.run(["bash", script, "stop"], check=True, env=os.environ)
+                threading.Timer(2.0, lambda: subprocess.run(["bash", script, "start"], check=True,
+                                                            capture_output=True)).start()
+
+    s = ingest_paths(store, layout, pdfs, workers=1, read_fields=False, progress=RestartAfterSecondPage())
+    assert any("store unreachable" in r.message for r in caplog.records)  # it did wait for the server
+    assert (s.files, s.pages, s.forms, s.quarantined) == (2, 6, 6, 0)
+    again = ingest_paths(store, layout, pdfs, workers=1, read_fields=False)
+    assert again.already_ingested == 2 and again.pages == 0
+    rows = _rows(store)
+    assert len(rows) == 6 and len({(r.file_sha256, r.page_index) for r in rows}) == 6
+    assert {r.status for r in _rows(store, scan_files)} == {"done"}
