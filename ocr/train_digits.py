@@ -24,7 +24,7 @@ from ocr.digitdata import (
     load_mnist,
     synth_x,
 )
-from ocr.digits import CLASSES, DEFAULT_MODEL, DigitClassifier, features
+from ocr.digits import CLASSES, MLP_MODEL, DigitClassifier, features
 
 VAL_PER_CLASS = 40
 X_TRAIN, X_VAL = 400, 40
@@ -143,7 +143,7 @@ def train(out: Path, seed: int, workers: int, epochs: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--out", type=Path, default=MLP_MODEL)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--epochs", type=int, default=20)
