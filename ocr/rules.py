@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
 from formstation import idnumber
+from formstation.config import DEFAULT_THRESHOLDS
 from formstation.store import Store, fields, forms, now, pages, persons, reasons
 from ocr.reasons import REASONS
 
@@ -56,8 +57,7 @@ class FormFacts:
 @dataclass(frozen=True)
 class RuleConfig:
     campaign_date: date = date(2026, 9, 1)
-    thresholds: dict[str, float] = field(default_factory=lambda: {
-        "digits": 0.90, "text": 0.80, "checkbox": 0.90, "signature": 0.90, "photo": 0.90, "attachment": 0.90})
+    thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     alignment_residual_mm: float = 1.0
 
 

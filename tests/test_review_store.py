@@ -250,7 +250,7 @@ def test_foreign_page(review):
 
 def test_config_defaults_and_round_trip(tmp_path):
     cfg = load_config(tmp_path)
-    assert cfg == Config() and cfg.thresholds["digits"] == 0.90 and cfg.thresholds["text"] == 0.80
+    assert cfg == Config() and cfg.thresholds["digits"] == 0.98 and cfg.thresholds["text"] == 0.80
     new = Config(thresholds={**cfg.thresholds, "digits": 0.75}, alignment_residual_mm=1.5)
     save_config(tmp_path, new)
     assert load_config(tmp_path) == new
