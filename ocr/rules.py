@@ -238,7 +238,7 @@ def _load_facts(conn: Connection, form_ids: set[str], cfg: RuleConfig) -> list[F
     pq = (select(pages.c.form_id, func.count().label("n"), func.max(pages.c.residual_mm).label("res"))
           .where(and_(pages.c.form_id.in_(ids), pages.c.kind == "form")).group_by(pages.c.form_id))
     page_info = {r.form_id: (r.n, r.res) for r in conn.execute(pq)}
-    return _with_class_facts(rows, reads, page_info, _all_final_ids(conn), cfg.thresholds.get("digits", 0.9))
+    return _with_class_facts(rows, reads, page_info, _all_final_ids(conn), cfg.thresholds.get("digits", DEFAULT_THRESHOLDS["digits"]))
 
 
 def _all_final_ids(conn: Connection) -> Counter:
