@@ -33,8 +33,9 @@ _ID_RE = re.compile(r"\d{17}[\dXx]")
 class OcrEngine:
     """RapidOCR (PP-OCR models shipped in the wheel), created on first use, once per process."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None) -> None:
         self._engine = None
+        self.threads = threads
 
     def _get(self):
         if self._engine is None:
@@ -43,7 +44,8 @@ class OcrEngine:
             from rapidocr import RapidOCR
 
             logging.getLogger("RapidOCR").setLevel(logging.ERROR)
-            self._engine = RapidOCR()
+            params = {"EngineConfig.onnxruntime.intra_op_num_threads": self.threads} if self.threads else None
+            self._engine = RapidOCR(params=params)
         return self._engine
 
     def line(self, gray: np.ndarray) -> tuple[str, float]:
@@ -59,10 +61,10 @@ class OcrEngine:
 class PageReader:
     """Reads all handwriting zones of one layout. Create once per process."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, threads: int | None = None) -> None:
         self.layout = layout
         self.digits = default_classifier()
-        self.ocr = OcrEngine()
+        self.ocr = OcrEngine(threads)
         self.faces = presence.FaceFinder()
 
     def read(self, page: np.ndarray, workspace: Path, crop_dir: str,

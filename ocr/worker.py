@@ -25,7 +25,7 @@ PAGE_JPEG_QUALITY = 80
 class Engines:
     """Everything a worker needs, built once: layout, mark finder, printed-ID OCR, field readers."""
 
-    def __init__(self, layout: Layout, workspace: Path, read_fields: bool = True) -> None:
+    def __init__(self, layout: Layout, workspace: Path, read_fields: bool = True, threads: int | None = None) -> None:
         self.layout = layout
         self.workspace = workspace
         self.finder = MarkFinder(layout)
@@ -34,7 +34,7 @@ class Engines:
         if read_fields:
             from ocr.read import PageReader
 
-            self.reader = PageReader(layout)
+            self.reader = PageReader(layout, threads)
 
 
 _ENGINES: Engines | None = None
@@ -42,8 +42,13 @@ _ENGINES: Engines | None = None
 
 def init_worker(layout_key: str, workspace: str, read_fields: bool = True) -> None:
     global _ENGINES
+    # one thread per worker process: the pool (or the Dask cluster) supplies the parallelism, and
+    # BLAS or ONNX Runtime threads in every worker would fight over the same cores
     cv2.setNumThreads(1)
-    _ENGINES = Engines(load_layout(layout_key), Path(workspace), read_fields)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    _ENGINES = Engines(load_layout(layout_key), Path(workspace), read_fields, threads=1)
 
 
 def run_page(raw: RawPage) -> PageResult:
