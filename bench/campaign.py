@@ -1,6 +1,7 @@
 """Simulate a campaign and run the station on it: throughput per stage, memory, accuracy.
 
     .venv/bin/python bench/campaign.py --forms 1000 --workers 2 --out bench-out/campaign
+    .venv/bin/python bench/campaign.py --forms 200 --dask-workers 2   # recognition on a local Dask cluster
 
 Steps: demo roster (classes of 40) -> import -> print -> simulate (typical, held-out writers) ->
 ingest (align + read) -> decide -> export; then compare the store with the simulator's truth.
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from forms.layout import load_layout
@@ -88,14 +90,28 @@ def _plot(out: Path, per_stage: dict[str, float], field_acc: dict[str, float]) -
     return names
 
 
+@contextmanager
+def _dask_scheduler(n_workers: int):
+    """None, or the address of a local Dask cluster of `n_workers` single-threaded processes."""
+    if not n_workers:
+        yield None
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      host="127.0.0.1") as cluster:
+        yield cluster.scheduler_address
+
+
 def run(args: argparse.Namespace) -> str:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store, sim = _prepare(out, args.forms, args.seed, args.profile)
     n_pages = sum(1 for _ in (sim / "pages.jsonl").open())
-    t = time.perf_counter()
-    s = ingest_paths(store, load_layout(), [sim / "scans"], workers=args.workers)
-    wall = time.perf_counter() - t
+    with _dask_scheduler(args.dask_workers) as scheduler:
+        t = time.perf_counter()
+        s = ingest_paths(store, load_layout(), [sim / "scans"], workers=args.workers, scheduler=scheduler)
+        wall = time.perf_counter() - t
     t = time.perf_counter()
     from output.export import export
 
@@ -109,13 +125,14 @@ def run(args: argparse.Namespace) -> str:
     peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     plots = _plot(out, per_stage, rep.field_accuracy())
     lines = [
-        f"# Campaign bench: {args.forms} forms, profile {args.profile}, {args.workers} worker(s)",
+        f"# Campaign bench: {args.forms} forms, profile {args.profile}, "
+        + (f"{args.dask_workers} Dask worker(s)" if args.dask_workers else f"{args.workers} worker(s)"),
         "", f"machine: {os.cpu_count()} cores; pages in batch: {n_pages} ({s.forms} form pages, "
         f"{s.blank_backs} blank backs, {s.unidentified} unidentified, {s.quarantined} quarantined files)",
         "", "| measure | value |", "|---|---|",
         f"| ingest wall time (decode, align, identify, read, store, decide) | {wall:.1f} s |",
         f"| pages per second, end to end | {s.pages / wall:.2f} |",
-        f"| pages per second per worker | {s.pages / wall / args.workers:.2f} |",
+        f"| pages per second per worker | {s.pages / wall / (args.dask_workers or args.workers):.2f} |",
         f"| export | {t_export:.1f} s |",
         f"| peak memory main / largest worker | {peak_main:.0f} MB / {peak_child:.0f} MB |",
         "", "| stage | ms per page (worker CPU) |", "|---|---|",
@@ -139,6 +156,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--forms", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--dask-workers", type=int, default=0,
+                    help="run recognition on a local Dask cluster of this many worker processes")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--profile", default="typical")
     ap.add_argument("--out", default=str(REPO / "bench-out" / "campaign"))
