@@ -9,6 +9,7 @@ lines at its border) into a 28x28 ink-high MNIST-style image, or None when the c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
@@ -409,14 +410,10 @@ class AveragedClassifier:
         return np.mean([m.predict_proba(cells28) for m in self.members], axis=0)
 
 
-_DEFAULT: list[AveragedClassifier] = []
-
-
+@cache
 def default_classifier() -> AveragedClassifier:
     """The shipped readers (CNN and feature MLP) averaged; loaded once per process."""
-    if not _DEFAULT:
-        _DEFAULT.append(AveragedClassifier([DigitClassifier.load(CNN_MODEL), DigitClassifier.load(MLP_MODEL)]))
-    return _DEFAULT[0]
+    return AveragedClassifier([DigitClassifier.load(CNN_MODEL), DigitClassifier.load(MLP_MODEL)])
 
 
 def read_cells(crops: list[np.ndarray], model: DigitClassifier | AveragedClassifier | None = None) -> list[CellResult]:
