@@ -127,11 +127,17 @@ def find_box_lines(dark: np.ndarray) -> _Lines:
     return _Lines(h_mask | v_mask, h_mask, v_mask, top, bottom, left, right)
 
 
-def _bridge_lines(ink: np.ndarray, lines: _Lines) -> np.ndarray:
-    """Ink with box-line pixels removed, except where a stroke crosses the line (bridged)."""
+def _bridge_lines(ink: np.ndarray, lines: _Lines, per_line: bool = False) -> np.ndarray:
+    """Ink with box-line pixels removed, except where a stroke crosses the line (bridged). The
+    bridge spans the lines' summed thickness across the crop (one cell: its two lines), or with
+    `per_line` the thickest single line (a strip crosses many lines)."""
     out = ink & ~lines.mask
     for mask, axis in ((lines.h_mask, 0), (lines.v_mask, 1)):
-        span = int(mask.sum(axis=axis).max()) if mask.any() else 0
+        if per_line:
+            runs = _line_groups(mask.any(axis=1 - axis).astype(np.int64), 1)
+            span = max((g1 - g0 + 1 for g0, g1 in runs), default=0)
+        else:
+            span = int(mask.sum(axis=axis).max()) if mask.any() else 0
         if span == 0:
             continue
         size = (1, span + 4) if axis == 0 else (span + 4, 1)
@@ -223,11 +229,20 @@ def normalize_cell(crop: np.ndarray) -> np.ndarray | None:
         return None
     dark = darkness(crop)
     lines = find_box_lines(dark)
+    thr = _ink_threshold(dark, lines)
+    ink = _bridge_lines(dark > thr, lines)
+    return _glyph(dark, _keep_components(ink, lines), lines, thr)
+
+
+def _ink_threshold(dark: np.ndarray, lines: _Lines) -> float:
+    """Ink threshold adapted to the darkest ink off the printed lines (faint pens, light scans)."""
     free = dark[~lines.mask]
     peak = float(np.percentile(free, 99.5)) if free.size else 0.0
-    thr = float(np.clip(0.45 * peak, MIN_INK_THRESHOLD, INK_THRESHOLD))
-    ink = _bridge_lines(dark > thr, lines)
-    keep = _keep_components(ink, lines)
+    return float(np.clip(0.45 * peak, MIN_INK_THRESHOLD, INK_THRESHOLD))
+
+
+def _glyph(dark: np.ndarray, keep: np.ndarray | None, lines: _Lines, thr: float) -> np.ndarray | None:
+    """The kept character's soft ink (darkness around its mask, box lines off), MNIST-framed."""
     if keep is None:
         return None
     fringe = cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
@@ -235,6 +250,121 @@ def normalize_cell(crop: np.ndarray) -> np.ndarray | None:
     core = dark[keep]
     scale = max(float(np.percentile(core, 90)), thr)
     return frame_glyph(np.clip(soft / scale, 0.0, 1.0))
+
+
+def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple[int, int]) -> list[np.ndarray | None]:
+    """Normalise every cell of one comb strip at once (see `normalize_cell` for one cell).
+
+    `crop` is a grayscale uint8 crop of the whole comb with a margin, `bounds` each cell's expected
+    [x0, x1) between its printed side lines and `rows` the comb's expected [y0, y1), in crop pixels.
+    Ink is segmented over the whole strip and each stroke belongs to the cell holding most of it:
+    a digit that overruns its box is read whole, and the part of a neighbour's digit reaching
+    into a cell is not read as part of it. Ink mostly above or below the comb (a digit rewritten
+    over a struck-out box) belongs to no cell."""
+    n_cells = len(bounds)
+    if crop is None or crop.size == 0 or min(crop.shape[:2]) < 8 or n_cells == 0:
+        return [None] * n_cells
+    dark = darkness(crop)
+    lines, edges = _strip_lines(dark, bounds, rows)
+    thr = _ink_threshold(dark, lines)
+    raw = dark > thr
+    owner = _owners(_bridge_lines(raw, lines, per_line=True), raw & ~lines.mask, bounds, lines)
+    top, bottom = lines.top, lines.bottom
+    out: list[np.ndarray | None] = []
+    for i, ((x0, x1), (left, right)) in enumerate(zip(bounds, edges, strict=True)):
+        half = (x1 - x0) // 2
+        sx0, sx1 = max(0, x0 - half), min(dark.shape[1], x1 + half)
+        window = slice(sx0, sx1)
+        cell_ink = owner[:, window] == i
+        if not cell_ink.any():
+            out.append(None)
+            continue
+        cell_lines = _Lines(lines.mask[:, window], lines.h_mask[:, window], lines.v_mask[:, window],
+                            top, bottom, left - sx0, right - sx0)
+        out.append(_glyph(dark[:, window], _keep_components(cell_ink, cell_lines), cell_lines, thr))
+    return out
+
+
+SHARED_STROKE = 0.3  # a cell holding this share of a connected stroke group holds a glyph of its own
+
+
+def _cell_counts(labels: np.ndarray, n: int, col_cell: np.ndarray, lines: _Lines) -> np.ndarray:
+    """(n, cells + 1) pixel counts of each label inside the comb's rows, per cell column band
+    (last column: outside the comb)."""
+    band = labels[lines.top : lines.bottom]
+    counts = np.zeros((n, int(col_cell.max()) + 1), np.int64)
+    np.add.at(counts, (band.ravel(), np.broadcast_to(col_cell, band.shape).ravel()), 1)
+    return counts
+
+
+def _owners(bridged: np.ndarray, pieces: np.ndarray, bounds: list[tuple[int, int]], lines: _Lines) -> np.ndarray:
+    """Per pixel, the cell owning the ink there (-1: none). A connected group of strokes (box-line
+    crossings bridged) goes whole to the cell holding most of it inside the comb's rows, unless
+    two cells each hold a good share (two glyphs joined through a line): then each piece between
+    the lines goes to its own cell, and a piece that still spans cells is cut at the lines. Ink mostly outside the comb's rows belongs to no cell."""
+    n_cells = len(bounds)
+    col_cell = np.full(bridged.shape[1], n_cells, np.int64)
+    for i, (x0, x1) in enumerate(bounds):
+        col_cell[max(0, x0) : max(0, x1)] = i
+    owner = np.full(bridged.shape, -1, np.int64)
+    split = np.zeros(bridged.shape, bool)
+    for ink, whole in ((bridged, True), (pieces, False)):
+        n, labels = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
+        if n <= 1:
+            continue
+        counts = _cell_counts(labels, n, col_cell, lines)
+        area = np.bincount(labels.ravel(), minlength=n).astype(np.float64)
+        area[0] = np.inf
+        cells = counts[:, :n_cells]
+        best = cells.argmax(axis=1)
+        ok = cells[np.arange(n), best] >= 0.5 * area
+        if whole:
+            inside = cells.sum(axis=1)
+            shared = (cells >= SHARED_STROKE * inside[:, None]).sum(axis=1) >= 2
+            owner = np.where(ok & ~shared, best, -1)[labels]
+            split = ((shared | ~ok) & (inside >= 0.5 * area))[labels]
+        else:  # the pieces of the groups split above; a piece still spanning cells is cut at the lines
+            by_column = np.broadcast_to(np.where(col_cell < n_cells, col_cell, -1), labels.shape)
+            owner[split] = np.where(ok[labels], best[labels], by_column)[split]
+    return owner
+
+
+def _strip_lines(dark: np.ndarray, bounds: list[tuple[int, int]],
+                 rows: tuple[int, int]) -> tuple[_Lines, list[tuple[int, int]]]:
+    """Printed lines of a comb strip (top, bottom and the side lines between cells) near their
+    expected places, and each cell's interior [left, right) between its side lines."""
+    h, w = dark.shape
+    cell_w = max(1, int(np.median([x1 - x0 for x0, x1 in bounds])))
+    cell_h = max(1, rows[1] - rows[0])
+    comb_w = max(1, min(w, bounds[-1][1]) - max(0, bounds[0][0]))
+    cand = (dark > LINE_THRESHOLD).astype(np.uint8)
+    h_runs = _directional_runs(cand, int(1.5 * cell_w), horizontal=True)
+    near = int(round(0.3 * cell_h))
+    h_groups = [g for g in _line_groups(h_runs.sum(axis=1), 0.5 * comb_w)
+                if abs(g[0] - rows[0]) <= near or abs(g[1] - rows[1]) <= near]
+    top_lines = [g for g in h_groups if abs(g[0] - rows[0]) <= near]
+    bottom_lines = [g for g in h_groups if abs(g[1] - rows[1]) <= near and g not in top_lines]
+    top = top_lines[-1][1] + 1 if top_lines else rows[0] + 1
+    bottom = bottom_lines[0][0] if bottom_lines else rows[1] - 1
+    bottom = max(bottom, top + 1)
+    span = bottom - top
+    v_runs = _directional_runs(cand, int(0.4 * span), horizontal=False)
+    v_all = _line_groups(v_runs[top:bottom].sum(axis=0), 0.8 * span)
+    tol = 0.25 * cell_w
+    v_groups: list[tuple[int, int]] = []
+    for x in sorted({b for x0, x1 in bounds for b in (x0, x1)}):
+        close = [g for g in v_all if abs((g[0] + g[1]) / 2 - x) <= tol]
+        if close:
+            v_groups.append(min(close, key=lambda g: abs((g[0] + g[1]) / 2 - x)))
+    edges = []
+    for x0, x1 in bounds:
+        lefts = [g for g in v_groups if abs((g[0] + g[1]) / 2 - x0) <= tol]
+        rights = [g for g in v_groups if abs((g[0] + g[1]) / 2 - x1) <= tol]
+        left = lefts[0][1] + 1 if lefts else x0 + 1
+        right = rights[0][0] if rights else x1 - 1
+        edges.append((left, max(right, left + 1)))
+    h_mask, v_mask = _select(h_runs, top_lines + bottom_lines, 0), _select(v_runs, v_groups, 1)
+    return _Lines(h_mask | v_mask, h_mask, v_mask, top, bottom, edges[0][0], edges[-1][1]), edges
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,13 +550,22 @@ def read_cells(crops: list[np.ndarray], model: DigitClassifier | AveragedClassif
     """Normalise and classify each crop (one comb cell each, grayscale uint8). Empty cells give
     CellResult(empty=True, probs=None, best='', confidence=0.0); others carry the calibrated
     probabilities over CLASSES, the most likely character and its probability."""
+    return _classify([normalize_cell(c) for c in crops], model)
+
+
+def _classify(norm: list[np.ndarray | None], model: DigitClassifier | AveragedClassifier | None) -> list[CellResult]:
     model = model or default_classifier()
-    norm = [normalize_cell(c) for c in crops]
     filled = [i for i, im in enumerate(norm) if im is not None]
     probs = model.predict_proba(np.stack([norm[i] for i in filled])) if filled else np.zeros((0, 11))
-    out = [CellResult(True, None, "", 0.0) for _ in crops]
+    out = [CellResult(True, None, "", 0.0) for _ in norm]
     for row, i in enumerate(filled):
         p = tuple(float(v) for v in probs[row])
         k = int(np.argmax(probs[row]))
         out[i] = CellResult(False, p, CLASSES[k], p[k])
     return out
+
+
+def read_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple[int, int],
+               model: DigitClassifier | AveragedClassifier | None = None) -> list[CellResult]:
+    """`normalize_strip` + classification: one CellResult per cell of the comb (see `read_cells`)."""
+    return _classify(normalize_strip(crop, bounds, rows), model)

@@ -116,3 +116,50 @@ def test_blurred_box_line_fringe_is_not_a_character(heldout) -> None:
     glyph = cv2.resize(255 - hx[3], (34, 48))
     cell[18:66, 13:47] = np.minimum(cell[18:66, 13:47], glyph)
     assert normalize_cell(cell) is not None
+
+
+def _strip(glyphs: list[tuple[np.ndarray | None, float, float]], dpi: float = 200.0):
+    """A printed comb strip (6 x 9 mm cells) with 3 mm margin and ink-high glyphs written at
+    (dx, dy) offsets, as fractions of a cell, from their cell's centre. Returns the crop, the
+    cell bounds and the comb rows as `normalize_strip` takes them."""
+    k = dpi / 25.4
+    cw, ch, m = 6 * k, 9 * k, int(round(3 * k))
+    n = len(glyphs)
+    img = np.full((int(ch + 2 * m), int(n * cw + 2 * m)), 250, np.uint8)
+    xs = [int(round(m + i * cw)) for i in range(n + 1)]
+    y0, y1 = m, int(round(m + ch))
+    for i, (g, dx, dy) in enumerate(glyphs):
+        if g is None:
+            continue
+        gh = int(0.7 * ch)
+        glyph = cv2.resize(g, (int(gh * 0.8), gh), interpolation=cv2.INTER_CUBIC)
+        cx, cy = int((xs[i] + xs[i + 1]) / 2 + dx * cw), int((y0 + y1) / 2 + dy * ch)
+        x, y = cx - glyph.shape[1] // 2, cy - glyph.shape[0] // 2
+        region = img[y : y + glyph.shape[0], x : x + glyph.shape[1]]
+        img[y : y + glyph.shape[0], x : x + glyph.shape[1]] = np.minimum(region, 255 - glyph[: region.shape[0], : region.shape[1]])
+    img[y0 : y0 + 2, xs[0] : xs[-1] + 2] = img[y1 : y1 + 2, xs[0] : xs[-1] + 2] = 40
+    for x in xs:
+        img[y0 : y1 + 2, x : x + 2] = 40
+    return img, [(xs[i], xs[i + 1]) for i in range(n)], (y0, y1)
+
+
+def test_strip_reads_a_digit_overrunning_its_box_whole(heldout, model) -> None:
+    from ocr.digits import read_strip
+
+    hx, hy = heldout
+    picks = [int(np.flatnonzero(hy == d)[5]) for d in (2, 0, 3, 5)]
+    # the third digit sits 40 % of a cell to the right: a third of it lies in the next box
+    crop, bounds, rows = _strip([(hx[picks[0]], 0, 0), (hx[picks[1]], 0, 0), (hx[picks[2]], 0.4, 0), (None, 0, 0)])
+    res = read_strip(crop, bounds, rows, model)
+    assert [r.best for r in res[:3]] == ["2", "0", "3"]
+    assert res[3].empty  # the overrun belongs to the third cell, not the empty fourth
+
+
+def test_strip_ignores_a_digit_rewritten_above_the_comb(heldout, model) -> None:
+    from ocr.digits import read_strip
+
+    hx, hy = heldout
+    seven = int(np.flatnonzero(hy == 7)[3])
+    crop, bounds, rows = _strip([(hx[seven], 0, -0.62), (None, 0, 0)])
+    res = read_strip(crop, bounds, rows, model)
+    assert res[0].empty and res[1].empty
