@@ -119,3 +119,36 @@ def decode_plain(probs: list[np.ndarray | None], alphabet: str) -> Decoded:
         value += alphabet[i]
         conf *= float(p[idx][i])
     return Decoded(value.rstrip("?"), conf, raw, "?" not in value)
+
+
+PAIR_HESITANT = 0.2  # where two renderings disagree, one must find the other's digit this plausible
+
+
+def decode_phone_pair(a: list[np.ndarray | None], b: list[np.ndarray | None]) -> Decoded | None:
+    """One number written twice (the applicant's phone and the guardian's: a family often gives
+    one number for both): each digit is read from both renderings at once, the cell
+    probabilities multiplied and renormalised over the allowed digits. Returns None unless both
+    fields are complete mobile-number readings that can be one number: their best digits agree
+    everywhere but at most one cell, and there one of the two readings finds the other's digit
+    plausible (ratio >= PAIR_HESITANT to its own best). Two confident, different digits mean two
+    numbers; a doubtful disagreement lowers the joint confidence through the product."""
+    if len(a) != 11 or len(b) != 11 or any(p is None for p in a) or any(p is None for p in b):
+        return None
+    value, conf, moved, disagree = "", 1.0, 1.0, 0
+    for pos, (pa, pb) in enumerate(zip(a, b, strict=True)):
+        allowed = "1" if pos == 0 else ("3456789" if pos == 1 else "0123456789")
+        idx = [CLASSES.index(c) for c in allowed]
+        sa, sb = pa[idx], pb[idx]
+        ia, ib = int(np.argmax(sa)), int(np.argmax(sb))
+        if ia != ib:
+            disagree += 1
+            hesitant = max(sa[ib] / max(float(sa[ia]), EPS), sb[ia] / max(float(sb[ib]), EPS))
+            if disagree > 1 or hesitant < PAIR_HESITANT:
+                return None
+        joint = sa * sb
+        i = int(np.argmax(joint))
+        value += allowed[i]
+        conf *= float(joint[i] / max(float(joint.sum()), EPS))
+        # the chosen digit must be what at least one rendering shows (not forced by the pattern)
+        moved *= max(float(pa[idx[i]] / max(float(np.max(pa)), EPS)), float(pb[idx[i]] / max(float(np.max(pb)), EPS)))
+    return Decoded(value, float(min(conf, moved)), _raw(a) + "|" + _raw(b), True)

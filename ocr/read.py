@@ -20,10 +20,11 @@ import numpy as np
 from forms.layout import Box, Layout, Zone
 from ocr import decode, presence
 from ocr.align import ALIGN_DPI
-from ocr.digits import default_classifier, read_cells
+from ocr.digits import default_classifier, read_strip
 from ocr.types import FieldReading
 
 CELL_MARGIN_MM = 0.8
+STRIP_MARGIN_MM = 3.0  # around a comb: room for digits that overrun their boxes
 REVIEW_MARGIN_MM = 1.5
 REVIEW_ABOVE_COMB_MM = 5.5
 ColorCrop = Callable[[Box], np.ndarray | None]
@@ -69,6 +70,7 @@ class PageReader:
 
     def read(self, page: np.ndarray, workspace: Path, crop_dir: str,
              color_crop: ColorCrop | None = None) -> tuple[FieldReading, ...]:
+        self._cells: dict[str, list[np.ndarray | None]] = {}
         out: list[FieldReading] = []
         for z in self.layout.zones:
             if z.kind == "printed":
@@ -79,13 +81,14 @@ class PageReader:
             cv2.imwrite(str(workspace / rel), _crop(page, _review_box(z))[0])
             readings = getattr(self, f"_read_{z.kind}")(z, page, crop, box, color_crop, workspace, crop_dir)
             out.extend(_with_crop(r, rel) for r in readings)
-        return tuple(out)
+        return tuple(_paired_phones(out, self._cells))
 
     # ---- one method per zone kind; each returns the zone's readings
     def _read_digits(self, z: Zone, page, crop, box, *_):
-        cells = [_crop(page, _grow(c, CELL_MARGIN_MM))[0] for c in z.cell_boxes()]
-        results = read_cells(cells, self.digits)
+        results = read_strip(*comb_strip(page, z), self.digits)
         probs = [None if r.empty else np.asarray(r.probs) for r in results]
+        if hasattr(self, "_cells"):
+            self._cells[z.name] = probs
         if z.cells == 18:
             d = decode.decode_id(probs)
         elif z.cells == 11 and z.alphabet == "0123456789":
@@ -141,6 +144,35 @@ class PageReader:
             FieldReading("photo_color", ("color" if found.is_color else "grayscale") if scanned_in_color else "unknown",
                          found.color_confidence if scanned_in_color else 0.0, box),
         ]
+
+
+PHONE_PAIR = ("phone", "guardian_phone")
+
+
+def _paired_phones(readings: list[FieldReading], cells: dict[str, list[np.ndarray | None]]) -> list[FieldReading]:
+    """Where the applicant's and the guardian's phone read as one number, read it from both
+    renderings (`decode.decode_phone_pair`); the joint reading replaces both when it is surer."""
+    if not all(n in cells for n in PHONE_PAIR):
+        return readings
+    joint = decode.decode_phone_pair(*(cells[n] for n in PHONE_PAIR))
+    if joint is None:
+        return readings
+    out = []
+    for r in readings:
+        if r.name in PHONE_PAIR and joint.confidence > r.confidence:
+            detail = dict(r.detail, paired=True)
+            r = FieldReading(r.name, joint.value, round(joint.confidence, 4), r.box, r.source, r.suggestion, detail)
+        out.append(r)
+    return out
+
+
+def comb_strip(page: np.ndarray, z: Zone) -> tuple[np.ndarray, list[tuple[int, int]], tuple[int, int]]:
+    """A comb zone's crop with a margin, each cell's [x0, x1) and the comb's [y0, y1) in it."""
+    crop, (cx0, cy0, _, _) = _crop(page, _grow(z.box, STRIP_MARGIN_MM))
+    px = [c.to_px(ALIGN_DPI) for c in z.cell_boxes()]
+    bounds = [(x0 - cx0, x1 - cx0) for x0, _, x1, _ in px]
+    _, y0, _, y1 = z.box.to_px(ALIGN_DPI)
+    return crop, bounds, (y0 - cy0, y1 - cy0)
 
 
 def _review_box(z: Zone) -> Box:

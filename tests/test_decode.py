@@ -55,3 +55,33 @@ def test_phone_pattern():
     probs[1][1], probs[1][8] = 0.6, 0.3  # '1' is not allowed in the second cell
     d = decode_phone(probs)
     assert d.value == "18812345678" and d.confidence <= 0.5
+
+
+def test_phone_written_twice_is_read_from_both_renderings():
+    from ocr.decode import decode_phone_pair
+
+    number = "13812345678"
+    a, b = _probs(number, 0.9), _probs(number, 0.9)
+    alone = decode_phone(a)
+    joint = decode_phone_pair(a, b)
+    assert alone.value == number and alone.confidence < 0.5  # eleven cells at 0.9 each
+    assert joint is not None and joint.value == number and joint.confidence > 0.98
+    # one rendering misleading at a cell the other reads surely: the sure one wins, with doubt
+    clean = joint.confidence
+    a[6] = np.full(11, 0.02)
+    a[6][CLASSES.index("1")], a[6][CLASSES.index("4")] = 0.55, 0.29  # '4' written, looks like a '1'
+    b[6] = _probs("4", 0.97)[0]
+    joint = decode_phone_pair(a, b)
+    assert decode_phone(a).value != number
+    assert joint is not None and joint.value == number and joint.confidence < clean
+
+
+def test_two_different_phones_are_not_merged():
+    from ocr.decode import decode_phone_pair
+
+    # the family wrote two numbers that differ in one digit, both read surely: two numbers
+    assert decode_phone_pair(_probs("13812345678"), _probs("13812345679")) is None
+    assert decode_phone_pair(_probs("13812345678"), _probs("15912345670")) is None
+    empty = _probs("13812345678")
+    empty[3] = None
+    assert decode_phone_pair(empty, _probs("13812345678")) is None
