@@ -55,9 +55,12 @@ def box_ink(crop: np.ndarray) -> float:
     return float((inner(crop, 0.7) < 140).mean())
 
 
+CHECK_SPREAD = 0.35  # a tick of 2.3x the threshold's ink is sure (0.9); a faint mark or a smudge is doubt
+
+
 def pick_option(ratios: dict[str, float]) -> tuple[str, float]:
     """The one ticked option ('' for none), with the weakest of the per-box confidences."""
-    decided = {k: _decide(r, CHECK_THR, 0.5) for k, r in ratios.items()}
+    decided = {k: _decide(r, CHECK_THR, CHECK_SPREAD) for k, r in ratios.items()}
     ticked = [k for k, (on, _) in decided.items() if on]
     conf = min(c for _, c in decided.values())
     if len(ticked) > 1:
