@@ -33,9 +33,9 @@ REPO = Path(__file__).resolve().parent.parent
 STAGES = ("decode", "blank", "marks", "warp", "barcode", "save", "read")
 
 
-def _prepare(out: Path, n_forms: int, seed: int, profile: str) -> tuple[Store, Path]:
+def _prepare(out: Path, n_forms: int, seed: int, profile: str, writers: str = "heldout") -> tuple[Store, Path]:
     """Workspace with roster, printed PDFs and simulated scans (cached by parameters)."""
-    key = out / f"sim-{n_forms}-{seed}-{profile}"
+    key = out / (f"sim-{n_forms}-{seed}-{profile}" + ("" if writers == "heldout" else f"-{writers}"))
     ws = key / "ws"
     if not (key / "sim" / "truth.jsonl").is_file():
         shutil.rmtree(key, ignore_errors=True)
@@ -51,7 +51,8 @@ def _prepare(out: Path, n_forms: int, seed: int, profile: str) -> tuple[Store, P
         pdfs = sorted(str(p) for p in (key / "print").glob("*.pdf"))
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "formstation.cli", "--workspace", str(ws), "simulate", *pdfs,
-                        "--out", str(key / "sim"), "--seed", str(seed), "--profile", profile, "-q"], check=True)
+                        "--out", str(key / "sim"), "--seed", str(seed), "--profile", profile, "--writers", writers,
+                        "-q"], check=True)
         print(f"simulated in {time.perf_counter() - t:.0f} s", file=sys.stderr)
         shutil.copytree(ws, key / "ws-pristine")
     work = out / "run-ws"
@@ -106,7 +107,7 @@ def _dask_scheduler(n_workers: int):
 def run(args: argparse.Namespace) -> str:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    store, sim = _prepare(out, args.forms, args.seed, args.profile)
+    store, sim = _prepare(out, args.forms, args.seed, args.profile, args.writers)
     n_pages = sum(1 for _ in (sim / "pages.jsonl").open())
     with _dask_scheduler(args.dask_workers) as scheduler:
         t = time.perf_counter()
@@ -160,6 +161,9 @@ def main() -> None:
                     help="run recognition on a local Dask cluster of this many worker processes")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--profile", default="typical")
+    ap.add_argument("--writers", default="heldout", choices=("heldout", "train", "val"),
+                    help="whose digits the parents write: heldout (default; every figure in the README) or "
+                         "the reader's train / val writers, to make page-style cells for ocr.pagecells")
     ap.add_argument("--out", default=str(REPO / "bench-out" / "campaign"))
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     print(run(ap.parse_args()))

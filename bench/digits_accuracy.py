@@ -1,11 +1,15 @@
 """Accuracy, calibration, empty-cell detection and latency of the comb-cell character reader.
 
-    python bench/digits_accuracy.py [--model PATH] [--seed N]
+    python bench/digits_accuracy.py [--model station|cnn|mlp|PATH] [--seed N] [--page-cells NPZ]
 
-Sets: (a) the MNIST held-out block as is, (b) scikit-learn's bundled `load_digits` (other
-writers, 8x8 upscaled and MNIST-framed), (c) the held-out digits written into printed comb strips
-at 300 and 200 dpi with grey or black lines and read through `normalize_cell`, (d) empty vs filled
-cells, (e) synthesised 'X' (a seed training never uses), (f) milliseconds per cell.
+The default model is the one the station reads with (`default_classifier`: CNN and feature MLP
+averaged); `cnn` / `mlp` measure one member. Sets: (a) the MNIST held-out block as is, (b)
+scikit-learn's bundled `load_digits` (other writers, 8x8 upscaled and MNIST-framed), (c) the
+held-out digits written into printed comb strips at 300 and 200 dpi with grey or black lines and
+read through `normalize_cell`, (d) empty vs filled cells, (e) synthesised 'X' (a seed training
+never uses), (f) milliseconds per cell, (g) with --page-cells, cells cut from a simulated
+campaign's aligned pages by `ocr.pagecells` (held-out writers: `bench/campaign.py` then
+`python -m ocr.pagecells SIM WS --out F`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ocr.digitdata import comb_cell, expected_calibration_error, heldout_mask, load_mnist, synth_x  # noqa: E402
-from ocr.digits import CLASSES, DigitClassifier, frame_glyph, normalize_cell, read_cells  # noqa: E402
+from ocr.digits import (  # noqa: E402
+    CLASSES,
+    CNN_MODEL,
+    MLP_MODEL,
+    DigitClassifier,
+    default_classifier,
+    frame_glyph,
+    normalize_cell,
+    read_cells,
+)
 
 X_LABEL = CLASSES.index("X")
 STYLES = ((300.0, 0), (300.0, 150), (200.0, 0), (200.0, 150))  # (dpi, line grey)
@@ -102,15 +115,17 @@ def timing(model: DigitClassifier, crops: list[np.ndarray]) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run every figure and print it."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--model", default="station", help="station (default), cnn, mlp or an npz path")
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--page-cells", type=Path, nargs="*", default=[], help="ocr.pagecells files to read too")
     args = ap.parse_args(argv)
-    model = DigitClassifier.load(args.model)
+    named = {"cnn": CNN_MODEL, "mlp": MLP_MODEL}
+    model = default_classifier() if args.model == "station" else DigitClassifier.load(named.get(args.model, args.model))
     rng = np.random.default_rng(args.seed)
     data = load_mnist()
     ho = heldout_mask(data.labels)
     hx, hy = data.images[ho], data.labels[ho]
-    print(f"model temperature {model.temperature:.3f}")
+    print(f"model {args.model}" + (f", temperature {model.temperature:.3f}" if hasattr(model, "temperature") else ""))
     figures("(a) MNIST held-out (clean)", model.predict_proba(hx), hy)
     sx, sy = sklearn_digits()
     figures("(b) sklearn load_digits", model.predict_proba(sx), sy)
@@ -130,6 +145,13 @@ def main(argv: list[str] | None = None) -> None:
     figures("(e) synthetic X in comb cells", np.concatenate([p[0] for p in xp]),
             np.concatenate([p[1] for p in xp]), sum(p[2] for p in xp))
     timing(model, cells[STYLES[0]])
+    for path in args.page_cells:
+        with np.load(path) as d:
+            x, y, touching, writers = d["x"], d["y"], d["touching"], str(d["writers"])
+        p = model.predict_proba(x)
+        figures(f"(g) page cells, {writers} writers", p, y)
+        if touching.any():
+            figures("(g) page cells over box lines", p[touching], y[touching])
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         profile = load_profile(args.profile, Path(args.rates) if args.rates else None, formats)
     except (RatesError, OSError) as e:
         raise StationError(str(e)) from None
-    cfg = SimConfig(pdfs, Path(args.out), args.seed, profile, args.campaign_date, load_layout(args.layout))
+    cfg = SimConfig(pdfs, Path(args.out), args.seed, profile, args.campaign_date, load_layout(args.layout),
+                    args.writers)
 
     def progress(n: int) -> None:
         if not args.quiet:
@@ -63,5 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="comma-separated output formats to cycle through: pdf,tiff_g4,tiff_jpeg,jpeg_dir")
     sp.add_argument("--campaign-date", type=_date, default=demo.CAMPAIGN,
                     help=f"date ages are computed at (default {demo.CAMPAIGN.isoformat()})")
+    sp.add_argument("--writers", choices=("heldout", "train", "val"), default="heldout",
+                    help="whose digits: heldout (default; never trained on, for measuring) or the digit "
+                         "reader's train / val writers (to make page-style training cells)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sp.set_defaults(func=cmd_simulate)

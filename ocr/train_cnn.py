@@ -239,16 +239,34 @@ def evaluate(net: Net, x: torch.Tensor) -> np.ndarray:
     return out.numpy().astype(np.float64)
 
 
+def load_page_cells(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Cells and labels of `ocr.pagecells` files, concatenated. Cells of the held-out writers
+    (kept for measuring) are refused."""
+    xs, ys = [np.zeros((0, 28, 28), np.uint8)], [np.zeros(0, np.int64)]
+    for p in paths:
+        with np.load(p) as d:
+            if str(d["writers"]) == "heldout":
+                raise SystemExit(f"{p}: cells of the held-out writers are for measuring, never for training")
+            xs.append(d["x"])
+            ys.append(d["y"].astype(np.int64))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def train(out: Path, seed: int, epochs: int, copies: int, pen_copies: int, workers: int, cache: Path | None,
           channels: tuple[int, ...] = CHANNELS, hidden: int = HIDDEN, smoothing: float = SMOOTHING,
-          mixup: float = MIXUP) -> None:
+          mixup: float = MIXUP, page_cells: list[Path] = (), page_val: list[Path] = ()) -> None:
     """Augment, train, calibrate, export the npz model and print figures."""
     t0 = time.time()
     torch.set_num_threads(2)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     x, y, xv, yv = build_data(seed, copies, pen_copies, workers, cache)
-    print(f"augmented {len(x)} train / {len(xv)} val cells in {time.time() - t0:.0f}s")
+    px, py = load_page_cells(list(page_cells))
+    pvx, pvy = load_page_cells(list(page_val))
+    x, y = np.concatenate([x, px]), np.concatenate([y, py])
+    xv, yv = np.concatenate([xv, pvx]), np.concatenate([yv, pvy])
+    print(f"augmented {len(x)} train ({len(px)} page cells) / {len(xv)} val ({len(pvx)} page cells) "
+          f"cells in {time.time() - t0:.0f}s")
     xt, yt, xvt = to_tensor(x), torch.from_numpy(y.astype(np.int64)), to_tensor(xv)
     g = torch.Generator().manual_seed(seed)
     mix_rng = np.random.default_rng([seed, 99])
@@ -291,6 +309,8 @@ def train(out: Path, seed: int, epochs: int, copies: int, pen_copies: int, worke
     report("train (augmented, sample)", model.predict_proba(x[::20]), y[::20])
     report("validation T=1", DigitClassifier({**params, "temperature": np.float32(1.0)}).predict_proba(xv), yv)
     report("validation calibrated", model.predict_proba(xv), yv)
+    if len(pvx):
+        report("validation page cells", model.predict_proba(pvx), pvy)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **params)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
@@ -312,9 +332,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hidden", type=int, default=HIDDEN, help="width of the hidden fc layer")
     ap.add_argument("--smoothing", type=float, default=SMOOTHING, help="label smoothing")
     ap.add_argument("--mixup", type=float, default=MIXUP, help="mixup Beta(a, a) parameter (0: off)")
+    ap.add_argument("--page-cells", type=Path, nargs="*", default=[],
+                    help="ocr.pagecells files (training writers) added to the training cells")
+    ap.add_argument("--page-val", type=Path, nargs="*", default=[],
+                    help="ocr.pagecells files (validation writers) added to the validation cells")
     args = ap.parse_args(argv)
     train(args.out, args.seed, args.epochs, args.copies, args.pen_copies, args.workers, args.cache,
-          tuple(args.channels), args.hidden, args.smoothing, args.mixup)
+          tuple(args.channels), args.hidden, args.smoothing, args.mixup, args.page_cells, args.page_val)
 
 
 if __name__ == "__main__":

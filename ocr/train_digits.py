@@ -115,8 +115,12 @@ def report(name: str, probs: np.ndarray, y: np.ndarray) -> None:
     print(f"{name:<28} n={len(y):<6} top1={acc1:.4f} top3={acc3:.4f} ECE={ece:.4f}")
 
 
-def train(out: Path, seed: int, workers: int, epochs: int) -> None:
-    """Build the augmented sets, fit, calibrate, save the npz model and print figures."""
+def train(out: Path, seed: int, workers: int, epochs: int, page_cells: list[Path] = (),
+          page_val: list[Path] = ()) -> None:
+    """Build the augmented sets (plus `ocr.pagecells` page cells), fit, calibrate, save the npz
+    model and print figures."""
+    from ocr.train_cnn import load_page_cells
+
     t0 = time.time()
     split = make_split(seed)
     tr = augment_parallel(split.train_x, seed, 1, COPIES, workers)
@@ -124,7 +128,12 @@ def train(out: Path, seed: int, workers: int, epochs: int) -> None:
     x = np.concatenate([tr, split.train_x])
     y = np.concatenate([np.repeat(split.train_y, COPIES), split.train_y])
     yv = np.repeat(split.val_y, VAL_COPIES)
-    print(f"augmented {len(x)} train / {len(va)} val cells in {time.time() - t0:.0f}s")
+    px, py = load_page_cells(list(page_cells))
+    pvx, pvy = load_page_cells(list(page_val))
+    x, y = np.concatenate([x, px]), np.concatenate([y, py])
+    va, yv = np.concatenate([va, pvx]), np.concatenate([yv, pvy])
+    print(f"augmented {len(x)} train ({len(px)} page cells) / {len(va)} val ({len(pvx)} page cells) "
+          f"cells in {time.time() - t0:.0f}s")
     params = fit_mlp(batch_features(x), y, seed, epochs)
     params["temperature"] = np.float32(1.0)
     model = DigitClassifier(params)
@@ -135,6 +144,8 @@ def train(out: Path, seed: int, workers: int, epochs: int) -> None:
     report("train (augmented, sample)", model.predict_proba(x[::10]), y[::10])
     report("validation T=1", DigitClassifier({**params, "temperature": np.float32(1.0)}).predict_proba(va), yv)
     report("validation calibrated", model.predict_proba(va), yv)
+    if len(pvx):
+        report("validation page cells", model.predict_proba(pvx), pvy)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **params)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
@@ -147,8 +158,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--page-cells", type=Path, nargs="*", default=[],
+                    help="ocr.pagecells files (training writers) added to the training cells")
+    ap.add_argument("--page-val", type=Path, nargs="*", default=[],
+                    help="ocr.pagecells files (validation writers) added to the validation cells")
     args = ap.parse_args(argv)
-    train(args.out, args.seed, args.workers, args.epochs)
+    train(args.out, args.seed, args.workers, args.epochs, args.page_cells, args.page_val)
 
 
 if __name__ == "__main__":

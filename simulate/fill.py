@@ -32,11 +32,13 @@ class Pen:
         return self.width_mm * self.k
 
 
-def draw_form(page: np.ndarray, layout: Layout, t: FormTruth, dpi: float, seed: int) -> None:
-    """Fill `page` (BGR uint8 at `dpi`, unaligned = as printed) with the truth's handwriting."""
+def draw_form(page: np.ndarray, layout: Layout, t: FormTruth, dpi: float, seed: int,
+              writers: str = "heldout") -> None:
+    """Fill `page` (BGR uint8 at `dpi`, unaligned = as printed) with the truth's handwriting, digits
+    from the `writers` bank (`ink.WRITERS`)."""
     rng = form_rng(seed, 2, t.person.form_id)
     pen = Pen(rng, t.marks.get("pen", "black"), dpi)
-    bank = ink.load_bank(seed)
+    bank = ink.load_bank(seed, writers)
     f = t.fields
     if f["corrected_name"]:
         _text(page, rng, pen, layout.zone("corrected_name").box, f["corrected_name"], 0.62)

@@ -42,16 +42,30 @@ class DigitBank:
         return imgs[int(rng.integers(len(imgs)))]
 
 
+# whose digits a simulated parent writes: "heldout" (the default, for every measurement) the MNIST
+# block the digit reader never trains on; "train" / "val" the reader's training and validation
+# writers (`ocr.train_digits.make_split`), for making page-style training and calibration cells
+WRITERS = ("heldout", "train", "val")
+
+
 @lru_cache(maxsize=4)
-def load_bank(seed: int) -> DigitBank:
-    """Only the held-out digits (never seen by the classifier) and seed-made X's."""
+def load_bank(seed: int, writers: str = "heldout") -> DigitBank:
+    """Digits of one writer pool by class, and seed-made X's."""
     from ocr.digitdata import heldout_mask, load_mnist, synth_x
 
-    data = load_mnist()
-    keep = heldout_mask(data.labels)
-    by_char = {str(d): data.images[keep & (data.labels == d)] for d in range(10)}
-    by_char["X"] = synth_x(np.random.default_rng([seed, 77]), 100)
-    return DigitBank(by_char)
+    if writers not in WRITERS:
+        raise ValueError(f"writers: expected one of {', '.join(WRITERS)}, got {writers!r}")
+    if writers == "heldout":
+        data = load_mnist()
+        keep = heldout_mask(data.labels)
+        by_char = {str(d): data.images[keep & (data.labels == d)] for d in range(10)}
+        by_char["X"] = synth_x(np.random.default_rng([seed, 77]), 100)
+        return DigitBank(by_char)
+    from ocr.train_digits import make_split
+
+    split = make_split(0)
+    x, y = (split.train_x, split.train_y) if writers == "train" else (split.val_x, split.val_y)
+    return DigitBank({c: x[y == i] for i, c in enumerate("0123456789X")})
 
 
 # ---------------------------------------------------------------- blending and strokes

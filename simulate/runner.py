@@ -42,6 +42,7 @@ class SimConfig:
     profile: Profile
     campaign: date
     layout: Layout
+    writers: str = "heldout"  # whose handwriting: see simulate.ink.WRITERS
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def _front(t: FormTruth | None, cfg: SimConfig, docs: _Docs, dpi: int, rng: np.r
     r, s = rng.random(), cfg.profile.scan
     kind = "faint" if r < s.toner_faint else "dark" if r < s.toner_faint + s.toner_dark else "normal"
     page = cv2.cvtColor(scanner.toner(gray, kind, rng), cv2.COLOR_GRAY2BGR)
-    draw_form(page, layout, t, dpi, cfg.seed)
+    draw_form(page, layout, t, dpi, cfg.seed, cfg.writers)
     return page, kind
 
 
@@ -223,6 +224,9 @@ def run(cfg: SimConfig, store: Store, log=lambda n: None) -> Summary:
             files += 1
     finally:
         docs.close()
+    (cfg.out / "simulation.json").write_text(json.dumps(
+        {"seed": cfg.seed, "profile": cfg.profile.name, "writers": cfg.writers,
+         "campaign_date": cfg.campaign.isoformat()}, indent=1) + "\n", encoding="utf-8")
     _jsonl(cfg.out / "truth.jsonl", (truth_record(t, cfg.campaign) for t in truths))
     _jsonl(cfg.out / "pages.jsonl", (asdict(p) for p in pages))
     return Summary(len(truths), sum(t.scan_count > 0 for t in truths), len(pages), files,

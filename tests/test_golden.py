@@ -14,6 +14,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from formstation import demo
@@ -149,3 +150,22 @@ def _statuses(store: Store) -> dict[str, str]:
 
     with store.tx() as conn:
         return {r.form_id: r.status for r in conn.execute(select(forms.c.form_id, forms.c.status))}
+
+
+def test_page_cells_are_the_written_digits_and_never_train_a_reader(run, tmp_path):
+    from ocr.digits import CLASSES, default_classifier
+    from ocr.pagecells import cut_cells
+    from ocr.train_cnn import load_page_cells
+
+    store, tmp, truth = run
+    cells = cut_cells(tmp / "sim", Path(store.workspace))
+    assert str(cells["writers"]) == "heldout"
+    written = sum(len(t["fields"][n]) for t in truth.values() if t["scanned"]
+                  for n in ("corrected_id", "phone", "guardian_id", "guardian_phone"))
+    assert 0.9 * written <= len(cells["y"]) <= written  # struck-out cells are left out
+    read = default_classifier().predict_proba(cells["x"]).argmax(axis=1)
+    assert (read == cells["y"]).mean() > 0.9  # labels line up with the cells
+    assert set(np.unique(cells["y"])) <= set(range(len(CLASSES)))
+    np.savez(tmp_path / "cells.npz", **cells)
+    with pytest.raises(SystemExit, match="held-out"):
+        load_page_cells([tmp_path / "cells.npz"])

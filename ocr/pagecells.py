@@ -1,0 +1,94 @@
+"""Page-style cells for training the digit reader: `python -m ocr.pagecells SIM WORKSPACE --out cells.npz`.
+
+A simulated campaign written by the reader's own training (or validation) writers
+(`bench/campaign.py --writers train|val`) gives comb cells as the station really sees them:
+written with a ballpoint over printed boxes, overrunning them, beside neighbours, scanned at
+200/300 dpi with noise, blur and JPEG, aligned and cut by the runtime. This tool cuts every written
+comb cell from the workspace's aligned pages through the runtime `normalize_strip` and labels it
+with the simulator's truth. A cell struck out and rewritten above is skipped (its box does not
+hold the truth's digit). Cells of a campaign written by the held-out writers can be cut for
+measuring (`bench/digits_accuracy.py --page-cells`); the training scripts refuse them.
+
+Output npz: `x` (n, 28, 28) uint8 cells, `y` (n,) class indices over `ocr.digits.CLASSES`, `touching`
+(n,) bool (the simulator drew the digit over its box lines), `writers` (the simulation's pool).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from forms.layout import load_layout
+from formstation.store import Store
+from ocr.digits import CLASSES, normalize_strip
+from ocr.read import comb_strip
+
+COMB_FIELDS = ("corrected_id", "phone", "guardian_id", "guardian_phone")
+
+
+def _writers(sim: Path) -> str:
+    meta = sim / "simulation.json"
+    if not meta.is_file():
+        raise SystemExit(f"{meta}: missing (simulate with `formstation simulate --writers train|val`)")
+    return str(json.loads(meta.read_text(encoding="utf-8")).get("writers", "heldout"))
+
+
+def cut_cells(sim: Path, workspace: Path) -> dict[str, np.ndarray]:
+    """Labelled page cells of every identified form page of `workspace` (see module doc)."""
+    writers = _writers(sim)
+    truth = {r["form_id"]: r for r in map(json.loads, (sim / "truth.jsonl").open(encoding="utf-8"))}
+    layout = load_layout()
+    zones = [layout.zone(n) for n in COMB_FIELDS]
+    store = Store.open(workspace)
+    with store.engine.connect() as con:
+        pages = con.exec_driver_sql(
+            "SELECT form_id, image_path FROM pages WHERE kind = 'form' AND form_id IS NOT NULL "
+            "ORDER BY page_id").fetchall()
+    xs, ys, touch = [], [], []
+    seen: set[str] = set()
+    for form_id, rel in pages:
+        t = truth.get(form_id)
+        if t is None or form_id in seen or not rel:
+            continue
+        seen.add(form_id)
+        page = cv2.imread(str(workspace / rel), cv2.IMREAD_GRAYSCALE)
+        if page is None:
+            continue
+        for z in zones:
+            value = t["fields"].get(z.name) or ""
+            crossed = (t["marks"].get("crossed_out") or {}).get(z.name) or {}
+            touching = set((t["marks"].get("touching") or {}).get(z.name) or ())
+            cells = normalize_strip(*comb_strip(page, z))
+            for i, ch in enumerate(value[: len(cells)]):
+                if cells[i] is None or crossed.get("cell") == i or ch not in CLASSES:
+                    continue
+                xs.append(cells[i])
+                ys.append(CLASSES.index(ch))
+                touch.append(i in touching)
+    if not xs:
+        raise SystemExit(f"{workspace}: no written comb cells found")
+    return {"x": np.stack(xs), "y": np.array(ys, np.int64), "touching": np.array(touch, bool),
+            "writers": np.array(writers)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sim", type=Path, help="the simulation folder (truth.jsonl, simulation.json)")
+    ap.add_argument("workspace", type=Path, help="the station workspace the scans were ingested into")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    data = cut_cells(args.sim, args.workspace)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(args.out, **data)
+    counts = np.bincount(data["y"], minlength=len(CLASSES))
+    print(f"{len(data['y'])} cells of {data['writers']} writers ({int(data['touching'].sum())} touching) -> {args.out}; per class "
+          + " ".join(f"{c}:{n}" for c, n in zip(CLASSES, counts, strict=True)), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
