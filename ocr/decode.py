@@ -3,7 +3,9 @@
 ID numbers: search the per-cell top-k for strings that pass the GB 11643 MOD 11-2 check and carry
 a real birth date. Phones: `1[3-9]` + 9 digits. The confidence is the decoded string's share of
 the probability of all strings that satisfy the constraint (its posterior when the writer wrote a
-valid value), capped by how far the constraint had to move away from the best raw reading.
+valid value), capped by `support`: when the constraint had to move away from the best raw
+reading, either a cell was misread or the parent wrote an invalid value, and the cells' own
+probabilities weigh the two.
 """
 
 from __future__ import annotations
@@ -20,6 +22,20 @@ CLASSES = "0123456789X"
 TOP_K = 4
 BEAM = 400
 EPS = 1e-9
+# Prior odds that a parent wrote the valid value rather than one specific invalid neighbour of it:
+# (1 - e) / e with e = 4 % of values written invalid, times the typo variants of a value (17 x 9)
+# over the valid values one typo away from a given string (~15): 24 x 10.
+INVALID_PRIOR_ODDS = 240.0
+
+
+def support(moved: float) -> float:
+    """Probability that the decoded value, not the raw reading, is what was written, given
+    `moved` = P(cells | decoded) / P(cells | raw) (1: the raw reading already satisfied the
+    constraint). Scaled so that moved = 1 gives 1."""
+    if moved >= 1.0:
+        return 1.0
+    odds = INVALID_PRIOR_ODDS * moved
+    return min(1.0, odds / (1.0 + odds) * (1.0 + INVALID_PRIOR_ODDS) / INVALID_PRIOR_ODDS)
 
 
 @dataclass(frozen=True)
@@ -81,7 +97,7 @@ def decode_id(probs: list[np.ndarray | None]) -> Decoded:
     total = sum(math.exp(lp - best_lp) for lp, _ in cands)
     posterior = 1.0 / total
     moved = math.exp(min(0.0, best_lp - raw_lp))  # 1 when the raw reading already satisfied it
-    return Decoded(best, float(min(posterior, moved)), raw, True)
+    return Decoded(best, float(min(posterior, support(moved))), raw, True)
 
 
 def decode_phone(probs: list[np.ndarray | None]) -> Decoded:
@@ -100,7 +116,7 @@ def decode_phone(probs: list[np.ndarray | None]) -> Decoded:
         value += allowed[i]
         conf *= float(sub[i] / max(float(sub.sum()), EPS))
         moved *= float(sub[i] / max(float(np.max(p)), EPS))
-    return Decoded(value, float(min(conf, moved)), raw, True)
+    return Decoded(value, float(min(conf, support(moved))), raw, True)
 
 
 def decode_plain(probs: list[np.ndarray | None], alphabet: str) -> Decoded:
@@ -151,4 +167,4 @@ def decode_phone_pair(a: list[np.ndarray | None], b: list[np.ndarray | None]) ->
         conf *= float(joint[i] / max(float(joint.sum()), EPS))
         # the chosen digit must be what at least one rendering shows (not forced by the pattern)
         moved *= max(float(pa[idx[i]] / max(float(np.max(pa)), EPS)), float(pb[idx[i]] / max(float(np.max(pb)), EPS)))
-    return Decoded(value, float(min(conf, moved)), _raw(a) + "|" + _raw(b), True)
+    return Decoded(value, float(min(conf, support(moved))), _raw(a) + "|" + _raw(b), True)
