@@ -10,8 +10,11 @@ never trained on and is used to fit the softmax temperature. The MNIST held-out 
 touched. Each training glyph is augmented `--copies` times offline through `digitdata.augment`
 (distortion, simulated comb cell with box lines / neighbours / noise / JPEG, read back through the
 runtime `normalize_cell`), and every batch is augmented again on the fly (affine, elastic, stroke
-width, low-resolution blur, box-line remnants). Deterministic for a given seed: the defaults
-reproduce the shipped `ocr/models/digits_cnn.npz` bit for bit (about 6 min on 2 idle cores).
+width, low-resolution blur, box-line remnants). With `--page-cells` / `--page-val`, cells cut by
+`ocr.pagecells` from simulated campaigns written by the training / validation writers are added
+to the training / validation cells. Deterministic for a given seed and inputs:
+`scripts/train_digits.sh` rebuilds the shipped `ocr/models/digits_cnn.npz` (with page cells of
+campaigns 101 / 102, 1,500 / 300 forms) from scratch.
 
 Options not used by the shipped model: `--pen-copies N` adds N copies per glyph redrawn with a
 uniform round pen (`restroke`: skeleton + nib, like a ballpoint) before augmentation, and the same
@@ -285,12 +288,12 @@ def train(out: Path, seed: int, epochs: int, copies: int, pen_copies: int, worke
                 lam = float(mix_rng.beta(mixup, mixup))
                 perm = torch.randperm(len(idx), generator=g)
                 xb = lam * xb + (1 - lam) * xb[perm]
-                out = net(xb.contiguous(memory_format=torch.channels_last))
-                loss = (lam * F.cross_entropy(out, yt[idx], label_smoothing=smoothing)
-                        + (1 - lam) * F.cross_entropy(out, yt[idx][perm], label_smoothing=smoothing))
+                pred = net(xb.contiguous(memory_format=torch.channels_last))
+                loss = (lam * F.cross_entropy(pred, yt[idx], label_smoothing=smoothing)
+                        + (1 - lam) * F.cross_entropy(pred, yt[idx][perm], label_smoothing=smoothing))
             else:
-                out = net(xb.contiguous(memory_format=torch.channels_last))
-                loss = F.cross_entropy(out, yt[idx], label_smoothing=smoothing)
+                pred = net(xb.contiguous(memory_format=torch.channels_last))
+                loss = F.cross_entropy(pred, yt[idx], label_smoothing=smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

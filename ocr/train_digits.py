@@ -3,7 +3,9 @@
 Data: the non-held-out MNIST samples (see `digitdata.heldout_mask`) plus synthesised 'X', each
 augmented several times through a simulated comb cell and the runtime `normalize_cell`. The last
 `VAL_PER_CLASS` training samples of each class (file order) form a validation block that is never
-trained on and is used to fit the softmax temperature. Deterministic for a given seed.
+trained on and is used to fit the softmax temperature. `--page-cells` / `--page-val` add cells
+cut by `ocr.pagecells` from simulated pages of the training / validation writers (see
+`scripts/train_digits.sh`, which rebuilds the shipped model). Deterministic for a given seed.
 """
 
 from __future__ import annotations
