@@ -1,7 +1,7 @@
 """Constraint decoding of comb-box strings from per-cell probabilities.
 
 ID numbers: search the per-cell top-k for strings that pass the GB 11643 MOD 11-2 check and carry
-a real birth date. Phones: `1[3-9]` + 9 digits. The confidence is the decoded string's share of
+a province that exists and a real, plausible birth date. Phones: `1[3-9]` + 9 digits. The confidence is the decoded string's share of
 the probability of all strings that satisfy the constraint (its posterior when the writer wrote a
 valid value), capped by `support`: when the constraint had to move away from the best raw
 reading, either a cell was misread or the parent wrote an invalid value, and the cells' own
@@ -77,9 +77,19 @@ def _id_beam(probs: list[np.ndarray]) -> list[tuple[float, str]]:
     return out
 
 
-def _plausible_birth(s: str) -> bool:
+# first two digits of the address code (GB/T 2260): provinces, Taiwan, Hong Kong, Macao; 91 abroad
+PROVINCES = frozenset({"11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
+                       "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64",
+                       "65", "71", "81", "82", "91"})
+
+
+EARLIEST_BIRTH = 1920  # nobody older applies for a child's card or signs as a guardian
+
+
+def _plausible(s: str) -> bool:
+    """A province that exists and a real birth date from EARLIEST_BIRTH on."""
     b = birth_date(s)
-    return b is not None and 1900 <= b.year <= 2100
+    return s[:2] in PROVINCES and b is not None and EARLIEST_BIRTH <= b.year <= 2100
 
 
 def decode_id(probs: list[np.ndarray | None]) -> Decoded:
@@ -89,7 +99,7 @@ def decode_id(probs: list[np.ndarray | None]) -> Decoded:
         return Decoded("", 1.0, raw, True)
     if any(p is None for p in probs) or len(probs) != 18:
         return Decoded(raw.replace("?", ""), 0.0, raw, False)
-    cands = [c for c in _id_beam(probs) if _plausible_birth(c[1])]
+    cands = [c for c in _id_beam(probs) if _plausible(c[1])]
     raw_lp = sum(math.log(max(float(np.max(p)), EPS)) for p in probs)
     if not cands:
         return Decoded(raw, 0.0, raw, False)

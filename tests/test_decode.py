@@ -3,6 +3,7 @@
 import numpy as np
 
 from formstation import idnumber
+from formstation.idnumber import birth_date
 from ocr.decode import CLASSES, decode_id, decode_phone
 
 
@@ -101,3 +102,18 @@ def test_two_different_phones_are_not_merged():
     empty = _probs("13812345678")
     empty[3] = None
     assert decode_phone_pair(empty, _probs("13812345678")) is None
+
+
+def test_ids_keep_to_provinces_and_living_guardians():
+    # a misread that makes a check-valid ID born in 1911 or in a province that does not exist
+    # loses to the repair that gives a real one
+    idn = "450481199111142496"
+    assert idnumber.is_valid(idn)
+    probs = _probs(idn, 0.98)
+    probs[8] = np.full(11, 0.01)
+    probs[8][CLASSES.index("1")], probs[8][CLASSES.index("9")] = 0.6, 0.31
+    probs[15] = np.full(11, 0.01)
+    probs[15][CLASSES.index("9")], probs[15][CLASSES.index("4")] = 0.6, 0.31
+    d = decode_id(probs)
+    assert birth_date(d.value).year >= 1920 and d.value == idn
+    assert decode_id(_probs("960481199111142496")).value[:2] != "96"
