@@ -76,6 +76,19 @@ def cut_cells(sim: Path, workspace: Path) -> dict[str, np.ndarray]:
             "writers": np.array(writers)}
 
 
+def load_page_cells(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Cells and labels of `ocr.pagecells` files, concatenated. Cells of the held-out writers
+    (kept for measuring) are refused."""
+    xs, ys = [np.zeros((0, 28, 28), np.uint8)], [np.zeros(0, np.int64)]
+    for p in paths:
+        with np.load(p) as d:
+            if str(d["writers"]) == "heldout":
+                raise SystemExit(f"{p}: cells of the held-out writers are for measuring, never for training")
+            xs.append(d["x"])
+            ys.append(d["y"].astype(np.int64))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sim", type=Path, help="the simulation folder (truth.jsonl, simulation.json)")

@@ -44,6 +44,7 @@ from skimage.morphology import skeletonize
 from torch import nn
 
 from ocr.digits import CLASSES, CNN_MODEL, DigitClassifier, frame_glyph
+from ocr.pagecells import load_page_cells
 from ocr.train_digits import augment_parallel, fit_temperature, make_split, report
 
 CHANNELS = (32, 64)
@@ -240,19 +241,6 @@ def evaluate(net: Net, x: torch.Tensor) -> np.ndarray:
         out = torch.cat([net(x[i : i + 1024].contiguous(memory_format=torch.channels_last))
                          for i in range(0, len(x), 1024)])
     return out.numpy().astype(np.float64)
-
-
-def load_page_cells(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """Cells and labels of `ocr.pagecells` files, concatenated. Cells of the held-out writers
-    (kept for measuring) are refused."""
-    xs, ys = [np.zeros((0, 28, 28), np.uint8)], [np.zeros(0, np.int64)]
-    for p in paths:
-        with np.load(p) as d:
-            if str(d["writers"]) == "heldout":
-                raise SystemExit(f"{p}: cells of the held-out writers are for measuring, never for training")
-            xs.append(d["x"])
-            ys.append(d["y"].astype(np.int64))
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def train(out: Path, seed: int, epochs: int, copies: int, pen_copies: int, workers: int, cache: Path | None,

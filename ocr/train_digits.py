@@ -121,7 +121,7 @@ def train(out: Path, seed: int, workers: int, epochs: int, page_cells: list[Path
           page_val: list[Path] = ()) -> None:
     """Build the augmented sets (plus `ocr.pagecells` page cells), fit, calibrate, save the npz
     model and print figures."""
-    from ocr.train_cnn import load_page_cells
+    from ocr.pagecells import load_page_cells
 
     t0 = time.time()
     split = make_split(seed)

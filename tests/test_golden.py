@@ -154,8 +154,7 @@ def _statuses(store: Store) -> dict[str, str]:
 
 def test_page_cells_are_the_written_digits_and_never_train_a_reader(run, tmp_path):
     from ocr.digits import CLASSES, default_classifier
-    from ocr.pagecells import cut_cells
-    from ocr.train_cnn import load_page_cells
+    from ocr.pagecells import cut_cells, load_page_cells
 
     store, tmp, truth = run
     cells = cut_cells(tmp / "sim", Path(store.workspace))
