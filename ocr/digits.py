@@ -268,7 +268,7 @@ def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple
     lines, edges = _strip_lines(dark, bounds, rows)
     thr = _ink_threshold(dark, lines)
     raw = dark > thr
-    owner = _owners(_bridge_lines(raw, lines, per_line=True), raw & ~lines.mask, bounds, lines)
+    owner = _owners(_bridge_lines(raw, lines, per_line=True), raw & ~lines.mask, _found_bounds(edges), lines)
     top, bottom = lines.top, lines.bottom
     out: list[np.ndarray | None] = []
     for i, ((x0, x1), (left, right)) in enumerate(zip(bounds, edges, strict=True)):
@@ -295,6 +295,14 @@ def _cell_counts(labels: np.ndarray, n: int, col_cell: np.ndarray, lines: _Lines
     counts = np.zeros((n, int(col_cell.max()) + 1), np.int64)
     np.add.at(counts, (band.ravel(), np.broadcast_to(col_cell, band.shape).ravel()), 1)
     return counts
+
+
+def _found_bounds(edges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Each cell's column band from the side lines found on the page (the middle of each line),
+    so a page aligned a little off still gives each box its own ink."""
+    mids = [edges[0][0] - 1] + [(r + left) // 2 for (_, r), (left, _) in zip(edges[:-1], edges[1:], strict=True)]
+    mids.append(edges[-1][1] + 1)
+    return list(zip(mids[:-1], mids[1:], strict=True))
 
 
 def _owners(bridged: np.ndarray, pieces: np.ndarray, bounds: list[tuple[int, int]], lines: _Lines) -> np.ndarray:
@@ -350,7 +358,7 @@ def _strip_lines(dark: np.ndarray, bounds: list[tuple[int, int]],
     span = bottom - top
     v_runs = _directional_runs(cand, int(0.4 * span), horizontal=False)
     v_all = _line_groups(v_runs[top:bottom].sum(axis=0), 0.8 * span)
-    tol = 0.25 * cell_w
+    tol = 0.35 * cell_w
     v_groups: list[tuple[int, int]] = []
     for x in sorted({b for x0, x1 in bounds for b in (x0, x1)}):
         close = [g for g in v_all if abs((g[0] + g[1]) / 2 - x) <= tol]

@@ -163,3 +163,19 @@ def test_strip_ignores_a_digit_rewritten_above_the_comb(heldout, model) -> None:
     crop, bounds, rows = _strip([(hx[seven], 0, -0.62), (None, 0, 0)])
     res = read_strip(crop, bounds, rows, model)
     assert res[0].empty and res[1].empty
+
+
+def test_strip_follows_the_printed_lines_of_a_page_aligned_off(heldout, model) -> None:
+    from ocr.digits import read_strip
+
+    hx, hy = heldout
+    rng = np.random.default_rng(8)
+    right = total = 0
+    for _ in range(20):
+        picks = rng.choice(len(hx), 6, replace=False)
+        crop, bounds, rows = _strip([(hx[i], float(rng.uniform(-0.3, 0.3)), 0.0) for i in picks])
+        # the page sits 1.5 mm (12 px at 200 dpi) right of where the layout expects it
+        res = read_strip(crop, [(a + 14, b + 14) for a, b in bounds], rows, model)
+        right += sum(r.best == CLASSES[hy[i]] for r, i in zip(res, picks, strict=True))
+        total += len(picks)
+    assert right / total >= 0.95
