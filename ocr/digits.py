@@ -268,10 +268,11 @@ def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple
     lines, edges = _strip_lines(dark, bounds, rows)
     thr = _ink_threshold(dark, lines)
     raw = dark > thr
-    owner = _owners(_bridge_lines(raw, lines, per_line=True), raw & ~lines.mask, _found_bounds(edges), lines)
+    found = _found_bounds(edges)
+    owner = _owners(_bridge_lines(raw, lines, per_line=True), raw & ~lines.mask, found, lines)
     top, bottom = lines.top, lines.bottom
     out: list[np.ndarray | None] = []
-    for i, ((x0, x1), (left, right)) in enumerate(zip(bounds, edges, strict=True)):
+    for i, ((x0, x1), (left, right)) in enumerate(zip(found, edges, strict=True)):
         half = (x1 - x0) // 2
         sx0, sx1 = max(0, x0 - half), min(dark.shape[1], x1 + half)
         window = slice(sx0, sx1)
