@@ -1,11 +1,11 @@
 """Constraint decoding of comb-box strings from per-cell probabilities.
 
 ID numbers: search the per-cell top-k for strings that pass the GB 11643 MOD 11-2 check and carry
-a province that exists and a real, plausible birth date. Phones: `1[3-9]` + 9 digits. The confidence is the decoded string's share of
-the probability of all strings that satisfy the constraint (its posterior when the writer wrote a
-valid value), capped by `support`: when the constraint had to move away from the best raw
-reading, either a cell was misread or the parent wrote an invalid value, and the cells' own
-probabilities weigh the two.
+a province that exists and a real, plausible birth date. Phones: `1[3-9]` + 9 digits. The
+confidence is the decoded string's share of the probability of all strings that satisfy the
+constraint (its posterior when the writer wrote a valid value), capped by `support`: when the
+constraint had to move away from the best raw reading, either a cell was misread or the parent
+wrote an invalid value, and the cells' own probabilities weigh the two.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ class Decoded:
 
 def _raw(probs: list[np.ndarray | None]) -> str:
     return "".join("?" if p is None else CLASSES[int(np.argmax(p))] for p in probs)
+
+
+def _allowed_phone(pos: int) -> str:
+    return "1" if pos == 0 else ("3456789" if pos == 1 else "0123456789")
 
 
 def _allowed_id(pos: int) -> str:
@@ -119,7 +123,7 @@ def decode_phone(probs: list[np.ndarray | None]) -> Decoded:
         return Decoded(raw.replace("?", ""), 0.0, raw, False)
     value, conf, moved = "", 1.0, 1.0
     for pos, p in enumerate(probs):
-        allowed = "1" if pos == 0 else ("3456789" if pos == 1 else "0123456789")
+        allowed = _allowed_phone(pos)
         idx = [CLASSES.index(c) for c in allowed]
         sub = p[idx]
         i = int(np.argmax(sub))
@@ -170,7 +174,7 @@ def decode_phone_pair(a: list[np.ndarray | None], b: list[np.ndarray | None]) ->
         return None
     value, conf, moved, disagree = "", 1.0, 1.0, 0
     for pos, (pa, pb) in enumerate(zip(a, b, strict=True)):
-        allowed = "1" if pos == 0 else ("3456789" if pos == 1 else "0123456789")
+        allowed = _allowed_phone(pos)
         idx = [CLASSES.index(c) for c in allowed]
         sa, sb = pa[idx], pb[idx]
         ia, ib = int(np.argmax(sa)), int(np.argmax(sb))

@@ -23,7 +23,6 @@ from ocr.align import ALIGN_DPI
 from ocr.digits import default_classifier, read_strip
 from ocr.types import FieldReading
 
-CELL_MARGIN_MM = 0.8
 STRIP_MARGIN_MM = 3.0  # around a comb: room for digits that overrun their boxes
 REVIEW_MARGIN_MM = 1.5
 REVIEW_ABOVE_COMB_MM = 5.5
@@ -67,10 +66,11 @@ class PageReader:
         self.digits = default_classifier()
         self.ocr = OcrEngine(threads)
         self.faces = presence.FaceFinder()
+        self._cells: dict[str, list[np.ndarray | None]] = {}  # this page's comb cell probabilities
 
     def read(self, page: np.ndarray, workspace: Path, crop_dir: str,
              color_crop: ColorCrop | None = None) -> tuple[FieldReading, ...]:
-        self._cells: dict[str, list[np.ndarray | None]] = {}
+        self._cells = {}
         out: list[FieldReading] = []
         for z in self.layout.zones:
             if z.kind == "printed":
@@ -87,8 +87,7 @@ class PageReader:
     def _read_digits(self, z: Zone, page, crop, box, *_):
         results = read_strip(*comb_strip(page, z), self.digits)
         probs = [None if r.empty else np.asarray(r.probs) for r in results]
-        if hasattr(self, "_cells"):
-            self._cells[z.name] = probs
+        self._cells[z.name] = probs
         if z.cells == 18:
             d = decode.decode_id(probs)
         elif z.cells == 11 and z.alphabet == "0123456789":
