@@ -44,8 +44,14 @@ from skimage.morphology import skeletonize
 from torch import nn
 
 from ocr.digits import CLASSES, CNN_MODEL, DigitClassifier, frame_glyph
-from ocr.pagecells import load_page_cells
-from ocr.train_digits import augment_parallel, fit_temperature, make_split, report
+from ocr.train_digits import (
+    augment_parallel,
+    fit_temperature,
+    make_split,
+    page_cell_args,
+    report_and_save,
+    with_page_cells,
+)
 
 CHANNELS = (32, 64)
 HIDDEN = 128
@@ -252,12 +258,7 @@ def train(out: Path, seed: int, epochs: int, copies: int, pen_copies: int, worke
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     x, y, xv, yv = build_data(seed, copies, pen_copies, workers, cache)
-    px, py = load_page_cells(list(page_cells))
-    pvx, pvy = load_page_cells(list(page_val))
-    x, y = np.concatenate([x, px]), np.concatenate([y, py])
-    xv, yv = np.concatenate([xv, pvx]), np.concatenate([yv, pvy])
-    print(f"augmented {len(x)} train ({len(px)} page cells) / {len(xv)} val ({len(pvx)} page cells) "
-          f"cells in {time.time() - t0:.0f}s")
+    x, y, xv, yv, pvx, pvy = with_page_cells(x, y, xv, yv, page_cells, page_val, t0)
     xt, yt, xvt = to_tensor(x), torch.from_numpy(y.astype(np.int64)), to_tensor(xv)
     g = torch.Generator().manual_seed(seed)
     mix_rng = np.random.default_rng([seed, 99])
@@ -297,14 +298,7 @@ def train(out: Path, seed: int, epochs: int, copies: int, pen_copies: int, worke
     print(f"trained in {time.time() - t0:.0f}s; temperature {temperature:.3f}")
     check = np.abs(model.logits(xv[:256]) - logits_v[:256]).max()
     print(f"numpy vs torch max |logit diff| {check:.2e}")
-    report("train (augmented, sample)", model.predict_proba(x[::20]), y[::20])
-    report("validation T=1", DigitClassifier({**params, "temperature": np.float32(1.0)}).predict_proba(xv), yv)
-    report("validation calibrated", model.predict_proba(xv), yv)
-    if len(pvx):
-        report("validation page cells", model.predict_proba(pvx), pvy)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **params)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    report_and_save(out, params, x, y, xv, yv, pvx, pvy, 20)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -323,10 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hidden", type=int, default=HIDDEN, help="width of the hidden fc layer")
     ap.add_argument("--smoothing", type=float, default=SMOOTHING, help="label smoothing")
     ap.add_argument("--mixup", type=float, default=MIXUP, help="mixup Beta(a, a) parameter (0: off)")
-    ap.add_argument("--page-cells", type=Path, nargs="*", default=[],
-                    help="ocr.pagecells files (training writers) added to the training cells")
-    ap.add_argument("--page-val", type=Path, nargs="*", default=[],
-                    help="ocr.pagecells files (validation writers) added to the validation cells")
+    page_cell_args(ap)
     args = ap.parse_args(argv)
     train(args.out, args.seed, args.epochs, args.copies, args.pen_copies, args.workers, args.cache,
           tuple(args.channels), args.hidden, args.smoothing, args.mixup, args.page_cells, args.page_val)

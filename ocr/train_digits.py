@@ -27,6 +27,7 @@ from ocr.digitdata import (
     synth_x,
 )
 from ocr.digits import CLASSES, MLP_MODEL, DigitClassifier, features
+from ocr.pagecells import load_page_cells
 
 VAL_PER_CLASS = 40
 X_TRAIN, X_VAL = 400, 40
@@ -117,12 +118,46 @@ def report(name: str, probs: np.ndarray, y: np.ndarray) -> None:
     print(f"{name:<28} n={len(y):<6} top1={acc1:.4f} top3={acc3:.4f} ECE={ece:.4f}")
 
 
+def with_page_cells(x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, page_cells: list[Path],
+                    page_val: list[Path], t0: float) -> tuple[np.ndarray, ...]:
+    """(x, y, xv, yv, pvx, pvy): the training and validation cells with the `ocr.pagecells` files'
+    cells added, and the validation page cells alone (reported apart); prints the sizes."""
+    px, py = load_page_cells(list(page_cells))
+    pvx, pvy = load_page_cells(list(page_val))
+    x, y = np.concatenate([x, px]), np.concatenate([y, py])
+    xv, yv = np.concatenate([xv, pvx]), np.concatenate([yv, pvy])
+    print(f"augmented {len(x)} train ({len(px)} page cells) / {len(xv)} val ({len(pvx)} page cells) "
+          f"cells in {time.time() - t0:.0f}s")
+    return x, y, xv, yv, pvx, pvy
+
+
+def report_and_save(out: Path, params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, xv: np.ndarray,
+                    yv: np.ndarray, pvx: np.ndarray, pvy: np.ndarray, sample_step: int) -> None:
+    """Print the figures of the calibrated model `params` (a training sample, validation before
+    and after calibration, validation page cells) and save it to `out`."""
+    model = DigitClassifier(params)
+    report("train (augmented, sample)", model.predict_proba(x[::sample_step]), y[::sample_step])
+    report("validation T=1", DigitClassifier({**params, "temperature": np.float32(1.0)}).predict_proba(xv), yv)
+    report("validation calibrated", model.predict_proba(xv), yv)
+    if len(pvx):
+        report("validation page cells", model.predict_proba(pvx), pvy)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **params)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+
+
+def page_cell_args(ap: argparse.ArgumentParser) -> None:
+    """The --page-cells / --page-val options both training scripts take."""
+    ap.add_argument("--page-cells", type=Path, nargs="*", default=[],
+                    help="ocr.pagecells files (training writers) added to the training cells")
+    ap.add_argument("--page-val", type=Path, nargs="*", default=[],
+                    help="ocr.pagecells files (validation writers) added to the validation cells")
+
+
 def train(out: Path, seed: int, workers: int, epochs: int, page_cells: list[Path] = (),
           page_val: list[Path] = ()) -> None:
     """Build the augmented sets (plus `ocr.pagecells` page cells), fit, calibrate, save the npz
     model and print figures."""
-    from ocr.pagecells import load_page_cells
-
     t0 = time.time()
     split = make_split(seed)
     tr = augment_parallel(split.train_x, seed, 1, COPIES, workers)
@@ -130,12 +165,7 @@ def train(out: Path, seed: int, workers: int, epochs: int, page_cells: list[Path
     x = np.concatenate([tr, split.train_x])
     y = np.concatenate([np.repeat(split.train_y, COPIES), split.train_y])
     yv = np.repeat(split.val_y, VAL_COPIES)
-    px, py = load_page_cells(list(page_cells))
-    pvx, pvy = load_page_cells(list(page_val))
-    x, y = np.concatenate([x, px]), np.concatenate([y, py])
-    va, yv = np.concatenate([va, pvx]), np.concatenate([yv, pvy])
-    print(f"augmented {len(x)} train ({len(px)} page cells) / {len(va)} val ({len(pvx)} page cells) "
-          f"cells in {time.time() - t0:.0f}s")
+    x, y, va, yv, pvx, pvy = with_page_cells(x, y, va, yv, page_cells, page_val, t0)
     params = fit_mlp(batch_features(x), y, seed, epochs)
     params["temperature"] = np.float32(1.0)
     model = DigitClassifier(params)
@@ -143,14 +173,7 @@ def train(out: Path, seed: int, workers: int, epochs: int, page_cells: list[Path
     params["temperature"] = np.float32(fit_temperature(logits, yv))
     model = DigitClassifier(params)
     print(f"trained in {time.time() - t0:.0f}s; temperature {float(params['temperature']):.3f}")
-    report("train (augmented, sample)", model.predict_proba(x[::10]), y[::10])
-    report("validation T=1", DigitClassifier({**params, "temperature": np.float32(1.0)}).predict_proba(va), yv)
-    report("validation calibrated", model.predict_proba(va), yv)
-    if len(pvx):
-        report("validation page cells", model.predict_proba(pvx), pvy)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **params)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    report_and_save(out, params, x, y, va, yv, pvx, pvy, 10)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -160,10 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--page-cells", type=Path, nargs="*", default=[],
-                    help="ocr.pagecells files (training writers) added to the training cells")
-    ap.add_argument("--page-val", type=Path, nargs="*", default=[],
-                    help="ocr.pagecells files (validation writers) added to the validation cells")
+    page_cell_args(ap)
     args = ap.parse_args(argv)
     train(args.out, args.seed, args.workers, args.epochs, args.page_cells, args.page_val)
 
