@@ -27,7 +27,9 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
@@ -36,7 +38,7 @@ log = logging.getLogger("formstation.store")
 T = TypeVar("T")
 STORE_PATIENCE_S = 60.0  # how long a batch waits for the database to come back
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_WORKSPACE = "station-data"
 
 md = MetaData()
@@ -118,6 +120,7 @@ fields = Table(
     Column("box", Text),
     Column("crop_path", Text),
     Column("suggestion", Text),
+    Column("doubt", Text),  # JSON: the boxes of a comb field the reader doubts (ocr.read.doubt_marks)
     Column("updated_by", Text),
     Column("updated_at", String(32)),
 )
@@ -158,8 +161,21 @@ leases = Table(
     Column("expires_at", String(32), nullable=False),
 )
 
+
+
+def _add_column(table: str, column: str, sql_type: str) -> Callable[[Connection], None]:
+    """A migration adding a column, unless "create everything" (1) already made the table with it."""
+    def run(conn: Connection) -> None:
+        if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
+    return run
+
+
 # version -> function bringing the schema from version-1 to version. 1 is "create everything".
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: lambda conn: md.create_all(conn)}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: lambda conn: md.create_all(conn),
+    2: _add_column("fields", "doubt", "TEXT"),
+}
 
 
 def now() -> str:

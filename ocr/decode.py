@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,6 +132,43 @@ def decode_phone(probs: list[np.ndarray | None]) -> Decoded:
         conf *= float(sub[i] / max(float(sub.sum()), EPS))
         moved *= float(sub[i] / max(float(np.max(p)), EPS))
     return Decoded(value, float(min(conf, support(moved))), raw, True)
+
+
+CELL_SURE = 0.99  # a cell read at least this sure is not pointed out to the reviewer
+
+
+def allowed_at(cells: int, alphabet: str) -> Callable[[int], str]:
+    """The characters each position of a comb field may hold, as the decoder of its shape sees them."""
+    if cells == 18:
+        return _allowed_id
+    if cells == 11 and alphabet == "0123456789":
+        return _allowed_phone
+    return lambda pos: alphabet
+
+
+def cell_doubts(value: str, probs: list[np.ndarray | None], allowed: Callable[[int], str]) -> list[dict]:
+    """The boxes a reviewer should look at, in order: each {"i": position, "read": the decoded
+    character, "p": its share among the characters allowed there, "alt": the likeliest other
+    allowed character}. A box read under CELL_SURE is listed; so is an empty box of a partly
+    filled field (read '', p 0) and a box the constraint moved away from its best reading."""
+    if all(p is None for p in probs):
+        return []
+    chars = value if len(value) == len(probs) else _raw(probs)
+    out = []
+    for pos, p in enumerate(probs):
+        if p is None:
+            out.append({"i": pos, "read": "", "p": 0.0, "alt": ""})
+            continue
+        chars_here = allowed(pos)
+        sub = np.array([p[CLASSES.index(c)] for c in chars_here], dtype=float)
+        sub = sub / max(float(sub.sum()), EPS)
+        ch = chars[pos] if chars[pos] in chars_here else chars_here[int(np.argmax(sub))]
+        share = float(sub[chars_here.index(ch)])
+        if share >= CELL_SURE:
+            continue
+        others = [(float(sub[k]), c) for k, c in enumerate(chars_here) if c != ch]
+        out.append({"i": pos, "read": ch, "p": round(share, 3), "alt": max(others)[1] if others else ""})
+    return out
 
 
 def decode_plain(probs: list[np.ndarray | None], alphabet: str) -> Decoded:

@@ -17,7 +17,8 @@ def _upsert_fields(conn: Connection, form_id: str, res: PageResult) -> None:
     for r in res.readings:
         values = {"value": r.value, "confidence": r.confidence, "source": r.source,
                   "box": json.dumps(list(r.box)), "crop_path": r.detail.get("crop"),
-                  "suggestion": r.suggestion, "updated_by": None, "updated_at": at}
+                  "suggestion": r.suggestion, "updated_by": None, "updated_at": at,
+                  "doubt": json.dumps(r.detail["doubt"]) if r.detail.get("doubt") else None}
         key = and_(fields.c.form_id == form_id, fields.c.name == r.name)
         if conn.execute(select(fields.c.name).where(key)).first():
             conn.execute(fields.update().where(key).values(**values))

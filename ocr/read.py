@@ -81,7 +81,7 @@ class PageReader:
             cv2.imwrite(str(workspace / rel), _crop(page, _review_box(z))[0])
             readings = getattr(self, f"_read_{z.kind}")(z, page, crop, box, color_crop, workspace, crop_dir)
             out.extend(_with_crop(r, rel) for r in readings)
-        return tuple(_paired_phones(out, self._cells))
+        return tuple(_paired_phones(out, self._cells, self.layout))
 
     # ---- one method per zone kind; each returns the zone's readings
     def _read_digits(self, z: Zone, page, crop, box, *_):
@@ -95,7 +95,7 @@ class PageReader:
         else:
             d = decode.decode_plain(probs, z.alphabet)
         return [FieldReading(z.name, d.value, round(d.confidence, 4), box, suggestion=d.raw,
-                             detail={"valid": d.valid})]
+                             detail={"valid": d.valid, "doubt": doubt_marks(z, d.value, probs)})]
 
     def _read_checkbox(self, z: Zone, page, crop, box, *_):
         ratios = {o.name: presence.box_ink(_crop(page, o.box)[0]) for o in z.options}
@@ -148,7 +148,8 @@ class PageReader:
 PHONE_PAIR = ("phone", "guardian_phone")
 
 
-def _paired_phones(readings: list[FieldReading], cells: dict[str, list[np.ndarray | None]]) -> list[FieldReading]:
+def _paired_phones(readings: list[FieldReading], cells: dict[str, list[np.ndarray | None]],
+                   layout: Layout) -> list[FieldReading]:
     """Where the applicant's and the guardian's phone read as one number, read it from both
     renderings (`decode.decode_phone_pair`); the joint reading replaces both when it is surer."""
     if not all(n in cells for n in PHONE_PAIR):
@@ -159,9 +160,22 @@ def _paired_phones(readings: list[FieldReading], cells: dict[str, list[np.ndarra
     out = []
     for r in readings:
         if r.name in PHONE_PAIR and joint.confidence > r.confidence:
-            detail = dict(r.detail, paired=True)
+            detail = dict(r.detail, paired=True, doubt=doubt_marks(layout.zone(r.name), joint.value, cells[r.name]))
             r = FieldReading(r.name, joint.value, round(joint.confidence, 4), r.box, r.source, r.suggestion, detail)
         out.append(r)
+    return out
+
+
+def doubt_marks(z: Zone, value: str, probs: list[np.ndarray | None]) -> list[dict]:
+    """`decode.cell_doubts` of a comb field, each with "box": the box's place in the reviewer's crop
+    (`_review_box`) as fractions [x0, y0, x1, y1] of its width and height."""
+    r = _review_box(z)
+    cells = z.cell_boxes()
+    out = []
+    for d in decode.cell_doubts(value, probs, decode.allowed_at(z.cells, z.alphabet)):
+        c = cells[d["i"]]
+        frac = [(c.x - r.x) / r.w, (c.y - r.y) / r.h, (c.x + c.w - r.x) / r.w, (c.y + c.h - r.y) / r.h]
+        out.append(dict(d, box=[round(f, 4) for f in frac]))
     return out
 
 

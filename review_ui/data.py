@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select
@@ -28,6 +29,7 @@ class Item:
     source: str
     crop_path: str | None
     reasons: tuple[tuple[str, str], ...]  # (code, detail)
+    doubt: tuple[dict, ...] = ()  # the boxes the reader doubts (ocr.read.doubt_marks), for the reading shown
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,19 @@ def load_form(conn: Connection, form_id: str) -> FormView | None:
         f = rows.get(name)
         items.append(Item(name, (f.value or "") if f else "", (f.suggestion or "") if f else "",
                           f.confidence if f else None, (f.source or "") if f else "",
-                          f.crop_path if f else None, tuple(why[name])))
+                          f.crop_path if f else None, tuple(why[name]), _doubt(f)))
     return FormView(h.form_id, h.status, h.school, h.class_name, h.name, h.id_number, h.student_no or "",
                     h.gender or "", page_image(conn, form_id), tuple(items), tuple(why.get(None, [])))
+
+
+def _doubt(f) -> tuple[dict, ...]:
+    """The reader's doubtful boxes, while the value is still the reader's (a reviewer's value has none)."""
+    if f is None or not f.doubt or f.source != "read":
+        return ()
+    try:
+        return tuple(d for d in json.loads(f.doubt) if isinstance(d, dict) and "i" in d)
+    except ValueError:
+        return ()
 
 
 def all_fields(conn: Connection, form_id: str) -> list:

@@ -11,6 +11,7 @@ not-returned page also lands as an unidentified page.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -95,6 +96,25 @@ def _readings(truth: dict[str, str], scenario: int) -> dict[str, tuple[str, floa
     return r
 
 
+def _doubts(lay: Layout, truth: dict[str, str], readings: dict[str, tuple[str, float, str]]) -> dict[str, list[dict]]:
+    """The reader's doubt where a digit reading differs from the paper: the box, its reading and the
+    paper's digit as the runner-up, placed in the crop (the zone's box) as ocr.read.doubt_marks does."""
+    out = {}
+    for name in ("phone", "guardian_phone", "guardian_id"):
+        value, paper = readings[name][0], truth[name]
+        if len(value) != len(paper) or value == paper:
+            continue
+        z = lay.zone(name)
+        marks = []
+        for i, c in enumerate(z.cell_boxes()):
+            if value[i] != paper[i]:
+                box = [(c.x - z.box.x) / z.box.w, (c.y - z.box.y) / z.box.h,
+                       (c.x + c.w - z.box.x) / z.box.w, (c.y + c.h - z.box.y) / z.box.h]
+                marks.append({"i": i, "read": value[i], "p": 0.52, "alt": paper[i], "box": box})
+        out[name] = marks
+    return out
+
+
 def _render_pages(pdf: Path) -> list[Image.Image]:
     doc = pdfium.PdfDocument(str(pdf))
     try:
@@ -119,15 +139,16 @@ def _save_page(store: Store, img: Image.Image, key: str, lay: Layout) -> tuple[s
 
 
 def _store_form(store: Store, form_id: str, sha: str, rel: str, crops: dict[str, str],
-                readings: dict[str, tuple[str, float, str]]) -> None:
+                readings: dict[str, tuple[str, float, str]], doubts: dict[str, list[dict]]) -> None:
     at = now()
     with store.tx() as conn:
         conn.execute(insert(pages).values(file_sha256=sha, page_index=0, form_id=form_id, kind="form", rotation=0,
                                           residual_mm=0.3, identified_by="barcode", image_path=rel, created_at=at))
         for name, (value, conf, sug) in readings.items():
+            doubt = json.dumps(doubts[name]) if name in doubts else None
             conn.execute(insert(fields).values(form_id=form_id, name=name, value=value, confidence=conf,
                                                source="read", box=None, crop_path=crops.get(name),
-                                               suggestion=sug or None, updated_at=at))
+                                               suggestion=sug or None, doubt=doubt, updated_at=at))
         conn.execute(update(forms).where(forms.c.form_id == form_id).values(status="received", received_at=at))
 
 
@@ -164,7 +185,8 @@ def build(workspace: Path, work_dir: Path, per_class: int = 5, classes=demo.DEMO
                 continue
             _fill_page(img, lay, truth, truth["signer"])
             sha, rel, crops = _save_page(store, img, row.form_id, lay)
-            _store_form(store, row.form_id, sha, rel, crops, _readings(truth, scen))
+            readings = _readings(truth, scen)
+            _store_form(store, row.form_id, sha, rel, crops, readings, _doubts(lay, truth, readings))
             received.add(row.form_id)
     from ocr.rules import decide_forms
 

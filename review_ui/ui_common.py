@@ -55,7 +55,12 @@ def reason_html(code: str, detail: str = "") -> str:
 
 STYLE = ("<style>.fs-muted{color:#6b6f76;font-size:0.9em}.fs-done{color:#1a7f37;font-size:0.9em}"
          ".fs-panel{display:flex;gap:1.5rem;align-items:flex-start}.fs-crop{flex:3}.fs-info{flex:2}"
-         ".fs-crop img{max-width:100%;max-height:420px;border:1px solid #ccc}</style>")
+         ".fs-crop img{max-width:100%;max-height:420px;border:1px solid #ccc;display:block}"
+         ".fs-cropbox{position:relative;display:inline-block;max-width:100%}"
+         ".fs-mark{position:absolute;border:2px solid #d1242f;border-radius:3px;box-sizing:border-box}"
+         ".fs-mark span{position:absolute;bottom:100%;left:-2px;background:#d1242f;color:#fff;"
+         "font:600 11px/1.3 monospace;padding:0 3px;border-radius:3px 3px 0 0;white-space:nowrap}"
+         ".fs-doubt{color:#d1242f;margin-top:0.3rem}.fs-info mark{background:#ffd8d3;color:#d1242f}</style>")
 MAX_INLINE = 2_000_000  # bytes: crops are small; anything bigger is shown as a link-free note
 
 

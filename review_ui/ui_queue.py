@@ -142,15 +142,53 @@ def _reasons_html(pairs) -> str:
     return "<ul>" + "".join(f"<li>{reason_html(code, detail)}</li>" for code, detail in pairs) + "</ul>"
 
 
+def _doubt_word(d: dict) -> str:
+    return f"{d['read']} or {d['alt']}" if d.get("read") else "empty"
+
+
+def _marks_html(it: data.Item) -> str:
+    """A frame over each box the reader doubts, tagged with its two likeliest readings."""
+    out = []
+    for d in it.doubt:
+        box = d.get("box")
+        if not box or len(box) != 4:
+            continue
+        x0, y0, x1, y1 = (100 * float(v) for v in box)
+        tag = f"{d['read']}/{d['alt']}" if d.get("read") else "?"
+        out.append(f"<div class='fs-mark' style='left:{x0:.2f}%;top:{y0:.2f}%;width:{x1 - x0:.2f}%;"
+                   f"height:{y1 - y0:.2f}%'><span>{esc(tag)}</span></div>")
+    return "".join(out)
+
+
+def _value_html(it: data.Item) -> str:
+    """The reading, its doubted characters highlighted, and which boxes to look at."""
+    value = it.value or ""
+    shape = fieldinfo.digit_shape(it.name)
+    doubted = {int(d["i"]) for d in it.doubt if d.get("read")}
+    if shape and len(value) == shape[0] and doubted:
+        text = "".join(f"<mark>{esc(c)}</mark>" if i in doubted else esc(c) for i, c in enumerate(value))
+    else:
+        text = esc(value or "(empty)")
+    line = ""
+    if it.doubt:
+        boxes = ", ".join(f"{int(d['i']) + 1} ({esc(_doubt_word(d))})" for d in it.doubt)
+        line = f"<div class='fs-doubt'>look at box {boxes}</div>"
+    elif shape and value and it.source == "read":
+        line = "<div class='fs-muted'>no single box is doubtful: check the whole number</div>"
+    return f"read: <code>{text}</code>", line
+
+
 def _field_panel(ctx: Ctx, view: data.FormView, name: str) -> str:
     """Crop beside the reading, as one HTML element (an image inlined): cheap to redraw on Enter."""
     it = _item(view, name)
     conf = f"{it.confidence:.2f}" if it.confidence is not None else "-"
     sug = (f" · suggestion <code>{esc(it.suggestion)}</code>"
            if it.suggestion and it.suggestion != it.value else "")
-    html(f"<div class='fs-panel'><div class='fs-crop'>{img_tag(ctx.store, it.crop_path)}</div>"
-         f"<div class='fs-info'><h4>{esc(fieldinfo.label(name))}</h4>read: <code>{esc(it.value or '(empty)')}</code>"
-         f" · confidence <b>{conf}</b>{sug}" + _reasons_html(it.reasons) + "</div></div>")
+    read, doubt_line = _value_html(it)
+    html(f"<div class='fs-panel'><div class='fs-crop'><div class='fs-cropbox'>{img_tag(ctx.store, it.crop_path)}"
+         f"{_marks_html(it)}</div></div>"
+         f"<div class='fs-info'><h4>{esc(fieldinfo.label(name))}</h4>{read}"
+         f" · confidence <b>{conf}</b>{sug}{doubt_line}" + _reasons_html(it.reasons) + "</div></div>")
     return it.value or it.suggestion or ""
 
 

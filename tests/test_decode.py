@@ -117,3 +117,29 @@ def test_ids_keep_to_provinces_and_living_guardians():
     d = decode_id(probs)
     assert birth_date(d.value).year >= 1920 and d.value == idn
     assert decode_id(_probs("960481199111142496")).value[:2] != "96"
+
+
+def test_doubted_boxes_are_the_unsure_moved_and_empty_ones():
+    from ocr.decode import allowed_at, cell_doubts
+
+    phone = "13912345678"
+    probs = _probs(phone, sure=0.999)
+    probs[4] = np.full(11, 0.01)
+    probs[4][1], probs[4][7] = 0.55, 0.37  # a 1 that could be a 7
+    d = decode_phone(probs)
+    marks = cell_doubts(d.value, probs, allowed_at(11, "0123456789"))
+    assert [(m["i"], m["read"], m["alt"]) for m in marks] == [(4, "1", "7")]
+    assert abs(marks[0]["p"] - 0.55) < 0.01  # its share among the digits
+
+    probs[9] = None  # a box left empty: the reviewer is pointed at it too
+    marks = cell_doubts(decode_phone(probs).value, probs, allowed_at(11, "0123456789"))
+    assert [(m["i"], m["read"]) for m in marks] == [(4, "1"), (9, "")]
+
+    idn = "45048120080327062X"
+    probs = _probs(idn, sure=0.999)
+    probs[15] = np.full(11, 0.005)
+    probs[15][2], probs[15][6] = 0.52, 0.43  # the check character moves this box from 2 to 6
+    d = decode_id(probs)
+    marks = cell_doubts(d.value, probs, allowed_at(18, "0123456789X"))
+    assert d.value == idn and [(m["i"], m["read"], m["alt"]) for m in marks] == [(15, "6", "2")]
+    assert cell_doubts(idn, _probs(idn, sure=0.999), allowed_at(18, "0123456789X")) == []

@@ -168,3 +168,36 @@ def test_page_cells_are_the_written_digits_and_never_train_a_reader(run, tmp_pat
     np.savez(tmp_path / "cells.npz", **cells)
     with pytest.raises(SystemExit, match="held-out"):
         load_page_cells([tmp_path / "cells.npz"])
+
+
+def test_the_reviewer_is_pointed_at_the_misread_boxes(run):
+    """A digit field the reader got wrong shows the reviewer which boxes to look at: the boxes where
+    the reading differs from the paper are framed, and a frame lies on its box inside the crop."""
+    import json as _json
+
+    from sqlalchemy import select
+
+    from formstation.store import fields
+
+    store, _, truth = run
+    misread = pointed = frames = 0
+    with store.tx() as conn:
+        rows = list(conn.execute(select(fields).where(fields.c.name.in_(("phone", "guardian_id", "guardian_phone")))))
+    for r in rows:
+        paper = truth[r.form_id]["fields"][r.name] or ""
+        marks = _json.loads(r.doubt) if r.doubt else []
+        for a, b in zip(marks, marks[1:], strict=False):  # boxes left to right, side by side, one size
+            assert a["i"] < b["i"] and a["box"][2] <= b["box"][0] + 1e-6
+            assert abs((a["box"][2] - a["box"][0]) - (b["box"][2] - b["box"][0])) < 1e-3
+        for m in marks:
+            x0, y0, x1, y1 = m["box"]
+            assert 0 < x0 < x1 < 1 and 0 < y0 < y1 <= 1
+            assert m["read"] != m["alt"] or not m["read"]  # an empty box: nothing read
+            frames += 1
+        if len(r.value) == len(paper):
+            wrong = {i for i, (a, b) in enumerate(zip(r.value, paper, strict=True)) if a != b}
+            misread += len(wrong)
+            pointed += len(wrong & {m["i"] for m in marks})
+    assert frames > 0 and misread > 0
+    print(f"misread boxes {misread}, framed {pointed}; frames {frames}")
+    assert pointed >= 0.8 * misread, (pointed, misread)

@@ -83,6 +83,11 @@ def test_keyboard_flow_fixes_a_field_and_moves_on(review):
     key = field_key(at)
     _, fid, name = key.split("_", 2)
     assert name == "phone" and review.scenario[fid] == 1
+    # the reader's doubt: the last box framed on the crop, its digit highlighted, named in words
+    panel = next(h.proto.body for h in at.get("html") if "fs-panel" in h.proto.body)
+    paper, read = review.truth[fid]["phone"], at.text_input(key=key).value
+    assert panel.count("class='fs-mark'") == 1 and f"<span>{read[-1]}/{paper[-1]}</span>" in panel
+    assert f"<mark>{read[-1]}</mark></code>" in panel and f"look at box 11 ({read[-1]} or {paper[-1]})" in panel
     enter(at, "13a")  # a typo: stays on the field with the problem shown
     assert field_key(at) == key and "only 0123456789" in at.error[0].value
     enter(at, review.truth[fid]["phone"])
