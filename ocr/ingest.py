@@ -192,13 +192,15 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
     summary.files += 1
     done = _file_pages_done(store, sha)
     errors: list[str] = []
+    fault = False
     n = 0
     try:
         raws = (r for r in iter_pages(path, sha) if r.page_index not in done)
         for res in runner.map(raws):
             res = _identify_by_text(res, roster_ids)
-            if res.kind == "unreadable":
+            if res.kind in ("unreadable", "failed"):
                 errors.append(res.note)
+                fault |= res.kind == "failed"
             else:
                 kind, dup = store.run(lambda conn, res=res: persist.store_page(conn, res))
                 _count(summary, kind, dup)
@@ -210,7 +212,7 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
     except UnreadableFile as e:
         errors.append(str(e))
     reason = "; ".join(errors)
-    persist.finish_file(store, sha, path, len(done) + n, reason)
+    persist.finish_file(store, sha, path, len(done) + n, reason, fault)
     if reason:
         summary.quarantined += 1
         summary.quarantine.append((path.name, reason))

@@ -53,8 +53,10 @@ def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:
     return kind, dup
 
 
-def finish_file(store: Store, sha: str, path: Path, n_pages: int, reason: str) -> None:
-    status = "quarantined" if reason else "done"
+def finish_file(store: Store, sha: str, path: Path, n_pages: int, reason: str, station_fault: bool = False) -> None:
+    """Record a file as done, quarantined (damaged: the same bytes fail again, so ingesting them
+    again skips them) or failed (the station failed on a page: ingesting it again retries)."""
+    status = ("failed" if station_fault else "quarantined") if reason else "done"
 
     def write(conn: Connection) -> None:
         conn.execute(scan_files.delete().where(scan_files.c.sha256 == sha))

@@ -37,7 +37,7 @@ class PageResult:
 
     file_sha256: str
     page_index: int
-    kind: str  # form | blank | unidentified | not_in_roster
+    kind: str  # form | blank | unidentified | not_in_roster | unreadable (damaged) | failed (station fault)
     form_id: str | None = None
     page_no: int | None = None
     layout_key: str | None = None

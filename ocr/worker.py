@@ -1,11 +1,13 @@
 """Per-page work done in a worker process: decode, blank check, align, identify, read, save images.
 
 Engines are created once per process (`init_worker`) and reused for every page. A page's
-problems become data in its PageResult; only a bug raises.
+problems become data in its PageResult; so does a fault of the station's own on one page (the
+file is quarantined with the error as its reason, the batch goes on).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +22,7 @@ from ocr.pages import decode_page
 from ocr.types import PageResult, RawPage
 
 PAGE_JPEG_QUALITY = 80
+log = logging.getLogger("formstation.worker")
 
 
 class Engines:
@@ -103,6 +106,17 @@ def process_page(eng: Engines, raw: RawPage) -> PageResult:
     except Exception as e:
         return PageResult(raw.file_sha256, raw.page_index, "unreadable", note=f"cannot decode page: {e}")
     t["decode"] = time.perf_counter() - t0
+    try:
+        return _process(eng, raw, gray, color, t, t0)
+    except Exception as e:  # a fault of the station's, not of the scan: keep the file, go on
+        log.exception("page %d of %s failed", raw.page_index + 1, raw.file_sha256[:16])
+        return PageResult(raw.file_sha256, raw.page_index, "failed",
+                          note=f"page {raw.page_index + 1}: the station failed on this page ({type(e).__name__}: "
+                               f"{e}); the file is kept in quarantine: please report it, then ingest it again")
+
+
+def _process(eng: Engines, raw: RawPage, gray: np.ndarray, color: np.ndarray | None, t: dict,
+             t0: float) -> PageResult:
     if is_blank(gray):
         t["blank"] = time.perf_counter() - t0 - t["decode"]
         return PageResult(raw.file_sha256, raw.page_index, "blank", timings=t)

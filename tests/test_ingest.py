@@ -198,3 +198,28 @@ def test_database_restarted_mid_batch_loses_and_duplicates_nothing(printed, capl
     rows = _rows(store)
     assert len(rows) == 6 and len({(r.file_sha256, r.page_index) for r in rows}) == 6
     assert {r.status for r in _rows(store, scan_files)} == {"done"}
+
+
+def test_a_fault_on_one_page_quarantines_its_file_and_the_batch_goes_on(printed, monkeypatch):
+    """A bug of the station's own on one page (here: aligning it fails) does not stop the batch:
+    that file is quarantined with the error as its reason, its other pages and the next file are in."""
+    import ocr.worker
+
+    store, layout, pdfs = printed
+    real, calls = ocr.worker.warp, []
+
+    def warp_failing_once(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("max() arg is an empty sequence")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ocr.worker, "warp", warp_failing_once)
+    s = ingest_paths(store, layout, pdfs, workers=1, read_fields=False)
+    assert s.quarantined == 1 and s.forms == 5
+    (name, reason), = s.quarantine
+    assert name == pdfs[0].name and "page 2" in reason and "ValueError: max() arg is an empty sequence" in reason
+    assert (store.workspace / "quarantine" / name).is_file()
+    monkeypatch.setattr(ocr.worker, "warp", real)  # fixed: the quarantined file is ingested again
+    again = ingest_paths(store, layout, [store.workspace / "quarantine" / name], workers=1, read_fields=False)
+    assert (again.quarantined, again.forms) == (0, 1)
