@@ -5,11 +5,13 @@ Everything is placed from the `Layout` (millimetres); the only mm -> pt conversi
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 from reportlab.graphics import renderPDF
 from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
@@ -182,3 +184,22 @@ def render_pdf(layout: Layout, records: Iterable[PrintRecord], out: Path, title:
         n += 1
     c.save()
     return n
+
+
+def blank_form(layout: Layout, dpi: float) -> np.ndarray:
+    """The form as printed with no student's data, rasterised to a grey uint8 image at `dpi`: what
+    is printer's ink on every page of this layout (lines, labels, titles), for telling it apart
+    from a parent's pen."""
+    import pypdfium2 as pdfium
+
+    register_font()
+    buf = io.BytesIO()
+    c = Canvas(buf, pagesize=(layout.width_mm * mm, layout.height_mm * mm), invariant=1)
+    draw_form(c, layout, PrintRecord("F0000000", "", "", "", "", "", "", ""))
+    c.save()
+    doc = pdfium.PdfDocument(buf.getvalue())
+    try:
+        img = doc[0].render(scale=dpi / 72, grayscale=True).to_numpy()
+    finally:
+        doc.close()
+    return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)

@@ -17,15 +17,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from forms.layout import Box, Layout, Zone
+from forms.layout import MM_PER_INCH, Box, Layout, Zone
+from forms.printing import blank_form
 from ocr import decode, presence
 from ocr.align import ALIGN_DPI
 from ocr.digits import default_classifier, read_strip
+from ocr.rewrite import find_rewrites, printed_mask
 from ocr.types import FieldReading
 
 STRIP_MARGIN_MM = 3.0  # around a comb: room for digits that overrun their boxes
 REVIEW_MARGIN_MM = 1.5
 REVIEW_ABOVE_COMB_MM = 5.5
+# A digit rewritten above a struck-out box is read and decoded like the others, but its field goes
+# to a reviewer with the reading as the suggestion: the station never accepts a correction alone.
+REWRITE_CONFIDENCE = 0.5
 ColorCrop = Callable[[Box], np.ndarray | None]
 _ID_RE = re.compile(r"\d{17}[\dXx]")
 
@@ -67,6 +72,7 @@ class PageReader:
         self.ocr = OcrEngine(threads)
         self.faces = presence.FaceFinder()
         self._cells: dict[str, list[np.ndarray | None]] = {}  # this page's comb cell probabilities
+        self._printed_mask: np.ndarray | None = None
 
     def read(self, page: np.ndarray, workspace: Path, crop_dir: str,
              color_crop: ColorCrop | None = None) -> tuple[FieldReading, ...]:
@@ -87,6 +93,14 @@ class PageReader:
     def _read_digits(self, z: Zone, page, crop, box, *_):
         results = read_strip(*comb_strip(page, z), self.digits)
         probs = [None if r.empty else np.asarray(r.probs) for r in results]
+        struck = {}  # box -> (what the box itself reads, the rewrite's page px box)
+        rewrites = find_rewrites(page, z, self._printed(), ALIGN_DPI)
+        if rewrites:
+            above = self.digits.predict_proba(np.stack([r.glyph for r in rewrites]))
+            for r, p in zip(rewrites, above, strict=True):
+                struck[r.cell] = (decode.CLASSES[int(np.argmax(probs[r.cell]))] if probs[r.cell] is not None else "",
+                                  r.box)
+                probs[r.cell] = p  # the parent's correction stands for the box
         self._cells[z.name] = probs
         if z.cells == 18:
             d = decode.decode_id(probs)
@@ -94,8 +108,17 @@ class PageReader:
             d = decode.decode_phone(probs)
         else:
             d = decode.decode_plain(probs, z.alphabet)
-        return [FieldReading(z.name, d.value, round(d.confidence, 4), box, suggestion=d.raw,
-                             detail={"valid": d.valid, "doubt": doubt_marks(z, d.value, probs)})]
+        conf = min(d.confidence, REWRITE_CONFIDENCE) if struck else d.confidence
+        detail = {"valid": d.valid, "doubt": doubt_marks(z, d.value, probs, struck)}
+        if struck:
+            detail["rewritten"] = sorted(struck)
+        return [FieldReading(z.name, d.value, round(conf, 4), box, suggestion=d.raw, detail=detail)]
+
+    def _printed(self) -> np.ndarray:
+        """Where the blank form has printer's ink, on the aligned page (made once per reader)."""
+        if self._printed_mask is None:
+            self._printed_mask = printed_mask(blank_form(self.layout, ALIGN_DPI), ALIGN_DPI)
+        return self._printed_mask
 
     def _read_checkbox(self, z: Zone, page, crop, box, *_):
         ratios = {o.name: presence.box_ink(_crop(page, o.box)[0]) for o in z.options}
@@ -159,23 +182,40 @@ def _paired_phones(readings: list[FieldReading], cells: dict[str, list[np.ndarra
         return readings
     out = []
     for r in readings:
-        if r.name in PHONE_PAIR and joint.confidence > r.confidence:
+        if r.name in PHONE_PAIR and joint.confidence > r.confidence and not r.detail.get("rewritten"):
             detail = dict(r.detail, paired=True, doubt=doubt_marks(layout.zone(r.name), joint.value, cells[r.name]))
             r = FieldReading(r.name, joint.value, round(joint.confidence, 4), r.box, r.source, r.suggestion, detail)
         out.append(r)
     return out
 
 
-def doubt_marks(z: Zone, value: str, probs: list[np.ndarray | None]) -> list[dict]:
+def doubt_marks(z: Zone, value: str, probs: list[np.ndarray | None],
+                struck: dict[int, tuple[str, tuple[int, int, int, int]]] | None = None) -> list[dict]:
     """`decode.cell_doubts` of a comb field, each with "box": the box's place in the reviewer's crop
-    (`_review_box`) as fractions [x0, y0, x1, y1] of its width and height."""
+    (`_review_box`) as fractions [x0, y0, x1, y1] of its width and height. A box struck out and
+    rewritten above (`struck`: box -> (what the box itself reads, the rewrite's page px box)) is
+    always listed, "struck" holding the box's own reading, its frame reaching up over the rewrite."""
+    struck = struck or {}
     r = _review_box(z)
+    k = MM_PER_INCH / ALIGN_DPI
     cells = z.cell_boxes()
+    listed = {d["i"]: d for d in decode.cell_doubts(value, probs, decode.allowed_at(z.cells, z.alphabet))}
+    for i, (box_read, _) in struck.items():
+        ch = value[i] if len(value) == len(probs) else ""
+        allowed = decode.allowed_at(z.cells, z.alphabet)(i)
+        p = {c: float(probs[i][decode.CLASSES.index(c)]) for c in allowed}
+        total = max(sum(p.values()), 1e-9)
+        alt = max((c for c in allowed if c != ch), key=p.__getitem__, default="")
+        listed[i] = {"i": i, "read": ch, "p": round(p.get(ch, 0.0) / total, 3), "alt": alt, "struck": box_read}
     out = []
-    for d in decode.cell_doubts(value, probs, decode.allowed_at(z.cells, z.alphabet)):
-        c = cells[d["i"]]
-        frac = [(c.x - r.x) / r.w, (c.y - r.y) / r.h, (c.x + c.w - r.x) / r.w, (c.y + c.h - r.y) / r.h]
-        out.append(dict(d, box=[round(f, 4) for f in frac]))
+    for i in sorted(listed):
+        c = cells[i]
+        x0, y0, x1, y1 = c.x, c.y, c.x + c.w, c.y + c.h
+        if i in struck:
+            px = struck[i][1]
+            x0, y0, x1 = min(x0, px[0] * k), min(y0, px[1] * k), max(x1, px[2] * k)
+        frac = [(x0 - r.x) / r.w, (y0 - r.y) / r.h, (x1 - r.x) / r.w, (y1 - r.y) / r.h]
+        out.append(dict(listed[i], box=[round(min(1.0, max(0.0, f)), 4) for f in frac]))
     return out
 
 

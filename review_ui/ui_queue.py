@@ -143,7 +143,16 @@ def _reasons_html(pairs) -> str:
 
 
 def _doubt_word(d: dict) -> str:
+    if "struck" in d:
+        sure = "" if float(d.get("p", 0)) >= 0.9 else ", unsure"
+        return f"struck out, rewritten above as {d['read'] or '?'}{sure}"
     return f"{d['read']} or {d['alt']}" if d.get("read") else "empty"
+
+
+def _doubt_tag(d: dict) -> str:
+    if "struck" in d:
+        return f"↑{d['read'] or '?'}"
+    return f"{d['read']}/{d['alt']}" if d.get("read") else "?"
 
 
 def _marks_html(it: data.Item) -> str:
@@ -154,7 +163,7 @@ def _marks_html(it: data.Item) -> str:
         if not box or len(box) != 4:
             continue
         x0, y0, x1, y1 = (100 * float(v) for v in box)
-        tag = f"{d['read']}/{d['alt']}" if d.get("read") else "?"
+        tag = _doubt_tag(d)
         out.append(f"<div class='fs-mark' style='left:{x0:.2f}%;top:{y0:.2f}%;width:{x1 - x0:.2f}%;"
                    f"height:{y1 - y0:.2f}%'><span>{esc(tag)}</span></div>")
     return "".join(out)
