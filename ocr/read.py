@@ -4,7 +4,8 @@ Values written to the store (field name -> value):
 - digits: the decoded string ('' when empty); text (corrected_name): the OCR reading ('' when empty)
 - checkbox: the ticked option's name or ''; signature, attachment: 'present' | 'absent'
 - photo: 'pasted' | 'absent', plus derived fields photo_face (yes|no), photo_background
-  (light|dark), photo_color (color|grayscale); id_copy_number: the ID printed on the pasted copy.
+  (light|dark), photo_color (color|grayscale|unknown), photo_scan (color|gray: how the page was
+  scanned); id_copy_number: the ID printed on the pasted copy.
 Crops of each zone are saved under the workspace for the review station.
 """
 
@@ -162,9 +163,11 @@ class PageReader:
             FieldReading("photo_face", "yes" if face else "no", 0.9, box),
             FieldReading("photo_background", "light" if found.light_background else "dark",
                          found.background_confidence, box),
-            # a grey or 1-bit scan cannot show whether the photo is a colour photo: a reviewer looks
+            # a grey or 1-bit scan cannot show whether the photo is a colour photo, and its card photo
+            # would be grey: photo_scan 'gray' holds the form until the page is scanned in colour
             FieldReading("photo_color", ("color" if found.is_color else "grayscale") if scanned_in_color else "unknown",
                          found.color_confidence if scanned_in_color else 0.0, box),
+            FieldReading("photo_scan", "color" if scanned_in_color else "gray", 1.0, box),
         ]
 
 

@@ -2,7 +2,7 @@
 
 Codes are never renamed; new ones are added. Each has Chinese text for the rejection list and a
 severity: `reject` sends the form back to the school when the evidence is confident, `review`
-always asks a person. Bureau-side codes (seed 003) are listed so returned lists can be imported.
+always asks a person, `rescan` waits for the vendor to scan the page again (in colour). Bureau-side codes (seed 003) are listed so returned lists can be imported.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Severity = Literal["reject", "review"]
+Severity = Literal["reject", "review", "rescan"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ _ALL = (
     Reason("ALIGNMENT_POOR", "页面对齐误差过大，待人工审核", "review"),
     Reason("DUPLICATE_SCAN", "同一表单扫描了多次", "review"),
     Reason("NOT_IN_ROSTER", "表单不在名册中", "review"),
+    Reason("PHOTO_SCANNED_IN_GREY", "照片页为黑白扫描，须彩色重新扫描", "rescan"),
     Reason("REVIEWER_REJECTED", "审核员退回", "reject"),
     Reason("NO_PS_PHOTO", "无公安照片", "reject", "bureau"),
     Reason("PHOTO_QUALITY", "照片质量问题", "reject", "bureau"),
@@ -63,7 +64,10 @@ def zh(code: str) -> str:
 
 
 def status_for(codes: list[str] | set[str] | tuple[str, ...]) -> str:
-    """`rejected` if any reject-severity code, else `review` if any code, else `accepted`."""
+    """`rejected` if any reject-severity code, else `rescan` if any rescan code, else `review` if any
+    code, else `accepted`."""
     if any(REASONS[c].severity == "reject" for c in codes):
         return "rejected"
+    if any(REASONS[c].severity == "rescan" for c in codes):
+        return "rescan"
     return "review" if codes else "accepted"

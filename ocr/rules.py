@@ -26,7 +26,7 @@ FIELD_KIND = {
     "corrected_name": "text", "corrected_id": "digits", "phone": "digits", "guardian_id": "digits",
     "guardian_phone": "digits", "guardian_relation": "checkbox", "applicant_signature": "signature",
     "guardian_signature": "signature", "photo": "photo", "photo_face": "photo", "photo_background": "photo",
-    "photo_color": "photo", "id_copy": "attachment", "id_copy_number": "attachment",
+    "photo_color": "photo", "photo_scan": "photo", "id_copy": "attachment", "id_copy_number": "attachment",
 }
 ACK_FIELD = "review_ack"  # reviewer acknowledged these form-level codes (comma-separated)
 CLASS_PHONES = "class phones"  # the other forms' phones, which a suspected class-wide number rests on
@@ -118,6 +118,9 @@ def _photo_rules(f: FormFacts, age: int | None, out: list[Found]) -> None:
         if not f.has_printed_photo:
             out.append(Found("PHOTO_MISSING", "photo"))
         return
+    if _v(f, "photo_scan") == "gray":  # no colour in the scan: the card photo cannot come from it
+        out.append(Found("PHOTO_SCANNED_IN_GREY", "photo"))
+        return
     if _v(f, "photo_background") == "dark":
         out.append(Found("PHOTO_NOT_LIGHT_BG", "photo_background"))
     if _v(f, "photo_color") == "grayscale":
@@ -166,8 +169,11 @@ READ_FIELDS = ("corrected_name", "corrected_id", "phone", "guardian_id", "guardi
 def _low_confidence(f: FormFacts, cfg: RuleConfig) -> list[Found]:
     """Fields read with doubt, and fields that were not read at all (e.g. the page could not be aligned)."""
     out = [Found("LOW_CONFIDENCE", name, "not read") for name in READ_FIELDS if name not in f.readings]
+    grey = _v(f, "photo_scan") == "gray"
     for name, r in sorted(f.readings.items()):
         kind = FIELD_KIND.get(name)
+        if grey and name == "photo_color":
+            continue  # the colour rescan will tell
         if kind and r.source != "reviewer" and r.confidence < cfg.thresholds.get(kind, 0.9):
             out.append(Found("LOW_CONFIDENCE", name, f"{r.confidence:.2f}"))
     return out
@@ -203,6 +209,8 @@ def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
     found = out + low
     if confident_reject:
         return "rejected", found
+    if any(REASONS[x.code].severity == "rescan" for x in out):
+        return "rescan", found  # before any review: the colour scan is read afresh
     return ("review" if found else "accepted"), found
 
 

@@ -105,7 +105,7 @@ def write_bundle(sink: Sink, forms: Sequence[ExportForm], workspace: Path, gener
     _put_table(sink, "card_data", "制卡数据", t.CARD_HEADER, card, CARD_WIDTHS)
     rej = t.rejection_rows(t.by_status(forms, "rejected"))
     _put_table(sink, "rejections", "退回原因", t.REJECTION_HEADER, rej, REJECTION_WIDTHS)
-    pending = t.pending_rows(t.by_status(forms, "review"))
+    pending = t.pending_rows(t.by_status(forms, "review", "rescan"))
     sink.put("pending.csv", csv_bytes(t.PENDING_HEADER, pending), rows=len(pending))
     missing = t.not_returned_rows(t.by_status(forms, "printed"))
     sink.put("not_returned.csv", csv_bytes(t.NOT_RETURNED_HEADER, missing), rows=len(missing))

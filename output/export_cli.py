@@ -25,11 +25,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"warning: {w}", file=sys.stderr)
     c = res.counts
     print(f"{res.out}: {c['accepted']} accepted, {c['rejected']} rejected, {c['review']} in review, "
-          f"{c['received']} received (not decided), {c['printed']} not returned; {res.photos} photos")
+          f"{c['rescan']} waiting for a colour rescan, {c['received']} received (not decided), "
+          f"{c['printed']} not returned; {res.photos} photos")
     if res.encrypted:
         print(f"{len(res.files)} encrypted zip(s): {', '.join(f.path for f in res.files)}")
-    if c["review"] or c["received"]:
-        print(f"note: {c['review'] + c['received']} form(s) not decided yet are not in card_data")
+    if c["review"] or c["received"] or c["rescan"]:
+        print(f"note: {c['review'] + c['received'] + c['rescan']} form(s) not decided yet are not in card_data"
+              " (pending.csv lists them)")
     return ExitCode.OK
 
 

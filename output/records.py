@@ -13,7 +13,7 @@ from sqlalchemy import select
 from formstation import idnumber
 from formstation.store import Store, fields, forms, persons, reasons
 
-STATUSES = ("printed", "received", "review", "accepted", "rejected")
+STATUSES = ("printed", "received", "review", "rescan", "accepted", "rejected")
 # printed (pre-filled) values, under the layout's field names
 PRINTED_FIELDS = ("school", "class", "student_no", "name", "gender", "id_number", "bank", "printed_photo")
 

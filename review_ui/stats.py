@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.engine import Connection
 
-from formstation.store import audit, forms, persons
+from formstation.store import audit, forms, pages, persons, scan_files
 
 IDLE_GAP_S = 10 * 60  # a pause longer than this between two decisions is not working time
 
 
 def progress(conn: Connection) -> list[dict]:
-    """Per school and class: printed, received, accepted, in review, rejected, not returned."""
+    """Per school and class: printed, received, accepted, in review, waiting for a colour rescan,
+    rejected, not returned."""
     def n(cond):
         return func.sum(case((cond, 1), else_=0))
 
@@ -23,12 +24,26 @@ def progress(conn: Connection) -> list[dict]:
                 n(st != "printed").label("received"),
                 n(st == "accepted").label("accepted"),
                 n(st == "review").label("in review"),
+                n(st == "rescan").label("colour rescan"),
                 n(st == "rejected").label("rejected"),
                 n(st == "printed").label("not returned"))
          .join(persons, forms.c.person_id == persons.c.person_id)
          .group_by(persons.c.school, persons.c.class_name).order_by(persons.c.school, persons.c.class_name))
     return [{k: (int(v) if isinstance(v, int | float) else v) for k, v in r._mapping.items()}
             for r in conn.execute(q)]
+
+
+def rescans(conn: Connection) -> list[dict]:
+    """Forms waiting for their page to be scanned again in colour, in the order the paper is filed
+    (school, class, student number), with the scan file and page they came in."""
+    q = (select(persons.c.school, persons.c.class_name.label("class"), persons.c.student_no, persons.c.name,
+                forms.c.form_id, scan_files.c.name.label("scan file"), (pages.c.page_index + 1).label("page"))
+         .join(persons, forms.c.person_id == persons.c.person_id)
+         .join(pages, and_(pages.c.form_id == forms.c.form_id, pages.c.kind == "form"))
+         .join(scan_files, scan_files.c.sha256 == pages.c.file_sha256, isouter=True)
+         .where(forms.c.status == "rescan")
+         .order_by(persons.c.school, persons.c.class_name, persons.c.student_no, forms.c.form_id, pages.c.page_id))
+    return [dict(r._mapping) for r in conn.execute(q)]
 
 
 def _ts(s: str) -> datetime:

@@ -17,7 +17,7 @@ from formstation.store import audit, leases, now, pages
 from review_ui import queue, stats
 from review_ui.ui_common import Ctx, flash, show_flash
 
-STATUS_COLS = ["accepted", "in review", "rejected", "not returned"]
+STATUS_COLS = ["accepted", "in review", "colour rescan", "rejected", "not returned"]
 EXPORT_NAMES = ("export", "export_all", "run_export", "write_exports")
 
 
@@ -35,16 +35,22 @@ def dashboard(ctx: Ctx) -> None:
         waiting = queue.queue_size(conn)
         unident = conn.execute(select(func.count()).select_from(pages).where(pages.c.kind == "unidentified")).scalar()
         leased = conn.execute(select(func.count()).select_from(leases)).scalar()
+        rescans = stats.rescans(conn)
     if not prog:
         st.info("No forms printed yet.")
         return
     df = pd.DataFrame(prog)
-    tot = df[["printed", "received", "accepted", "in review", "rejected", "not returned"]].sum()
-    cols = st.columns(7)
+    tot = df[["printed", "received", "accepted", "in review", "colour rescan", "rejected", "not returned"]].sum()
+    cols = st.columns(8)
     for c, (k, v) in zip(cols, tot.items(), strict=False):
         c.metric(k, int(v))
-    cols[6].metric("unidentified pages", int(unident or 0))
+    cols[7].metric("unidentified pages", int(unident or 0))
     st.caption(f"queue: {waiting} forms in review, {leased} leased right now")
+    if rescans:
+        st.warning(f"{len(rescans)} form(s) have a pasted photo but came in from a grey or black-and-white scan: "
+                   "the card needs a colour photo. Scan these pages again in colour and ingest them; the "
+                   "colour scan is read afresh (then a reviewer confirms the second scan).")
+        st.dataframe(rescans, hide_index=True)
     df["class"] = df["school"] + " · " + df["class_name"]
     st.subheader("Per school and class")
     st.dataframe(df.drop(columns=["class"]), hide_index=True)

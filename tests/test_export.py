@@ -175,7 +175,7 @@ def test_card_data_rows_headers_and_values(batch):
     accepted = ["K0", "P0", "P1", "M0", "S0"]
     order = sorted((info[k] for k in accepted), key=lambda x: (x.school, x.class_name, x.student_no, x.form_id))
     assert [r[0] for r in rows[1:]] == [x.form_id for x in order]  # school, class, student_no, form_id
-    assert res.counts == {"printed": 2, "received": 1, "review": 2, "accepted": 5, "rejected": 2, "total": 12}
+    assert res.counts == {"printed": 2, "received": 1, "review": 2, "rescan": 0, "accepted": 5, "rejected": 2, "total": 12}
 
     k0, p0, p1, m0, s0 = (body[info[k].form_id] for k in accepted)
     assert k0["照片文件"] == "" and k0["代理人关系"] == "父亲" and k0["联系电话"] == "13800000001"

@@ -127,20 +127,39 @@ def test_a_reviewer_clears_the_queue_and_the_export_follows(run, tmp_path):
         cleared += 1
     assert cleared > 0
     statuses = _statuses(store)
+    grey = _needs_colour_rescan(tmp, truth)
+    assert {fid for fid, st in statuses.items() if st == "rescan"} == {
+        fid for fid in grey if truth[fid]["expected_status"] != "rejected"}
     for fid, t in truth.items():
-        if t["scanned"] and t["expected_status"] != "review":
+        if t["scanned"] and t["expected_status"] != "review" and statuses[fid] != "rescan":
             assert statuses[fid] == t["expected_status"], (fid, t["expected_reasons"])
     assert main(["--workspace", str(store.workspace), "export", "--out", str(tmp_path / "export")]) == 0
     rows = _csv(tmp_path / "export" / "card_data.csv")
     assert {r["表单编号"] for r in rows} == {fid for fid, st in statuses.items() if st == "accepted"}
-    assert len(rows) >= sum(t["expected_status"] == "accepted" for t in truth.values()) > 0
+    assert len(rows) >= sum(t["expected_status"] == "accepted" and fid not in grey for fid, t in truth.items()) > 0
     for r in rows:
         t = truth[r["表单编号"]]
         assert (r["联系电话"], r["代理人证件号码"], r["代理人联系电话"]) == (
             t["fields"]["phone"], t["fields"]["guardian_id"] or "", t["fields"]["guardian_phone"] or "")
         assert r["身份证号码"] == (t["fields"]["corrected_id"] or t["printed"]["id_number"])
         assert r["姓名"] == (t["fields"]["corrected_name"] or t["printed"]["name"])
-    assert not _csv(tmp_path / "export" / "pending.csv")
+    # what is left waits for the clerk: the pages to scan again in colour
+    pending = {r["表单编号"]: r["待审字段"].split(",") for r in _csv(tmp_path / "export" / "pending.csv")}
+    assert set(pending) == {fid for fid, st in statuses.items() if st == "rescan"}
+    assert all("photo" in f for f in pending.values())
+
+
+def _needs_colour_rescan(tmp: Path, truth: dict[str, dict]) -> set[str]:
+    """Forms whose page came in from a grey or black-and-white scan only, with a pasted photo the
+    applicant needs (6 or older, so the card takes it): their card photo can only come from a
+    colour scan."""
+    modes: dict[str, set[str]] = {}
+    for line in (tmp / "sim" / "pages.jsonl").read_text(encoding="utf-8").splitlines():
+        p = json.loads(line)
+        if p["kind"] == "form" and p.get("form_id"):
+            modes.setdefault(p["form_id"], set()).add(p["mode"])
+    return {fid for fid, m in modes.items() if "color" not in m and truth[fid]["fields"]["photo"] != "none"
+            and truth[fid]["age"] >= 6}
 
 
 def _statuses(store: Store) -> dict[str, str]:
@@ -201,3 +220,46 @@ def test_the_reviewer_is_pointed_at_the_misread_boxes(run):
     assert frames > 0 and misread > 0
     print(f"misread boxes {misread}, framed {pointed}; frames {frames}")
     assert pointed >= 0.8 * misread, (pointed, misread)
+
+
+def test_a_page_scanned_in_grey_waits_for_its_colour_rescan(run, tmp_path):
+    """A clerk scans a page with a pasted photo in grey: the form waits for a colour rescan (the
+    card photo would be grey). The colour scan of the same page, ingested later, is read afresh and
+    the form goes on (a reviewer confirms the second scan of the form)."""
+    import shutil
+
+    import cv2
+    from sqlalchemy import select
+
+    from formstation.store import fields, reasons
+    from ocr.pages import decode_page, iter_pages
+
+    store, tmp, truth = run
+    ws = tmp_path / "ws"
+    shutil.copytree(store.workspace, ws)
+    pages = [json.loads(line) for line in (tmp / "sim" / "pages.jsonl").read_text(encoding="utf-8").splitlines()]
+    page = next(p for p in pages if p["kind"] == "form" and p["mode"] == "color" and truth[p["form_id"]]["scan_count"] == 1
+                and truth[p["form_id"]]["fields"]["photo"] == "color" and truth[p["form_id"]]["age"] >= 6
+                and truth[p["form_id"]]["expected_status"] == "accepted")
+    fid, path = page["form_id"], tmp / "sim" / page["file"]
+    raw = next(r for r in iter_pages(path, "x") if r.page_index == page["page"])
+    _, color = decode_page(raw)
+    assert color is not None
+    cv2.imwrite(str(tmp_path / "grey.png"), cv2.cvtColor(color, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(tmp_path / "colour.png"), color)
+
+    def state():
+        s = Store.open(ws)
+        with s.tx() as conn:
+            scan = conn.execute(select(fields.c.value).where(fields.c.form_id == fid, fields.c.name == "photo_scan")).scalar()
+            codes = {r.code for r in conn.execute(select(reasons.c.code).where(reasons.c.form_id == fid))}
+        s.engine.dispose()
+        return _statuses(Store.open(ws))[fid], scan, codes
+
+    assert main(["--workspace", str(ws), "ingest", str(tmp_path / "grey.png"), "--workers", "1"]) == 0
+    status, scan, codes = state()
+    assert (status, scan) == ("rescan", "gray") and "PHOTO_SCANNED_IN_GREY" in codes
+    assert main(["--workspace", str(ws), "ingest", str(tmp_path / "colour.png"), "--workers", "1"]) == 0
+    status, scan, codes = state()
+    assert status != "rescan" and scan == "color" and "PHOTO_SCANNED_IN_GREY" not in codes
+    assert "DUPLICATE_SCAN" in codes and status == "review"

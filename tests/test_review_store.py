@@ -265,7 +265,7 @@ def test_progress_and_throughput(review):
     assert sum(r["printed"] for r in prog) == len(review.scenario)
     for r in prog:
         assert r["printed"] == r["received"] + r["not returned"]
-        assert r["received"] == r["accepted"] + r["in review"] + r["rejected"]
+        assert r["received"] == r["accepted"] + r["in review"] + r["colour rescan"] + r["rejected"]
     fid = _first_of(review, 1)
     _lease(review.store, fid)
     with review.store.tx() as conn:

@@ -145,3 +145,17 @@ def test_a_class_wide_number_is_rejected_only_on_confident_readings():
     assert codes(suspected) == ("review", ["PHONE_SHARED_BY_CLASS"])
     cleared = replace(facts(review_ack=R("PHONE_SHARED_BY_CLASS", 1.0, "reviewer")), phone_shared_suspected=True)
     assert codes(cleared) == ("accepted", [])
+
+
+def test_a_photo_scanned_in_grey_waits_for_a_colour_rescan():
+    """The card needs a colour photo: a pasted photo from a grey scan holds the form until the page
+    is scanned again in colour, whatever else would need review; a confident rejection still goes
+    back to the school; no photo needed (under 6) or none pasted: nothing to rescan."""
+    grey = {"photo_scan": R("gray", 1.0), "photo_color": R("unknown", 0.0)}
+    status, found = codes(facts(**grey))
+    assert (status, found) == ("rescan", ["PHOTO_SCANNED_IN_GREY"])  # not a doubt on photo_color
+    assert codes(facts(**grey, phone=R("13800138000", 0.5)))[0] == "rescan"
+    assert codes(facts(**grey, guardian_signature=R("absent")))[0] == "rejected"
+    assert codes(facts(TODDLER, **grey)) == ("accepted", [])
+    assert codes(facts(**grey, photo=R("absent")))[0] == "rejected"  # PHOTO_MISSING, as before
+    assert codes(facts(photo_scan=R("color", 1.0))) == ("accepted", [])
