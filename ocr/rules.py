@@ -120,7 +120,6 @@ def _photo_rules(f: FormFacts, age: int | None, out: list[Found]) -> None:
         return
     if _v(f, "photo_scan") == "gray":  # no colour in the scan: the card photo cannot come from it
         out.append(Found("PHOTO_SCANNED_IN_GREY", "photo"))
-        return
     if _v(f, "photo_background") == "dark":
         out.append(Found("PHOTO_NOT_LIGHT_BG", "photo_background"))
     if _v(f, "photo_color") == "grayscale":

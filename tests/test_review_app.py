@@ -172,9 +172,16 @@ def test_form_lookup_shows_fields_and_audit(review):
 
 
 def test_supervisor_dashboard_and_thresholds(review):
+    # one form came in from a grey scan of a pasted photo: the dashboard says which page to scan again
+    fid = next(f for f, sc in review.scenario.items() if sc == 0)
+    with review.store.tx() as conn:
+        conn.execute(update(forms).where(forms.c.form_id == fid).values(status="rescan"))
     at = login("sam")
     labels = {m.label: m.value for m in at.metric}
     assert labels["printed"] == str(len(review.scenario)) and int(labels["not returned"]) >= 1
+    assert labels["colour rescan"] == "1" and "Scan these pages again in colour" in at.warning[0].value
+    table = next(d.value for d in at.dataframe if "scan file" in d.value.columns)
+    assert list(table["form_id"]) == [fid] and list(table["page"]) == [1]
     at.sidebar.radio(key="nav_page").set_value("Thresholds").run()
     at.number_input(key="t_digits").set_value(0.75)
     next(b for b in at.button if b.label == "Save thresholds").click().run()

@@ -156,6 +156,7 @@ def test_a_photo_scanned_in_grey_waits_for_a_colour_rescan():
     assert (status, found) == ("rescan", ["PHOTO_SCANNED_IN_GREY"])  # not a doubt on photo_color
     assert codes(facts(**grey, phone=R("13800138000", 0.5)))[0] == "rescan"
     assert codes(facts(**grey, guardian_signature=R("absent")))[0] == "rejected"
+    assert codes(facts(**grey, photo_background=R("dark")))[0] == "rejected"  # a grey scan shows that
     assert codes(facts(TODDLER, **grey)) == ("accepted", [])
     assert codes(facts(**grey, photo=R("absent")))[0] == "rejected"  # PHOTO_MISSING, as before
     assert codes(facts(photo_scan=R("color", 1.0))) == ("accepted", [])
