@@ -3,9 +3,10 @@ out and write the right digit over it, in the space above the comb.
 
 `find_rewrites` looks in a band above a comb for pen ink that is not the printer's (the blank form,
 `forms.printing.blank_form`, says where printed lines and labels are), leaves out what hangs down
-from the comb above and what is the top of a digit overrunning its own box, gives each remaining
-glyph to the box below its middle, and reads it with the digit models. The reading is a
-suggestion for the reviewer: a rewrite always sends its field to review.
+from the comb above, scanner streaks and the top of a digit overrunning its own box, and gives each
+remaining glyph, MNIST-framed, to the box below its middle. `ocr.read` reads it with the digit
+models as that box; the reading is a suggestion for the reviewer: a rewrite always sends its field
+to review.
 """
 
 from __future__ import annotations
