@@ -23,7 +23,7 @@ from forms.printing import blank_form
 from ocr import decode, presence
 from ocr.align import ALIGN_DPI
 from ocr.digits import default_classifier, read_strip
-from ocr.rewrite import find_rewrites, printed_mask
+from ocr.rewrite import Printed, find_rewrites, printed_ink
 from ocr.types import FieldReading
 
 STRIP_MARGIN_MM = 3.0  # around a comb: room for digits that overrun their boxes
@@ -73,7 +73,7 @@ class PageReader:
         self.ocr = OcrEngine(threads)
         self.faces = presence.FaceFinder()
         self._cells: dict[str, list[np.ndarray | None]] = {}  # this page's comb cell probabilities
-        self._printed_mask: np.ndarray | None = None
+        self._printed_ink: Printed | None = None
 
     def read(self, page: np.ndarray, workspace: Path, crop_dir: str,
              color_crop: ColorCrop | None = None) -> tuple[FieldReading, ...]:
@@ -115,11 +115,11 @@ class PageReader:
             detail["rewritten"] = sorted(struck)
         return [FieldReading(z.name, d.value, round(conf, 4), box, suggestion=d.raw, detail=detail)]
 
-    def _printed(self) -> np.ndarray:
-        """Where the blank form has printer's ink, on the aligned page (made once per reader)."""
-        if self._printed_mask is None:
-            self._printed_mask = printed_mask(blank_form(self.layout, ALIGN_DPI), ALIGN_DPI)
-        return self._printed_mask
+    def _printed(self) -> Printed:
+        """The blank form's ink at the aligned page's resolution (made once per reader)."""
+        if self._printed_ink is None:
+            self._printed_ink = printed_ink(blank_form(self.layout, ALIGN_DPI), ALIGN_DPI)
+        return self._printed_ink
 
     def _read_checkbox(self, z: Zone, page, crop, box, *_):
         ratios = {o.name: presence.box_ink(_crop(page, o.box)[0]) for o in z.options}

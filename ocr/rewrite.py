@@ -2,11 +2,12 @@
 out and write the right digit over it, in the space above the comb.
 
 `find_rewrites` looks in a band above a comb for pen ink that is not the printer's (the blank form,
-`forms.printing.blank_form`, says where printed lines and labels are), leaves out what hangs down
-from the comb above, scanner streaks and the top of a digit overrunning its own box, and gives each
-remaining glyph, MNIST-framed, to the box below its middle. `ocr.read` reads it with the digit
-models as that box; the reading is a suggestion for the reviewer: a rewrite always sends its field
-to review.
+`forms.printing.blank_form`, says where printed lines and labels are; it is registered on the
+page's own lines and text around the comb first, so a page aligned a little off does not turn
+printed text into "handwriting"), leaves out what hangs down from the comb above, scanner streaks
+and the top of a digit overrunning its own box, and gives each remaining glyph, MNIST-framed, to
+the box below its middle. `ocr.read` reads it with the digit models as that box; the reading is a
+suggestion for the reviewer: a rewrite always sends its field to review.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from ocr.digits import INK_THRESHOLD, MIN_INK_THRESHOLD, darkness, frame_glyph
 
 ABOVE_MM = 6.0  # the band above a comb searched for rewritten digits
 BELOW_TOP_MM = 0.4  # ... down to just under the comb's top line
-PRINTED_GROW_MM = 0.5  # printed ink grown by this much (alignment residual) before it is masked
+PRINTED_GROW_MM = 0.5  # printed ink grown by this much (what registration leaves) before it is masked
+MAX_SHIFT_MM = 2.0  # the blank form is registered on the page around each comb up to this far
 MIN_HEIGHT_MM = 2.0  # a rewritten digit is at least this tall (dots, dashes and ticks are not)
 STREAK_SHARE = 0.85  # a column inked over this share of the band's free rows is a scanner streak
 MIN_WIDTH_MM = 0.5  # a hand never draws a digit this narrow: a straight vertical streak or fold
@@ -39,64 +41,122 @@ class Rewrite:
     box: tuple[int, int, int, int]  # page px (x0, y0, x1, y1)
 
 
-def printed_mask(blank: np.ndarray, dpi: float) -> np.ndarray:
-    """Where the printer put ink on the blank form, grown by PRINTED_GROW_MM (bool, page shape)."""
-    ink = (darkness(blank) > 0.15).astype(np.uint8)
-    r = max(1, round(PRINTED_GROW_MM * dpi / MM_PER_INCH))
-    return cv2.dilate(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+@dataclass(frozen=True)
+class Printed:
+    """The blank form at the aligned page's resolution: its darkness and its ink (bool)."""
+
+    dark: np.ndarray
+    ink: np.ndarray
 
 
-def find_rewrites(page: np.ndarray, z: Zone, printed: np.ndarray, dpi: float) -> list[Rewrite]:
+def printed_ink(blank: np.ndarray, dpi: float) -> Printed:
+    """What the printer put on every page of the layout, from `forms.printing.blank_form`."""
+    dark = darkness(blank)
+    return Printed(dark, dark > 0.15)
+
+
+def find_rewrites(page: np.ndarray, z: Zone, printed: Printed, dpi: float) -> list[Rewrite]:
     """Glyphs written above comb `z` on an aligned grey page, at most one per box, left to right."""
     k = dpi / MM_PER_INCH
     cells = [c.to_px(dpi) for c in z.cell_boxes()]
     x0, y0, x1, _ = z.box.to_px(dpi)
     cell_w = (x1 - x0) / max(1, len(cells))
-    top, bottom = max(0, round(y0 - ABOVE_MM * k)), round(y0 + BELOW_TOP_MM * k)
+    # the local frame: from HANG_MM over the band down into the comb; the band inside it
+    ay0, ay1 = max(0, round(y0 - (ABOVE_MM + HANG_MM) * k)), min(page.shape[0], round(y0 + 3 * k))
     left, right = max(0, round(x0 - 0.5 * cell_w)), min(page.shape[1], round(x1 + 0.5 * cell_w))
-    if bottom <= top or right <= left:
+    if right <= left or ay1 <= y0 + 2 * k:
         return []
-    # paper level from a taller window than the band, so an almost empty band still finds its paper
-    win = page[top:min(page.shape[0], bottom + round(3 * k)), left:right]
-    dark = darkness(win)[: bottom - top]
-    free = dark[~printed[top:bottom, left:right]]
+    dark = darkness(page[ay0:ay1, left:right])
+    ink_printed, dx, dy = _registered(printed, dark, ay0, left, round(MAX_SHIFT_MM * k))
+    line = y0 + dy - ay0  # the comb's top line as printed on this page, in frame rows
+    top, bottom = max(0, round(line - ABOVE_MM * k)), round(line + BELOW_TOP_MM * k)
+    cells = [(a + dx, b + dx) for a, _, b, _ in cells]
+    r = max(1, round(PRINTED_GROW_MM * k))
+    mask = cv2.dilate(ink_printed.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) > 0
+    free = dark[top:bottom][~mask[top:bottom]]
     peak = float(np.percentile(free, 99.8)) if free.size else 0.0
     thr = float(np.clip(0.45 * peak, MIN_INK_THRESHOLD, INK_THRESHOLD))
-    ink = _bridge(dark > thr, printed[top:bottom, left:right], round(BRIDGE_MM * k))
-    free_rows = (~printed[top:bottom, left:right]).sum(axis=0)
+    pen = (dark > thr) & ~mask
+    # strokes crossing printed ink are bridged within the band (not across the comb's top line, which
+    # would join a rewrite to the digit below it)
+    ink = _bridge(dark[top:bottom] > thr, mask[top:bottom], round(BRIDGE_MM * k))
+    free_rows = (~mask[top:bottom]).sum(axis=0)
     ink[:, ink.sum(axis=0) >= STREAK_SHARE * np.maximum(free_rows, 1)] = False  # streaks down the scan
     n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    below = _ink_below_top_line(page, z, printed, dpi, left, right, thr)
-    line_zone = y0 - top - TOUCH_MM * k  # band rows below this are next to the comb's top line
+    below = pen[line:line + round(TOUCH_MM * k)].any(axis=0)  # pen just under the top line, per column
+    near_line = line - top - TOUCH_MM * k  # band rows from here down are next to the top line
+    hang = round(HANG_MM * k)
     groups: dict[int, list[int]] = {}
     hanging: set[int] = set()
     for i in sorted(range(1, n), key=lambda j: stats[j][1]):  # top down
         cx, cy, w, h, area = stats[i]
-        if _hangs(page, printed, labels, hanging, top, left, cy, cx, w, thr, k):
+        c0, c1 = max(0, cx - 1), cx + w + 1
+        above_band = pen[max(0, top + cy - hang):top, c0:c1].any() if cy < hang else False
+        if above_band or any(int(j) in hanging for j in np.unique(labels[max(0, cy - hang):cy, c0:c1]) if j):
             hanging.add(i)  # the lower end of something above: a tail from the comb above, a streak
             continue
         if area < 0.5 * k * k:  # specks
             continue
-        if cy + h >= line_zone and below[cx:cx + w].any() and h < THROUGH_MIN_MM * k:
+        if cy + h >= near_line and below[cx:cx + w].any() and h < THROUGH_MIN_MM * k:
             continue  # the top of a digit in its box, reaching up through the line
         mid = left + cx + w / 2
-        cell = next((j for j, (a, _, b, _) in enumerate(cells) if a <= mid < b), None)
+        cell = next((j for j, (a, b) in enumerate(cells) if a <= mid < b), None)
         if cell is not None:
             groups.setdefault(cell, []).append(i)
     out = []
+    band_dark = dark[top:bottom]
     for cell, ids in sorted(groups.items()):
-        mask = np.isin(labels, ids)
-        ys, xs = np.nonzero(mask)
+        glyph_mask = np.isin(labels, ids)
+        ys, xs = np.nonzero(glyph_mask)
         h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
         if h < MIN_HEIGHT_MM * k or w > MAX_WIDTH_CELLS * cell_w or w < MIN_WIDTH_MM * k:
             continue
-        soft = np.where(cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, dark, 0.0)
-        scale = max(float(np.percentile(dark[mask], 90)), thr)
+        soft = np.where(cv2.dilate(glyph_mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, band_dark, 0.0)
+        scale = max(float(np.percentile(band_dark[glyph_mask], 90)), thr)
         glyph = frame_glyph(np.clip(soft / scale, 0.0, 1.0))
         if glyph is not None:
-            box = (left + int(xs.min()), top + int(ys.min()), left + int(xs.max()) + 1, top + int(ys.max()) + 1)
-            out.append(Rewrite(cell, glyph, box))
+            y = ay0 + top
+            out.append(Rewrite(cell, glyph, (left + int(xs.min()), y + int(ys.min()),
+                                             left + int(xs.max()) + 1, y + int(ys.max()) + 1)))
     return out
+
+
+def _registered(printed: Printed, dark: np.ndarray, y0: int, x0: int, max_shift: int) -> tuple[np.ndarray, int, int]:
+    """(ink, dx, dy): the blank form's ink over the frame (page rows y0.., columns x0.., the shape
+    of `dark`), moved by the offset (dx, dy) px that best lays the blank's lines and text on the
+    page's (phase correlation; none when it finds more than `max_shift` px or no clear answer)."""
+    h, w = dark.shape
+    ref = printed.dark[y0:y0 + h, x0:x0 + w]
+    dx = dy = 0
+    if ref.shape == dark.shape and min(h, w) > 2 * max_shift + 8:
+        win = cv2.createHanningWindow((w, h), cv2.CV_32F)
+        (sx, sy), response = cv2.phaseCorrelate(ref.astype(np.float32), dark.astype(np.float32), win)
+        if response > 0.1 and abs(sx) <= max_shift and abs(sy) <= max_shift:
+            dx, dy = round(sx), round(sy)
+        else:  # long lines only (no text): their rows still say how far down the print sits
+            dy = _profile_shift(ref.sum(axis=1), dark.sum(axis=1), max_shift)
+    # the ink the page shows at (y, x) is the blank's at (y - dy, x - dx)
+    big = np.zeros((h + 2 * max_shift, w + 2 * max_shift), bool)
+    ys, xs = max(0, y0 - max_shift), max(0, x0 - max_shift)
+    src = printed.ink[ys:y0 + h + max_shift, xs:x0 + w + max_shift]
+    big[ys - (y0 - max_shift):ys - (y0 - max_shift) + src.shape[0],
+        xs - (x0 - max_shift):xs - (x0 - max_shift) + src.shape[1]] = src
+    return big[max_shift - dy:max_shift - dy + h, max_shift - dx:max_shift - dx + w], dx, dy
+
+
+def _profile_shift(ref: np.ndarray, page: np.ndarray, max_shift: int) -> int:
+    """The shift d (|d| <= max_shift) with page[i + d] best matching ref[i] (mean-removed
+    correlation), or 0 unless that match is clear (correlation >= 0.5)."""
+    n = len(ref) - 2 * max_shift
+    a = ref[max_shift:max_shift + n] - ref[max_shift:max_shift + n].mean()
+    best, best_d = 0.5, 0
+    for d in range(-max_shift, max_shift + 1):
+        b = page[max_shift + d:max_shift + d + n]
+        b = b - b.mean()
+        c = float((a * b).sum() / max(float(np.sqrt((a * a).sum() * (b * b).sum())), 1e-9))
+        if c > best:
+            best, best_d = c, d
+    return best_d
 
 
 def _bridge(dark: np.ndarray, printed: np.ndarray, span: int) -> np.ndarray:
@@ -109,30 +169,3 @@ def _bridge(dark: np.ndarray, printed: np.ndarray, span: int) -> np.ndarray:
     above = cv2.dilate(pen, kernel, anchor=(0, span)) > 0  # pen in the span rows up to here
     below = cv2.dilate(pen, kernel, anchor=(0, 0)) > 0  # pen in the span rows down from here
     return (pen > 0) | (dark & printed & above & below)
-
-
-def _hangs(page: np.ndarray, printed: np.ndarray, labels: np.ndarray, hanging: set[int], top: int, left: int,
-           cy: int, cx: int, w: int, thr: float, k: float) -> bool:
-    """Whether the band component with top row `cy` and columns [cx, cx + w) (band coordinates) has
-    pen ink within HANG_MM above it, across a printed line, that is above the band or itself hangs."""
-    a, b = cy - round(HANG_MM * k), cy
-    c0, c1 = max(0, cx - 1), min(labels.shape[1], cx + w + 1)
-    if a < 0:  # the window reaches above the band: look at the page there
-        y0 = max(0, top + a)
-        pen = (darkness(page[y0:top + round(3 * k), left + c0:left + c1])[: top - y0] > thr) \
-            & ~printed[y0:top, left + c0:left + c1]
-        if pen.any():
-            return True
-    window = labels[max(0, a):b, c0:c1]
-    return any(int(j) in hanging for j in np.unique(window) if j)
-
-
-def _ink_below_top_line(page: np.ndarray, z: Zone, printed: np.ndarray, dpi: float, left: int, right: int,
-                        thr: float) -> np.ndarray:
-    """Per column of the band, whether pen ink goes on just under the comb's top line (a digit in
-    its box reaching up through the line)."""
-    k = dpi / MM_PER_INCH
-    _, y0, _, _ = z.box.to_px(dpi)
-    a, b = round(y0), round(y0 + TOUCH_MM * k)
-    ink = (darkness(page[a:b, left:right]) > thr) & ~printed[a:b, left:right]
-    return ink.any(axis=0)
