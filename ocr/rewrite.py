@@ -3,7 +3,7 @@ out and write the right digit over it, in the space above the comb.
 
 `find_rewrites` looks in a band above a comb for pen ink that is not the printer's (the blank form,
 `forms.printing.blank_form`, says where printed lines and labels are; it is registered on the
-page's own lines and text around the comb first, so a page aligned a little off does not turn
+page's own lines and text around the comb first (row and column profiles), so a page aligned a little off does not turn
 printed text into "handwriting"), leaves out what hangs down from the comb above, scanner streaks
 and the top of a digit overrunning its own box, and gives each remaining glyph, MNIST-framed, to
 the box below its middle. `ocr.read` reads it with the digit models as that box; the reading is a
@@ -67,7 +67,8 @@ def find_rewrites(page: np.ndarray, z: Zone, printed: Printed, dpi: float) -> li
     if right <= left or ay1 <= y0 + 2 * k:
         return []
     dark = darkness(page[ay0:ay1, left:right])
-    ink_printed, dx, dy = _registered(printed, dark, ay0, left, round(MAX_SHIFT_MM * k))
+    band_rows = slice(max(0, round(y0 - ABOVE_MM * k) - ay0), round(y0 - 0.5 * k) - ay0)  # as laid out
+    ink_printed, dx, dy = _registered(printed, dark, ay0, left, round(MAX_SHIFT_MM * k), band_rows)
     line = y0 + dy - ay0  # the comb's top line as printed on this page, in frame rows
     top, bottom = max(0, round(line - ABOVE_MM * k)), round(line + BELOW_TOP_MM * k)
     cells = [(a + dx, b + dx) for a, _, b, _ in cells]
@@ -121,20 +122,22 @@ def find_rewrites(page: np.ndarray, z: Zone, printed: Printed, dpi: float) -> li
     return out
 
 
-def _registered(printed: Printed, dark: np.ndarray, y0: int, x0: int, max_shift: int) -> tuple[np.ndarray, int, int]:
+def _registered(printed: Printed, dark: np.ndarray, y0: int, x0: int, max_shift: int,
+                band: slice) -> tuple[np.ndarray, int, int]:
     """(ink, dx, dy): the blank form's ink over the frame (page rows y0.., columns x0.., the shape
-    of `dark`), moved by the offset (dx, dy) px that best lays the blank's lines and text on the
-    page's (phase correlation; none when it finds more than `max_shift` px or no clear answer)."""
+    of `dark`), moved by the offset (dx, dy) px that best lays the blank's print on the page's:
+    rows from the long printed lines across the frame, columns from the printed text in `band`
+    (rows of the frame; where there is none, nothing there needs it). Profiles, not images: the
+    parents' ink is small beside a line across the form."""
     h, w = dark.shape
     ref = printed.dark[y0:y0 + h, x0:x0 + w]
     dx = dy = 0
-    if ref.shape == dark.shape and min(h, w) > 2 * max_shift + 8:
-        win = cv2.createHanningWindow((w, h), cv2.CV_32F)
-        (sx, sy), response = cv2.phaseCorrelate(ref.astype(np.float32), dark.astype(np.float32), win)
-        if response > 0.1 and abs(sx) <= max_shift and abs(sy) <= max_shift:
-            dx, dy = round(sx), round(sy)
-        else:  # long lines only (no text): their rows still say how far down the print sits
-            dy = _profile_shift(ref.sum(axis=1), dark.sum(axis=1), max_shift)
+    if ref.shape == dark.shape and h > 2 * max_shift + 8:
+        dy = _profile_shift(ref.sum(axis=1), dark.sum(axis=1), max_shift)
+        text = ref[band]
+        if float(text.sum()) > 2.0 * h and w > 2 * max_shift + 8:
+            rows = slice(band.start + dy, band.stop + dy) if band.start + dy >= 0 else band
+            dx = _profile_shift(text.sum(axis=0), dark[rows].sum(axis=0), max_shift)
     # the ink the page shows at (y, x) is the blank's at (y - dy, x - dx)
     big = np.zeros((h + 2 * max_shift, w + 2 * max_shift), bool)
     ys, xs = max(0, y0 - max_shift), max(0, x0 - max_shift)
@@ -149,14 +152,11 @@ def _profile_shift(ref: np.ndarray, page: np.ndarray, max_shift: int) -> int:
     correlation), or 0 unless that match is clear (correlation >= 0.5)."""
     n = len(ref) - 2 * max_shift
     a = ref[max_shift:max_shift + n] - ref[max_shift:max_shift + n].mean()
-    best, best_d = 0.5, 0
-    for d in range(-max_shift, max_shift + 1):
-        b = page[max_shift + d:max_shift + d + n]
-        b = b - b.mean()
-        c = float((a * b).sum() / max(float(np.sqrt((a * a).sum() * (b * b).sum())), 1e-9))
-        if c > best:
-            best, best_d = c, d
-    return best_d
+    b = np.lib.stride_tricks.sliding_window_view(page, n)[:2 * max_shift + 1]  # row j: shift j - max_shift
+    b = b - b.mean(axis=1, keepdims=True)
+    corr = (b @ a) / np.maximum(np.sqrt((b * b).sum(axis=1) * float((a * a).sum())), 1e-9)
+    j = int(np.argmax(corr))
+    return j - max_shift if corr[j] >= 0.5 else 0
 
 
 def _bridge(dark: np.ndarray, printed: np.ndarray, span: int) -> np.ndarray:
