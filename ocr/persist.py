@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
 from formstation.store import Store, fields, forms, now, pages, scan_files
@@ -26,8 +26,25 @@ def _upsert_fields(conn: Connection, form_id: str, res: PageResult) -> None:
             conn.execute(fields.insert().values(form_id=form_id, name=r.name, **values))
 
 
+def _acknowledge(conn: Connection, form_id: str, code: str) -> None:
+    """Clear a form-level code for this form as a reviewer's acknowledgement would (ocr.rules)."""
+    from ocr.rules import ACK_FIELD
+
+    key = and_(fields.c.form_id == form_id, fields.c.name == ACK_FIELD)
+    old = conn.execute(select(fields.c.value).where(key)).scalar()
+    codes = [c for c in (old or "").split(",") if c]
+    if code in codes:
+        return
+    values = {"value": ",".join([*codes, code]), "confidence": 1.0, "source": "station", "updated_at": now()}
+    if old is None:
+        conn.execute(fields.insert().values(form_id=form_id, name=ACK_FIELD, **values))
+    else:
+        conn.execute(fields.update().where(key).values(**values))
+
+
 def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:
-    """Insert the page (and its field readings); returns (kind as stored, is a duplicate scan)."""
+    """Insert the page (and its field readings); returns (kind as stored, is a duplicate scan). The
+    colour rescan of a form waiting for one replaces its readings and is no duplicate."""
     key = and_(pages.c.file_sha256 == res.file_sha256, pages.c.page_index == res.page_index)
     old = conn.execute(select(pages.c.kind).where(key)).first()
     if old is not None:
@@ -37,10 +54,11 @@ def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:
         row = conn.execute(select(forms.c.status).where(forms.c.form_id == res.form_id)).first()
         if row is None:
             kind = "not_in_roster"
-    dup = False
+    dup = requested = False
     if kind == "form":
         dup = conn.execute(select(pages.c.page_id).where(
             and_(pages.c.form_id == res.form_id, pages.c.kind == "form"))).first() is not None
+        requested = dup and row.status == "rescan"  # the colour scan the station asked for
     conn.execute(pages.insert().values(
         file_sha256=res.file_sha256, page_index=res.page_index,
         form_id=res.form_id if kind in ("form", "not_in_roster") else None, kind=kind,
@@ -48,9 +66,13 @@ def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:
         image_path=res.image_path, created_at=now()))
     if kind == "form":
         _upsert_fields(conn, res.form_id, res)
+        if requested:
+            n = conn.execute(select(func.count()).select_from(pages).where(
+                and_(pages.c.form_id == res.form_id, pages.c.kind == "form"))).scalar()
+            _acknowledge(conn, res.form_id, f"DUPLICATE_SCAN@{n}")
         conn.execute(forms.update().where(forms.c.form_id == res.form_id).values(
             status="received", received_at=now(), decided_at=None))
-    return kind, dup
+    return kind, dup and not requested
 
 
 def finish_file(store: Store, sha: str, path: Path, n_pages: int, reason: str, station_fault: bool = False) -> None:

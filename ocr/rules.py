@@ -150,15 +150,23 @@ def _acked(f: FormFacts) -> set[str]:
     return set(filter(None, _v(f, ACK_FIELD).split(",")))
 
 
+def _scans_acked(acked: set[str]) -> int:
+    """How many scans of the form are known not to be duplicates: 'DUPLICATE_SCAN@n' (the station
+    took scan n as the colour rescan it asked for) clears n scans; a reviewer's plain code, all."""
+    if "DUPLICATE_SCAN" in acked:
+        return 1 << 30
+    return max((int(c.split("@", 1)[1]) for c in acked if c.startswith("DUPLICATE_SCAN@")), default=1)
+
+
 def _form_level(f: FormFacts, final_name: str, cfg: RuleConfig, out: list[Found]) -> None:
     acked = _acked(f)
     checks = [
-        ("DUPLICATE_SCAN", f.form_pages > 1),
+        ("DUPLICATE_SCAN", f.form_pages > _scans_acked(acked)),
         ("DUPLICATE_ID", f.duplicate_id),
         ("RARE_CHARACTER", _is_rare(final_name)),
         ("ALIGNMENT_POOR", f.residual_mm is not None and f.residual_mm > cfg.alignment_residual_mm),
     ]
-    out.extend(Found(code) for code, hit in checks if hit and code not in acked)
+    out.extend(Found(code) for code, hit in checks if hit and (code not in acked or code == "DUPLICATE_SCAN"))
 
 
 READ_FIELDS = ("corrected_name", "corrected_id", "phone", "guardian_id", "guardian_phone", "guardian_relation",

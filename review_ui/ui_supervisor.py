@@ -49,7 +49,7 @@ def dashboard(ctx: Ctx) -> None:
     if rescans:
         st.warning(f"{len(rescans)} form(s) have a pasted photo but came in from a grey or black-and-white scan: "
                    "the card needs a colour photo. Scan these pages again in colour and ingest them; the "
-                   "colour scan is read afresh (then a reviewer confirms the second scan).")
+                   "colour scan is read afresh and the form goes on.")
         st.dataframe(rescans, hide_index=True)
     df["class"] = df["school"] + " · " + df["class_name"]
     st.subheader("Per school and class")

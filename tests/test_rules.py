@@ -160,3 +160,13 @@ def test_a_photo_scanned_in_grey_waits_for_a_colour_rescan():
     assert codes(facts(TODDLER, **grey)) == ("accepted", [])
     assert codes(facts(**grey, photo=R("absent")))[0] == "rejected"  # PHOTO_MISSING, as before
     assert codes(facts(photo_scan=R("color", 1.0))) == ("accepted", [])
+
+
+def test_a_second_scan_is_a_duplicate_unless_it_was_the_rescan_asked_for():
+    two = replace(facts(), form_pages=2)
+    assert codes(two) == ("review", ["DUPLICATE_SCAN"])
+    asked = replace(two, readings={**two.readings, "review_ack": R("DUPLICATE_SCAN@2", 1.0, "station")})
+    assert codes(asked) == ("accepted", [])
+    assert codes(replace(asked, form_pages=3)) == ("review", ["DUPLICATE_SCAN"])  # one more nobody asked for
+    seen = replace(two, form_pages=3, readings={**two.readings, "review_ack": R("DUPLICATE_SCAN", 1.0, "reviewer")})
+    assert codes(seen) == ("accepted", [])
