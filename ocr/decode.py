@@ -156,19 +156,22 @@ def cell_doubts(value: str, probs: list[np.ndarray | None], allowed: Callable[[i
     chars = value if len(value) == len(probs) else _raw(probs)
     out = []
     for pos, p in enumerate(probs):
-        if p is None:
-            out.append({"i": pos, "read": "", "p": 0.0, "alt": ""})
-            continue
-        chars_here = allowed(pos)
-        sub = np.array([p[CLASSES.index(c)] for c in chars_here], dtype=float)
-        sub = sub / max(float(sub.sum()), EPS)
-        ch = chars[pos] if chars[pos] in chars_here else chars_here[int(np.argmax(sub))]
-        share = float(sub[chars_here.index(ch)])
-        if share >= CELL_SURE:
-            continue
-        others = [(float(sub[k]), c) for k, c in enumerate(chars_here) if c != ch]
-        out.append({"i": pos, "read": ch, "p": round(share, 3), "alt": max(others)[1] if others else ""})
+        d = cell_doubt(pos, chars[pos], p, allowed(pos))
+        if d["p"] < CELL_SURE:
+            out.append(d)
     return out
+
+
+def cell_doubt(pos: int, ch: str, p: np.ndarray | None, allowed: str) -> dict:
+    """One box as `cell_doubts` lists it: `ch` (the decoded character; the likeliest allowed one
+    when `ch` is not allowed there), its share among the `allowed` characters, the runner-up."""
+    if p is None:
+        return {"i": pos, "read": "", "p": 0.0, "alt": ""}
+    sub = np.array([p[CLASSES.index(c)] for c in allowed], dtype=float)
+    sub = sub / max(float(sub.sum()), EPS)
+    ch = ch if ch and ch in allowed else allowed[int(np.argmax(sub))]
+    others = [(float(sub[k]), c) for k, c in enumerate(allowed) if c != ch]
+    return {"i": pos, "read": ch, "p": round(float(sub[allowed.index(ch)]), 3), "alt": max(others)[1] if others else ""}
 
 
 def decode_plain(probs: list[np.ndarray | None], alphabet: str) -> Decoded:

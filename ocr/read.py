@@ -205,11 +205,7 @@ def doubt_marks(z: Zone, value: str, probs: list[np.ndarray | None],
     listed = {d["i"]: d for d in decode.cell_doubts(value, probs, decode.allowed_at(z.cells, z.alphabet))}
     for i, (box_read, _) in struck.items():
         ch = value[i] if len(value) == len(probs) else ""
-        allowed = decode.allowed_at(z.cells, z.alphabet)(i)
-        p = {c: float(probs[i][decode.CLASSES.index(c)]) for c in allowed}
-        total = max(sum(p.values()), 1e-9)
-        alt = max((c for c in allowed if c != ch), key=p.__getitem__, default="")
-        listed[i] = {"i": i, "read": ch, "p": round(p.get(ch, 0.0) / total, 3), "alt": alt, "struck": box_read}
+        listed[i] = dict(decode.cell_doubt(i, ch, probs[i], decode.allowed_at(z.cells, z.alphabet)(i)), struck=box_read)
     out = []
     for i in sorted(listed):
         c = cells[i]
