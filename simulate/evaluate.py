@@ -62,6 +62,8 @@ class Report:
     accepted_wrong: int = 0
     wrong_examples: list[tuple[str, str, str, str]] = field(default_factory=list)
     detection: dict[str, Detection] = field(default_factory=dict)
+    review_acceptable: int = 0  # acceptable forms sent to review
+    review_all_right: int = 0  # ... whose every value is already read right: the reviewer only confirms
 
     @property
     def auto_accept_share(self) -> float:
@@ -89,8 +91,10 @@ def _stored(store: Store) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
 def _compare_form(rep: Report, t: dict, got_status: str, got: dict[str, str]) -> None:
     tf = t["fields"]
     accepted = got_status == "accepted"
+    all_right = True
     for name in VALUE_FIELDS:
         right = (got.get(name, "") == (tf.get(name) or ""))
+        all_right &= right
         rep.field_total[name] += 1
         rep.field_right[name] += right
         if accepted:
@@ -104,9 +108,13 @@ def _compare_form(rep: Report, t: dict, got_status: str, got: dict[str, str]) ->
         rep.detection.setdefault(name, Detection()).add(truth, seen)
         rep.field_total[name + " (present)"] += 1
         rep.field_right[name + " (present)"] += truth == seen
+        all_right &= truth == seen
         if accepted:
             rep.accepted_values += 1
             rep.accepted_wrong += truth != seen
+    if got_status == "review" and t["expected_status"] == "accepted":
+        rep.review_acceptable += 1
+        rep.review_all_right += all_right
     guardian_truth = bool(tf.get("guardian_id") or tf.get("guardian_phone") or tf.get("guardian_signature"))
     guardian_seen = bool(got.get("guardian_id") or got.get("guardian_phone")
                          or got.get("guardian_signature") == "present")
@@ -132,7 +140,10 @@ def markdown(rep: Report) -> str:
     lines = [f"forms scanned: {rep.forms_scanned}",
              f"auto-accepted among acceptable forms: {rep.auto_accept_share:.1%}",
              f"wrong values among auto-accepted: {rep.accepted_wrong} / {rep.accepted_values} "
-             f"({rep.accepted_wrong_rate:.2%})", "", "| field | read accuracy (all scanned forms) |", "|---|---|"]
+             f"({rep.accepted_wrong_rate:.2%})",
+             f"acceptable forms in review whose every value is already read right (the reviewer only "
+             f"confirms): {rep.review_all_right} / {rep.review_acceptable}",
+             "", "| field | read accuracy (all scanned forms) |", "|---|---|"]
     lines += [f"| {k} | {v:.1%} |" for k, v in rep.field_accuracy().items()]
     lines += ["", "| detection | precision | recall | tp | fp | fn |", "|---|---|---|---|---|---|"]
     lines += [f"| {k} | {d.precision:.1%} | {d.recall:.1%} | {d.tp} | {d.fp} | {d.fn} |"
