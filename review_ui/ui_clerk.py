@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from formstation.printjob import safe_name
 from formstation.store import scan_files
+from review_ui import stats
 from review_ui.ui_common import Ctx
 
 INBOX = "inbox"
@@ -61,6 +62,18 @@ def _ingest(ctx: Ctx, fn, paths: list) -> None:
         st.error(f"{name}: quarantined: {reason}")
 
 
+def _rescans(ctx: Ctx) -> None:
+    """The pages the station asks the clerk to scan again in colour (grey scans of a pasted photo)."""
+    with ctx.store.tx() as conn:
+        rows = stats.rescans(conn)
+    if rows:
+        st.subheader("Scan again in colour")
+        st.warning(f"{len(rows)} page(s) with a pasted photo came in from a grey or black-and-white scan; the card "
+                   "needs a colour photo. Find them by school, class and student number, scan them in colour and "
+                   "upload them here.")
+        st.dataframe(rows, hide_index=True)
+
+
 def upload(ctx: Ctx) -> None:
     st.header("Upload scans")
     fn = _ingest_fn()
@@ -72,6 +85,7 @@ def upload(ctx: Ctx) -> None:
         paths = _save_uploads(ctx, files)
         st.caption(f"saved {len(paths)} files to {INBOX}/")
         _ingest(ctx, fn, paths)
+    _rescans(ctx)
     st.subheader("Recent scan files")
     with ctx.store.tx() as conn:
         rows = conn.execute(select(scan_files).order_by(scan_files.c.received_at.desc()).limit(50))

@@ -238,3 +238,10 @@ def test_clerk_upload_page_and_progress_bar(review):
     p.advance(3)
     p.finish()
     assert calls[0] == (0.0, "0 / 4 pages") and calls[2][0] == 1.0 and calls[-1][1].endswith("done")
+    # a form waiting for a colour rescan: the clerk, who has the paper, is told which one
+    fid = next(f for f, sc in review.scenario.items() if sc == 0)
+    with review.store.tx() as conn:
+        conn.execute(update(forms).where(forms.c.form_id == fid).values(status="rescan"))
+    at = login("cleo")
+    assert "scan them in colour" in at.warning[0].value
+    assert list(next(d.value for d in at.dataframe if "scan file" in d.value.columns)["form_id"]) == [fid]
