@@ -11,6 +11,7 @@ Crops of each zone are saved under the workspace for the review station.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from forms.layout import MM_PER_INCH, Box, Layout, Zone
-from forms.printing import blank_form
+from forms.printing import FontMissing, blank_form
 from ocr import decode, presence
 from ocr.align import ALIGN_DPI
 from ocr.digits import default_classifier, read_strip
@@ -33,6 +34,7 @@ REVIEW_ABOVE_COMB_MM = 5.5
 # to a reviewer with the reading as the suggestion: the station never accepts a correction alone.
 REWRITE_CONFIDENCE = 0.5
 ColorCrop = Callable[[Box], np.ndarray | None]
+log = logging.getLogger("formstation.read")
 _ID_RE = re.compile(r"\d{17}[\dXx]")
 
 
@@ -73,7 +75,7 @@ class PageReader:
         self.ocr = OcrEngine(threads)
         self.faces = presence.FaceFinder()
         self._cells: dict[str, list[np.ndarray | None]] = {}  # this page's comb cell probabilities
-        self._printed_ink: Printed | None = None
+        self._printed_ink: Printed | bool | None = None  # False: cannot be drawn here
 
     def read(self, page: np.ndarray, workspace: Path, crop_dir: str,
              color_crop: ColorCrop | None = None) -> tuple[FieldReading, ...]:
@@ -95,7 +97,8 @@ class PageReader:
         results = read_strip(*comb_strip(page, z), self.digits)
         probs = [None if r.empty else np.asarray(r.probs) for r in results]
         struck = {}  # box -> (what the box itself reads, the rewrite's page px box)
-        rewrites = find_rewrites(page, z, self._printed(), ALIGN_DPI)
+        printed = self._printed()
+        rewrites = find_rewrites(page, z, printed, ALIGN_DPI) if printed is not None else []
         if rewrites:
             above = self.digits.predict_proba(np.stack([r.glyph for r in rewrites]))
             for r, p in zip(rewrites, above, strict=True):
@@ -115,11 +118,16 @@ class PageReader:
             detail["rewritten"] = sorted(struck)
         return [FieldReading(z.name, d.value, round(conf, 4), box, suggestion=d.raw, detail=detail)]
 
-    def _printed(self) -> Printed:
-        """The blank form's ink at the aligned page's resolution (made once per reader)."""
+    def _printed(self) -> Printed | None:
+        """The blank form's ink at the aligned page's resolution (made once per reader); None when
+        this machine cannot draw the form (no CJK font): rewrites are then not looked for."""
         if self._printed_ink is None:
-            self._printed_ink = printed_ink(blank_form(self.layout, ALIGN_DPI), ALIGN_DPI)
-        return self._printed_ink
+            try:
+                self._printed_ink = printed_ink(blank_form(self.layout, ALIGN_DPI), ALIGN_DPI)
+            except FontMissing as e:
+                log.warning("digits rewritten above struck-out boxes are not read: %s", e)
+                self._printed_ink = False
+        return self._printed_ink or None
 
     def _read_checkbox(self, z: Zone, page, crop, box, *_):
         ratios = {o.name: presence.box_ink(_crop(page, o.box)[0]) for o in z.options}

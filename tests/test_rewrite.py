@@ -110,3 +110,19 @@ def test_the_reader_suggests_the_correction_and_sends_it_to_review(tmp_path):
         assert y0 < 0.35 and y1 > 0.8  # the frame covers the rewrite and the box
         right += phone.value == FIELDS["phone"]
     assert right >= 2  # the corrected number is the suggestion
+
+
+def test_without_a_cjk_font_rewrites_are_not_read_and_nothing_fails(tmp_path, monkeypatch):
+    """A reading machine that cannot draw the blank form (no CJK font) reads every zone as before,
+    without looking for rewrites."""
+    import ocr.read
+    from forms.printing import FontMissing
+
+    def no_font(*a, **kw):
+        raise FontMissing("no TrueType CJK font found")
+
+    monkeypatch.setattr(ocr.read, "blank_form", no_font)
+    reader = ocr.read.PageReader(load_layout())
+    readings = {r.name: r for r in reader.read(_page(400, {"phone": 5}), tmp_path, "c")}
+    assert {"phone", "guardian_id", "guardian_phone", "photo"} <= set(readings)
+    assert not any("struck" in d for d in readings["phone"].detail["doubt"])
