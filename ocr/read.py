@@ -33,6 +33,10 @@ REVIEW_ABOVE_COMB_MM = 5.5
 # A digit rewritten above a struck-out box is read and decoded like the others, but its field goes
 # to a reviewer with the reading as the suggestion: the station never accepts a correction alone.
 REWRITE_CONFIDENCE = 0.5
+# ... and stands for its box only when the box's own reading is doubtful (a struck-out box always
+# is, on the campaign); over a box read surely it may be a note ("同上") or a correction left
+# unstruck: the box keeps its reading and a reviewer looks.
+STRUCK_BELOW = 0.99
 ColorCrop = Callable[[Box], np.ndarray | None]
 log = logging.getLogger("formstation.read")
 _ID_RE = re.compile(r"\d{17}[\dXx]")
@@ -97,13 +101,17 @@ class PageReader:
         results = read_strip(*comb_strip(page, z), self.digits)
         probs = [None if r.empty else np.asarray(r.probs) for r in results]
         struck = {}  # box -> (what the box itself reads, the rewrite's page px box)
+        noted = {}  # box read surely, with a glyph above it -> (the glyph's reading, its page px box)
         printed = self._printed()
         rewrites = find_rewrites(page, z, printed, ALIGN_DPI) if printed is not None else []
         if rewrites:
             above = self.digits.predict_proba(np.stack([r.glyph for r in rewrites]))
             for r, p in zip(rewrites, above, strict=True):
-                struck[r.cell] = (decode.CLASSES[int(np.argmax(probs[r.cell]))] if probs[r.cell] is not None else "",
-                                  r.box)
+                own = probs[r.cell]
+                if own is not None and float(np.max(own)) >= STRUCK_BELOW:
+                    noted[r.cell] = (decode.CLASSES[int(np.argmax(p))], r.box)  # a note, or a correction unstruck
+                    continue
+                struck[r.cell] = (decode.CLASSES[int(np.argmax(own))] if own is not None else "", r.box)
                 probs[r.cell] = p  # the parent's correction stands for the box
         self._cells[z.name] = probs
         if z.cells == 18:
@@ -112,10 +120,10 @@ class PageReader:
             d = decode.decode_phone(probs)
         else:
             d = decode.decode_plain(probs, z.alphabet)
-        conf = min(d.confidence, REWRITE_CONFIDENCE) if struck else d.confidence
-        detail = {"valid": d.valid, "doubt": doubt_marks(z, d.value, probs, struck)}
-        if struck:
-            detail["rewritten"] = sorted(struck)
+        conf = min(d.confidence, REWRITE_CONFIDENCE) if struck or noted else d.confidence
+        detail = {"valid": d.valid, "doubt": doubt_marks(z, d.value, probs, struck, noted)}
+        if struck or noted:
+            detail["rewritten"] = sorted({*struck, *noted})
         return [FieldReading(z.name, d.value, round(conf, 4), box, suggestion=d.raw, detail=detail)]
 
     def _printed(self) -> Printed | None:
@@ -201,12 +209,15 @@ def _paired_phones(readings: list[FieldReading], cells: dict[str, list[np.ndarra
 
 
 def doubt_marks(z: Zone, value: str, probs: list[np.ndarray | None],
-                struck: dict[int, tuple[str, tuple[int, int, int, int]]] | None = None) -> list[dict]:
+                struck: dict[int, tuple[str, tuple[int, int, int, int]]] | None = None,
+                noted: dict[int, tuple[str, tuple[int, int, int, int]]] | None = None) -> list[dict]:
     """`decode.cell_doubts` of a comb field, each with "box": the box's place in the reviewer's crop
     (`_review_box`) as fractions [x0, y0, x1, y1] of its width and height. A box struck out and
     rewritten above (`struck`: box -> (what the box itself reads, the rewrite's page px box)) is
-    always listed, "struck" holding the box's own reading, its frame reaching up over the rewrite."""
-    struck = struck or {}
+    always listed, "struck" holding the box's own reading; so is a surely read box with a glyph
+    above it (`noted`: box -> (the glyph's reading, its px box)), "above" holding that reading.
+    Their frames reach up over what is written above."""
+    struck, noted = struck or {}, noted or {}
     r = _review_box(z)
     k = MM_PER_INCH / ALIGN_DPI
     cells = z.cell_boxes()
@@ -214,12 +225,16 @@ def doubt_marks(z: Zone, value: str, probs: list[np.ndarray | None],
     for i, (box_read, _) in struck.items():
         ch = value[i] if len(value) == len(probs) else ""
         listed[i] = dict(decode.cell_doubt(i, ch, probs[i], decode.allowed_at(z.cells, z.alphabet)(i)), struck=box_read)
+    for i, (glyph_read, _) in noted.items():
+        ch = value[i] if len(value) == len(probs) else ""
+        listed[i] = dict(decode.cell_doubt(i, ch, probs[i], decode.allowed_at(z.cells, z.alphabet)(i)), above=glyph_read)
+    reach = {**struck, **noted}
     out = []
     for i in sorted(listed):
         c = cells[i]
         x0, y0, x1, y1 = c.x, c.y, c.x + c.w, c.y + c.h
-        if i in struck:
-            px = struck[i][1]
+        if i in reach:
+            px = reach[i][1]
             x0, y0, x1 = min(x0, px[0] * k), min(y0, px[1] * k), max(x1, px[2] * k)
         frac = [(x0 - r.x) / r.w, (y0 - r.y) / r.h, (x1 - r.x) / r.w, (y1 - r.y) / r.h]
         out.append(dict(listed[i], box=[round(min(1.0, max(0.0, f)), 4) for f in frac]))

@@ -143,6 +143,8 @@ def _reasons_html(pairs) -> str:
 
 
 def _doubt_word(d: dict) -> str:
+    if "above" in d:
+        return f"reads {d['read'] or '?'}; written above it: {d['above']}"
     if "struck" in d:
         sure = "" if float(d.get("p", 0)) >= 0.9 else ", unsure"
         return f"struck out, rewritten above as {d['read'] or '?'}{sure}"
@@ -150,6 +152,8 @@ def _doubt_word(d: dict) -> str:
 
 
 def _doubt_tag(d: dict) -> str:
+    if "above" in d:
+        return f"{d['read'] or '?'}, ↑{d['above']}"
     if "struck" in d:
         return f"↑{d['read'] or '?'}"
     return f"{d['read']}/{d['alt']}" if d.get("read") else "?"

@@ -126,3 +126,27 @@ def test_without_a_cjk_font_rewrites_are_not_read_and_nothing_fails(tmp_path, mo
     readings = {r.name: r for r in reader.read(_page(400, {"phone": 5}), tmp_path, "c")}
     assert {"phone", "guardian_id", "guardian_phone", "photo"} <= set(readings)
     assert not any("struck" in d for d in readings["phone"].detail["doubt"])
+
+
+def test_a_note_written_above_a_comb_does_not_replace_what_the_boxes_read(tmp_path):
+    """'同上' ("same as above") written over the guardian's phone: the boxes, read surely, keep their
+    reading; the field goes to a reviewer, who is shown what is written above."""
+    from ocr.read import REWRITE_CONFIDENCE, PageReader
+
+    reader = PageReader(load_layout())
+    z = load_layout().zone("guardian_phone")
+    x0, y0, _, _ = z.box.to_px(ALIGN_DPI)
+    kept = 0
+    for seed in range(4):
+        plain = _page(600 + seed, {})
+        before = next(r for r in reader.read(plain, tmp_path, f"a{seed}") if r.name == "guardian_phone")
+        page = cv2.cvtColor(plain, cv2.COLOR_GRAY2BGR)
+        note = ink.cjk_alpha(np.random.default_rng(seed), "同上", 30, 3.0)
+        ink.blend(page, note, x0 + 60 + 40 * seed, y0 - note.shape[0] - 2, (30, 30, 35))
+        after = next(r for r in reader.read(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY), tmp_path, f"b{seed}")
+                     if r.name == "guardian_phone")
+        assert after.confidence <= REWRITE_CONFIDENCE
+        assert not any("struck" in d and d["i"] not in {e["i"] for e in before.detail["doubt"]}
+                       for d in after.detail["doubt"])  # only a box the reader already doubted can be replaced
+        kept += after.value == before.value and any("above" in d for d in after.detail["doubt"])
+    assert kept >= 3
