@@ -171,7 +171,6 @@ def train(out: Path, seed: int, workers: int, epochs: int, page_cells: list[Path
     model = DigitClassifier(params)
     logits = model.logits(va).astype(np.float64)
     params["temperature"] = np.float32(fit_temperature(logits, yv))
-    model = DigitClassifier(params)
     print(f"trained in {time.time() - t0:.0f}s; temperature {float(params['temperature']):.3f}")
     report_and_save(out, params, x, y, va, yv, pvx, pvy, 10)
 
