@@ -166,7 +166,7 @@ def _form_level(f: FormFacts, final_name: str, cfg: RuleConfig, out: list[Found]
         ("RARE_CHARACTER", _is_rare(final_name)),
         ("ALIGNMENT_POOR", f.residual_mm is not None and f.residual_mm > cfg.alignment_residual_mm),
     ]
-    out.extend(Found(code) for code, hit in checks if hit and (code not in acked or code == "DUPLICATE_SCAN"))
+    out.extend(Found(code) for code, hit in checks if hit and code not in acked)
 
 
 READ_FIELDS = ("corrected_name", "corrected_id", "phone", "guardian_id", "guardian_phone", "guardian_relation",
