@@ -137,11 +137,28 @@ def decode_phone(probs: list[np.ndarray | None]) -> Decoded:
 CELL_SURE = 0.99  # a cell read at least this sure is not pointed out to the reviewer
 
 
+def _is_id(cells: int) -> bool:
+    return cells == 18
+
+
+def _is_phone(cells: int, alphabet: str) -> bool:
+    return cells == 11 and alphabet == "0123456789"
+
+
+def decode_comb(probs: list[np.ndarray | None], cells: int, alphabet: str) -> Decoded:
+    """A comb field decoded by its shape: an 18-box ID number, an 11-digit mobile number, or box by box."""
+    if _is_id(cells):
+        return decode_id(probs)
+    if _is_phone(cells, alphabet):
+        return decode_phone(probs)
+    return decode_plain(probs, alphabet)
+
+
 def allowed_at(cells: int, alphabet: str) -> Callable[[int], str]:
-    """The characters each position of a comb field may hold, as the decoder of its shape sees them."""
-    if cells == 18:
+    """The characters each position of a comb field may hold, as `decode_comb` sees them."""
+    if _is_id(cells):
         return _allowed_id
-    if cells == 11 and alphabet == "0123456789":
+    if _is_phone(cells, alphabet):
         return _allowed_phone
     return lambda pos: alphabet
 

@@ -114,12 +114,7 @@ class PageReader:
                 struck[r.cell] = (decode.CLASSES[int(np.argmax(own))] if own is not None else "", r.box)
                 probs[r.cell] = p  # the parent's correction stands for the box
         self._cells[z.name] = probs
-        if z.cells == 18:
-            d = decode.decode_id(probs)
-        elif z.cells == 11 and z.alphabet == "0123456789":
-            d = decode.decode_phone(probs)
-        else:
-            d = decode.decode_plain(probs, z.alphabet)
+        d = decode.decode_comb(probs, z.cells, z.alphabet)
         conf = min(d.confidence, REWRITE_CONFIDENCE) if struck or noted else d.confidence
         detail = {"valid": d.valid, "doubt": doubt_marks(z, d.value, probs, struck, noted)}
         if struck or noted:
@@ -221,13 +216,12 @@ def doubt_marks(z: Zone, value: str, probs: list[np.ndarray | None],
     r = _review_box(z)
     k = MM_PER_INCH / ALIGN_DPI
     cells = z.cell_boxes()
-    listed = {d["i"]: d for d in decode.cell_doubts(value, probs, decode.allowed_at(z.cells, z.alphabet))}
-    for i, (box_read, _) in struck.items():
-        ch = value[i] if len(value) == len(probs) else ""
-        listed[i] = dict(decode.cell_doubt(i, ch, probs[i], decode.allowed_at(z.cells, z.alphabet)(i)), struck=box_read)
-    for i, (glyph_read, _) in noted.items():
-        ch = value[i] if len(value) == len(probs) else ""
-        listed[i] = dict(decode.cell_doubt(i, ch, probs[i], decode.allowed_at(z.cells, z.alphabet)(i)), above=glyph_read)
+    allowed = decode.allowed_at(z.cells, z.alphabet)
+    listed = {d["i"]: d for d in decode.cell_doubts(value, probs, allowed)}
+    for key, marks in (("struck", struck), ("above", noted)):
+        for i, (read, _) in marks.items():
+            ch = value[i] if len(value) == len(probs) else ""
+            listed[i] = {**decode.cell_doubt(i, ch, probs[i], allowed(i)), key: read}
     reach = {**struck, **noted}
     out = []
     for i in sorted(listed):
