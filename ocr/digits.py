@@ -235,20 +235,31 @@ def normalize_cell(crop: np.ndarray) -> np.ndarray | None:
 
 
 def _ink_threshold(dark: np.ndarray, lines: _Lines) -> float:
-    """Ink threshold adapted to the darkest ink off the printed lines (faint pens, light scans)."""
-    free = dark[~lines.mask]
-    peak = float(np.percentile(free, 99.5)) if free.size else 0.0
+    return ink_threshold(dark[~lines.mask])
+
+
+def ink_threshold(free: np.ndarray, percentile: float = 99.5) -> float:
+    """Ink threshold adapted to the darkest ink off the printed lines (`free`: the darkness of the
+    pixels off them; faint pens, light scans)."""
+    peak = float(np.percentile(free, percentile)) if free.size else 0.0
     return float(np.clip(0.45 * peak, MIN_INK_THRESHOLD, INK_THRESHOLD))
 
 
 def _glyph(dark: np.ndarray, keep: np.ndarray | None, lines: _Lines, thr: float) -> np.ndarray | None:
-    """The kept character's soft ink (darkness around its mask, box lines off), MNIST-framed."""
+    return soft_glyph(dark, keep, thr, lines.mask)
+
+
+def soft_glyph(dark: np.ndarray, keep: np.ndarray | None, thr: float,
+               printed: np.ndarray | None = None) -> np.ndarray | None:
+    """The kept character's soft ink (darkness around its mask, `printed` pixels off unless kept),
+    MNIST-framed; None when nothing is kept."""
     if keep is None:
         return None
     fringe = cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    soft = np.where(fringe & ~(lines.mask & ~keep), dark, 0.0)
-    core = dark[keep]
-    scale = max(float(np.percentile(core, 90)), thr)
+    if printed is not None:
+        fringe &= ~(printed & ~keep)
+    soft = np.where(fringe, dark, 0.0)
+    scale = max(float(np.percentile(dark[keep], 90)), thr)
     return frame_glyph(np.clip(soft / scale, 0.0, 1.0))
 
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from forms.layout import MM_PER_INCH, Zone
-from ocr.digits import INK_THRESHOLD, MIN_INK_THRESHOLD, darkness, frame_glyph
+from ocr.digits import darkness, ink_threshold, soft_glyph
 
 ABOVE_MM = 6.0  # the band above a comb searched for rewritten digits
 BELOW_TOP_MM = 0.4  # ... down to just under the comb's top line
@@ -74,9 +74,7 @@ def find_rewrites(page: np.ndarray, z: Zone, printed: Printed, dpi: float) -> li
     cells = [(a + dx, b + dx) for a, _, b, _ in cells]
     r = max(1, round(PRINTED_GROW_MM * k))
     mask = cv2.dilate(ink_printed.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) > 0
-    free = dark[top:bottom][~mask[top:bottom]]
-    peak = float(np.percentile(free, 99.8)) if free.size else 0.0
-    thr = float(np.clip(0.45 * peak, MIN_INK_THRESHOLD, INK_THRESHOLD))
+    thr = ink_threshold(dark[top:bottom][~mask[top:bottom]], 99.8)
     pen = (dark > thr) & ~mask
     # strokes crossing printed ink are bridged within the band (not across the comb's top line, which
     # would join a rewrite to the digit below it)
@@ -112,9 +110,7 @@ def find_rewrites(page: np.ndarray, z: Zone, printed: Printed, dpi: float) -> li
         h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
         if h < MIN_HEIGHT_MM * k or w > MAX_WIDTH_CELLS * cell_w or w < MIN_WIDTH_MM * k:
             continue
-        soft = np.where(cv2.dilate(glyph_mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, band_dark, 0.0)
-        scale = max(float(np.percentile(band_dark[glyph_mask], 90)), thr)
-        glyph = frame_glyph(np.clip(soft / scale, 0.0, 1.0))
+        glyph = soft_glyph(band_dark, glyph_mask, thr)
         if glyph is not None:
             y = ay0 + top
             out.append(Rewrite(cell, glyph, (left + int(xs.min()), y + int(ys.min()),
