@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     create_engine,
     event,
     inspect,
@@ -180,6 +181,23 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+ACK_FIELD = "review_ack"  # a form's acknowledged form-level codes, comma-separated (ocr.rules reads them)
+
+
+def merged_acks(old: str | None, codes: Iterable[str]) -> str:
+    """The ACK_FIELD value with `codes` added to those already in `old`."""
+    return ",".join(sorted(set(filter(None, (old or "").split(","))) | set(codes)))
+
+
+def upsert_field(conn: Connection, form_id: str, name: str, values: dict) -> None:
+    """Write one field row of a form: update it when it exists, insert it otherwise."""
+    key = and_(fields.c.form_id == form_id, fields.c.name == name)
+    if conn.execute(select(fields.c.name).where(key)).first():
+        conn.execute(fields.update().where(key).values(**values))
+    else:
+        conn.execute(fields.insert().values(form_id=form_id, name=name, **values))
 
 
 class Store:

@@ -8,38 +8,38 @@ from pathlib import Path
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
-from formstation.store import Store, fields, forms, now, pages, scan_files
+from formstation.store import (
+    ACK_FIELD,
+    Store,
+    fields,
+    forms,
+    merged_acks,
+    now,
+    pages,
+    scan_files,
+    upsert_field,
+)
 from ocr.types import PageResult
 
 
 def _upsert_fields(conn: Connection, form_id: str, res: PageResult) -> None:
     at = now()
     for r in res.readings:
-        values = {"value": r.value, "confidence": r.confidence, "source": r.source,
-                  "box": json.dumps(list(r.box)), "crop_path": r.detail.get("crop"),
-                  "suggestion": r.suggestion, "updated_by": None, "updated_at": at,
-                  "doubt": json.dumps(r.detail["doubt"]) if r.detail.get("doubt") else None}
-        key = and_(fields.c.form_id == form_id, fields.c.name == r.name)
-        if conn.execute(select(fields.c.name).where(key)).first():
-            conn.execute(fields.update().where(key).values(**values))
-        else:
-            conn.execute(fields.insert().values(form_id=form_id, name=r.name, **values))
+        upsert_field(conn, form_id, r.name, {
+            "value": r.value, "confidence": r.confidence, "source": r.source,
+            "box": json.dumps(list(r.box)), "crop_path": r.detail.get("crop"),
+            "suggestion": r.suggestion, "updated_by": None, "updated_at": at,
+            "doubt": json.dumps(r.detail["doubt"]) if r.detail.get("doubt") else None})
 
 
 def _acknowledge(conn: Connection, form_id: str, code: str) -> None:
     """Clear a form-level code for this form as a reviewer's acknowledgement would (ocr.rules)."""
-    from ocr.rules import ACK_FIELD
-
-    key = and_(fields.c.form_id == form_id, fields.c.name == ACK_FIELD)
-    old = conn.execute(select(fields.c.value).where(key)).scalar()
-    codes = [c for c in (old or "").split(",") if c]
-    if code in codes:
-        return
-    values = {"value": ",".join([*codes, code]), "confidence": 1.0, "source": "station", "updated_at": now()}
-    if old is None:
-        conn.execute(fields.insert().values(form_id=form_id, name=ACK_FIELD, **values))
-    else:
-        conn.execute(fields.update().where(key).values(**values))
+    old = conn.execute(select(fields.c.value).where(
+        and_(fields.c.form_id == form_id, fields.c.name == ACK_FIELD))).scalar()
+    merged = merged_acks(old, [code])
+    if merged != old:
+        upsert_field(conn, form_id, ACK_FIELD, {"value": merged, "confidence": 1.0, "source": "station",
+                                                "updated_at": now()})
 
 
 def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:

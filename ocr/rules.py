@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from formstation import idnumber
 from formstation.config import DEFAULT_THRESHOLDS
-from formstation.store import Store, fields, forms, now, pages, persons, reasons
+from formstation.store import ACK_FIELD, Store, fields, forms, now, pages, persons, reasons
 from ocr.reasons import REASONS
 
 # zone kind of every field the reader writes (derived fields count as their zone's kind)
@@ -28,7 +28,6 @@ FIELD_KIND = {
     "guardian_signature": "signature", "photo": "photo", "photo_face": "photo", "photo_background": "photo",
     "photo_color": "photo", "photo_scan": "photo", "id_copy": "attachment", "id_copy_number": "attachment",
 }
-ACK_FIELD = "review_ack"  # reviewer acknowledged these form-level codes (comma-separated)
 CLASS_PHONES = "class phones"  # the other forms' phones, which a suspected class-wide number rests on
 SHARED_PHONE_MIN_SURE = 3  # confidently read forms carrying the number before a class is rejected
 

@@ -14,11 +14,10 @@ from pathlib import Path
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from formstation.store import audit, fields, forms, now, reasons
+from formstation.store import ACK_FIELD, audit, fields, forms, merged_acks, now, reasons, upsert_field
 from ocr.reasons import REASONS
 from review_ui import queue
 
-ACK_FIELD = "review_ack"  # same name as ocr.rules.ACK_FIELD: form-level codes a reviewer acknowledged
 FIELD_COLS = ("value", "confidence", "source", "box", "crop_path", "suggestion", "updated_by", "updated_at")
 
 
@@ -61,10 +60,8 @@ def _write_field(conn: Connection, form_id: str, name: str, row: dict | None) ->
     key = and_(fields.c.form_id == form_id, fields.c.name == name)
     if row is None:
         conn.execute(delete(fields).where(key))
-    elif conn.execute(select(fields.c.name).where(key)).first():
-        conn.execute(update(fields).where(key).values(**row))
     else:
-        conn.execute(insert(fields).values(form_id=form_id, name=name, **row))
+        upsert_field(conn, form_id, name, row)
 
 
 def _check_lease(conn: Connection, form_id: str, user: str) -> None:
@@ -110,7 +107,7 @@ def save_form(conn: Connection, form_id: str, user: str, values: dict[str, str],
         _log(conn, user, "edit" if old_value != value else "confirm", form_id, name, old_value, value)
     if ack:
         old = (snap["fields"][ACK_FIELD] or {}).get("value") or ""
-        merged = ",".join(sorted(set(filter(None, old.split(","))) | set(ack)))
+        merged = merged_acks(old, ack)
         _write_field(conn, form_id, ACK_FIELD, {**dict.fromkeys(FIELD_COLS), "value": merged, "source": "reviewer",
                                                 "confidence": 1.0, "updated_by": user, "updated_at": at})
         _log(conn, user, "acknowledge", form_id, None, old, merged)
