@@ -6,6 +6,7 @@ the stations share is declared here, so there is one place that knows the databa
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -39,7 +40,7 @@ log = logging.getLogger("formstation.store")
 T = TypeVar("T")
 STORE_PATIENCE_S = 60.0  # how long a batch waits for the database to come back
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_WORKSPACE = "station-data"
 
 md = MetaData()
@@ -122,6 +123,10 @@ fields = Table(
     Column("crop_path", Text),
     Column("suggestion", Text),
     Column("doubt", Text),  # JSON: the boxes of a comb field the reader doubts (ocr.read.doubt_marks)
+    # JSON {value, confidence, crop}: what a later scan of the form reads where it differs from a
+    # reviewer's value (which it leaves as it is); cleared when a reviewer saves the field
+    # (ocr.persist, ocr.rules SCANS_DIFFER, other_scan_value)
+    Column("other_scan", Text),
     Column("updated_by", Text),
     Column("updated_at", String(32)),
 )
@@ -176,6 +181,7 @@ def _add_column(table: str, column: str, sql_type: str) -> Callable[[Connection]
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: lambda conn: md.create_all(conn),
     2: _add_column("fields", "doubt", "TEXT"),
+    3: _add_column("fields", "other_scan", "TEXT"),
 }
 
 
@@ -189,6 +195,16 @@ ACK_FIELD = "review_ack"  # a form's acknowledged form-level codes, comma-separa
 def merged_acks(old: str | None, codes: Iterable[str]) -> str:
     """The ACK_FIELD value with `codes` added to those already in `old`."""
     return ",".join(sorted(set(filter(None, (old or "").split(","))) | set(codes)))
+
+
+def other_scan_value(column: str | None) -> str | None:
+    """The value in a field row's `other_scan` JSON ('' for an empty reading), None when there is none."""
+    if not column:
+        return None
+    try:
+        return str(json.loads(column).get("value") or "")
+    except (ValueError, AttributeError):
+        return None
 
 
 def upsert_field(conn: Connection, form_id: str, name: str, values: dict) -> None:

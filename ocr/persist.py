@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from formstation.store import (
     ACK_FIELD,
     Store,
+    audit,
     fields,
     forms,
     merged_acks,
@@ -21,15 +22,38 @@ from formstation.store import (
 )
 from ocr.types import PageResult
 
+STATION = "station"  # the audit trail's user for what the station itself changed
+
 
 def _upsert_fields(conn: Connection, form_id: str, res: PageResult) -> None:
+    """Write the page's readings. A value a reviewer set stays: when this (later) scan reads it
+    differently, the reading waits beside it in `other_scan` for a reviewer (SCANS_DIFFER). A
+    reading that replaces another reading leaves the old value in the audit trail."""
     at = now()
+    old = {r.name: r for r in conn.execute(select(fields.c.name, fields.c.value, fields.c.source)
+                                           .where(fields.c.form_id == form_id))}
     for r in res.readings:
+        was = old.get(r.name)
+        if was is not None and was.source == "reviewer":
+            differs = r.value != (was.value or "")
+            upsert_field(conn, form_id, r.name, {"other_scan": json.dumps(
+                {"value": r.value, "confidence": r.confidence, "crop": r.detail.get("crop")}) if differs else None})
+            if differs:
+                _log_rescan(conn, form_id, r.name, was.value, r.value, at)
+            continue
+        if was is not None and was.source == "read" and (was.value or "") != r.value:
+            _log_rescan(conn, form_id, r.name, was.value, r.value, at)
         upsert_field(conn, form_id, r.name, {
             "value": r.value, "confidence": r.confidence, "source": r.source,
             "box": json.dumps(list(r.box)), "crop_path": r.detail.get("crop"),
-            "suggestion": r.suggestion, "updated_by": None, "updated_at": at,
+            "suggestion": r.suggestion, "updated_by": None, "updated_at": at, "other_scan": None,
             "doubt": json.dumps(r.detail["doubt"]) if r.detail.get("doubt") else None})
+
+
+def _log_rescan(conn: Connection, form_id: str, name: str, old: str | None, new: str, at: str) -> None:
+    """Audit row 'rescan': a later scan of the form reads `new` where the store had `old`."""
+    conn.execute(audit.insert().values(at=at, user_name=STATION, action="rescan", form_id=form_id,
+                                       field=name, old_value=old or "", new_value=new))
 
 
 def _acknowledge(conn: Connection, form_id: str, code: str) -> None:

@@ -47,6 +47,7 @@ _ALL = (
     Reason("LOW_CONFIDENCE", "识别置信度低，待人工审核", "review"),
     Reason("ALIGNMENT_POOR", "页面对齐误差过大，待人工审核", "review"),
     Reason("DUPLICATE_SCAN", "同一表单扫描了多次", "review"),
+    Reason("SCANS_DIFFER", "再次扫描的识别结果与审核员填写的不一致", "review"),
     Reason("NOT_IN_ROSTER", "表单不在名册中", "review"),
     Reason("PHOTO_SCANNED_IN_GREY", "照片页为黑白扫描，须彩色重新扫描", "rescan"),
     Reason("REVIEWER_REJECTED", "审核员退回", "reject"),

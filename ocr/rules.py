@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from formstation import idnumber
 from formstation.config import DEFAULT_THRESHOLDS
-from formstation.store import ACK_FIELD, Store, fields, forms, now, pages, persons, reasons
+from formstation.store import ACK_FIELD, Store, fields, forms, now, other_scan_value, pages, persons, reasons
 from ocr.reasons import REASONS
 
 # zone kind of every field the reader writes (derived fields count as their zone's kind)
@@ -37,6 +37,7 @@ class Reading:
     value: str
     confidence: float
     source: str
+    other_scan: str | None = None  # a later scan's different reading of a reviewer's value (ocr.persist)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,16 @@ def _low_confidence(f: FormFacts, cfg: RuleConfig) -> list[Found]:
     return out
 
 
+def _scans_differ(f: FormFacts) -> list[Found]:
+    """Values a reviewer set that a later scan of the form reads differently: a reviewer compares."""
+    out = []
+    for name, r in sorted(f.readings.items()):
+        if r.source == "reviewer" and r.other_scan is not None:
+            other = idnumber.mask(r.other_scan) if FIELD_KIND.get(name) == "digits" else r.other_scan
+            out.append(Found("SCANS_DIFFER", name, f"later scan: {other or '(empty)'}"))
+    return out
+
+
 def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
     """Status and reasons for one form from its facts. Pure."""
     final_name, final_id = final_values(f)
@@ -208,6 +219,7 @@ def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
         by_age = [replace(x, rests_on=(*x.rests_on, "corrected_id")) for x in by_age]
     out += by_age
     _form_level(f, final_name, cfg, out)
+    out += _scans_differ(f)
     low = _low_confidence(f, cfg)
     unsure = {x.field for x in low} | {CLASS_PHONES}
     confident_reject = any(REASONS[x.code].severity == "reject" and x.field not in unsure
@@ -248,7 +260,8 @@ def _load_facts(conn: Connection, form_ids: set[str], cfg: RuleConfig) -> list[F
     ids = [r.form_id for r in rows]
     reads: dict[str, dict[str, Reading]] = {}
     for r in conn.execute(select(fields).where(fields.c.form_id.in_(ids))):
-        reads.setdefault(r.form_id, {})[r.name] = Reading(r.value or "", float(r.confidence or 0), r.source or "")
+        reads.setdefault(r.form_id, {})[r.name] = Reading(r.value or "", float(r.confidence or 0), r.source or "",
+                                                          other_scan_value(r.other_scan))
     pq = (select(pages.c.form_id, func.count().label("n"), func.max(pages.c.residual_mm).label("res"))
           .where(and_(pages.c.form_id.in_(ids), pages.c.kind == "form")).group_by(pages.c.form_id))
     page_info = {r.form_id: (r.n, r.res) for r in conn.execute(pq)}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
-from formstation.store import audit, fields, forms, pages, persons, reasons
+from formstation.store import audit, fields, forms, pages, persons, reasons, scan_files
 from review_ui import fieldinfo
 
 FIELD_ORDER = ("corrected_name", "corrected_id", "phone", "photo", "photo_face", "photo_background",
@@ -30,6 +30,7 @@ class Item:
     crop_path: str | None
     reasons: tuple[tuple[str, str], ...]  # (code, detail)
     doubt: tuple[dict, ...] = ()  # the boxes the reader doubts (ocr.read.doubt_marks), for the reading shown
+    other: dict | None = None  # a later scan's different reading of a reviewer's value: value, confidence, crop
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class FormView:
     page_image: str | None
     items: tuple[Item, ...]
     form_reasons: tuple[tuple[str, str], ...]
+    scans: tuple[dict, ...] = ()  # every scan of the form, oldest first (scans_of)
+    rescans: tuple[dict, ...] = ()  # what later scans read differently, oldest first (rescans_of)
 
 
 def _rank(name: str) -> tuple[int, str]:
@@ -58,10 +61,21 @@ def _header(conn: Connection, form_id: str):
     return conn.execute(q).first()
 
 
-def page_image(conn: Connection, form_id: str) -> str | None:
-    q = (select(pages.c.image_path).where(and_(pages.c.form_id == form_id, pages.c.kind == "form"))
-         .order_by(pages.c.page_id).limit(1))
-    return conn.execute(q).scalar()
+def scans_of(conn: Connection, form_id: str) -> tuple[dict, ...]:
+    """Every scanned page of the form, oldest first: file name, page number (from 1), when, image."""
+    q = (select(pages.c.page_index, pages.c.image_path, pages.c.created_at, scan_files.c.name)
+         .outerjoin(scan_files, scan_files.c.sha256 == pages.c.file_sha256)
+         .where(and_(pages.c.form_id == form_id, pages.c.kind == "form")).order_by(pages.c.page_id))
+    return tuple({"file": r.name or "?", "page": r.page_index + 1, "at": r.created_at or "",
+                  "image": r.image_path} for r in conn.execute(q))
+
+
+def rescans_of(conn: Connection, form_id: str) -> tuple[dict, ...]:
+    """The station's 'rescan' audit rows: a later scan read a field differently (ocr.persist)."""
+    q = (select(audit.c.at, audit.c.field, audit.c.old_value, audit.c.new_value)
+         .where(and_(audit.c.form_id == form_id, audit.c.action == "rescan")).order_by(audit.c.id))
+    return tuple({"at": r.at, "field": r.field, "before": r.old_value or "", "now": r.new_value or ""}
+                 for r in conn.execute(q))
 
 
 def load_form(conn: Connection, form_id: str) -> FormView | None:
@@ -77,9 +91,22 @@ def load_form(conn: Connection, form_id: str) -> FormView | None:
         f = rows.get(name)
         items.append(Item(name, (f.value or "") if f else "", (f.suggestion or "") if f else "",
                           f.confidence if f else None, (f.source or "") if f else "",
-                          f.crop_path if f else None, tuple(why[name]), _doubt(f)))
+                          f.crop_path if f else None, tuple(why[name]), _doubt(f), _other(f)))
+    scans = scans_of(conn, form_id)
     return FormView(h.form_id, h.status, h.school, h.class_name, h.name, h.id_number, h.student_no or "",
-                    h.gender or "", page_image(conn, form_id), tuple(items), tuple(why.get(None, [])))
+                    h.gender or "", scans[-1]["image"] if scans else None, tuple(items),
+                    tuple(why.get(None, [])), scans, rescans_of(conn, form_id) if len(scans) > 1 else ())
+
+
+def _other(f) -> dict | None:
+    """A later scan's reading waiting beside a reviewer's value (fields.other_scan), if any."""
+    if f is None or not f.other_scan or f.source != "reviewer":
+        return None
+    try:
+        d = json.loads(f.other_scan)
+    except ValueError:
+        return None
+    return d if isinstance(d, dict) and "value" in d else None
 
 
 def _doubt(f) -> tuple[dict, ...]:

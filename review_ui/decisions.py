@@ -18,7 +18,8 @@ from formstation.store import ACK_FIELD, audit, fields, forms, merged_acks, now,
 from ocr.reasons import REASONS
 from review_ui import queue
 
-FIELD_COLS = ("value", "confidence", "source", "box", "crop_path", "suggestion", "updated_by", "updated_at")
+FIELD_COLS = ("value", "confidence", "source", "box", "crop_path", "suggestion", "updated_by", "updated_at",
+              "other_scan")
 
 
 class DecisionError(Exception):
@@ -101,7 +102,7 @@ def save_form(conn: Connection, form_id: str, user: str, values: dict[str, str],
     for name, value in values.items():
         old = snap["fields"][name]
         row = dict(old or dict.fromkeys(FIELD_COLS))
-        row.update(value=value, source="reviewer", confidence=1.0, updated_by=user, updated_at=at)
+        row.update(value=value, source="reviewer", confidence=1.0, updated_by=user, updated_at=at, other_scan=None)
         _write_field(conn, form_id, name, row)
         old_value = (old or {}).get("value") or ""
         _log(conn, user, "edit" if old_value != value else "confirm", form_id, name, old_value, value)
@@ -156,7 +157,7 @@ def undo_last(conn: Connection, user: str) -> str | None:
         return None
     undone = _undone(conn)
     later = next((r for r in conn.execute(select(audit.c.id, audit.c.user_name).where(and_(
-        audit.c.form_id == d.form_id, audit.c.id > d.id, audit.c.action.in_(("decision", "match")))))
+        audit.c.form_id == d.form_id, audit.c.id > d.id, audit.c.action.in_(("decision", "match", "rescan")))))
         if str(r.id) not in undone), None)
     if later is not None:
         raise DecisionError(f"{d.form_id}: changed by {later.user_name} after your decision; open it and fix it instead")

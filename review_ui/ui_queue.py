@@ -198,6 +198,9 @@ def _field_panel(ctx: Ctx, view: data.FormView, name: str) -> str:
     sug = (f" · suggestion <code>{esc(it.suggestion)}</code>"
            if it.suggestion and it.suggestion != it.value else "")
     read, doubt_line = _value_html(it)
+    if it.other is not None:
+        html(_other_scan_html(ctx, it))
+        return it.value or ""
     html(f"<div class='fs-panel'><div class='fs-crop'><div class='fs-cropbox'>{img_tag(ctx.store, it.crop_path)}"
          f"{_marks_html(it)}</div></div>"
          f"<div class='fs-info'><h4>{esc(fieldinfo.label(name))}</h4>{read}"
@@ -205,9 +208,38 @@ def _field_panel(ctx: Ctx, view: data.FormView, name: str) -> str:
     return it.value or it.suggestion or ""
 
 
+def _other_scan_html(ctx: Ctx, it: data.Item) -> str:
+    """A reviewer's value that a later scan reads differently: both crops, one above the other."""
+    o = it.other or {}
+    conf = o.get("confidence")
+    conf = f" · confidence <b>{float(conf):.2f}</b>" if isinstance(conf, int | float) else ""
+    return (f"<div class='fs-panel'><div class='fs-crop'>"
+            f"<div class='fs-muted'>earlier scan</div>{img_tag(ctx.store, it.crop_path)}"
+            f"<div class='fs-muted'>later scan</div>{img_tag(ctx.store, o.get('crop'))}</div>"
+            f"<div class='fs-info'><h4>{esc(fieldinfo.label(it.name))}</h4>"
+            f"kept: <code>{esc(it.value or '(empty)')}</code> (a reviewer's value, from the earlier scan)<br>"
+            f"the later scan reads: <code>{esc(o.get('value') or '(empty)')}</code>{conf}"
+            "<div class='fs-doubt'>Enter keeps the reviewer's value; type the later reading to take it</div>"
+            + _reasons_html(it.reasons) + "</div></div>")
+
+
+def _scans_html(view: data.FormView) -> str:
+    """For a form scanned more than once: its scans and what the later ones read differently."""
+    if len(view.scans) < 2:
+        return ""
+    rows = "".join(f"<li>scan {i}: {esc(s['file'])}, page {s['page']} · {esc(s['at'])}</li>"
+                   for i, s in enumerate(view.scans, 1))
+    diff = "".join(f"<li>{esc(fieldinfo.label(r['field']))}: <code>{esc(r['before'] or '(empty)')}</code> → "
+                   f"<code>{esc(r['now'] or '(empty)')}</code></li>" for r in view.rescans)
+    diff = (f"<div>Read differently by a later scan (earlier → later; a value a reviewer set is kept):</div><ul>{diff}</ul>"
+            if diff else "<div class='fs-muted'>The scans read the same.</div>")
+    return (f"<div>Scanned {len(view.scans)} times (the whole pages: the <i>Whole page</i> toggle):</div>"
+            f"<ul>{rows}</ul>{diff}")
+
+
 def _ack_panel(view: data.FormView) -> str:
     if view.form_reasons:
-        html("<h4>The whole form</h4>" + _reasons_html(view.form_reasons)
+        html("<h4>The whole form</h4>" + _reasons_html(view.form_reasons) + _scans_html(view)
              + "<div class='fs-muted'>Enter acknowledges these (the form is fine as it is); "
                "otherwise reject it below.</div>")
     else:
@@ -258,7 +290,11 @@ def _actions(ctx: Ctx) -> None:
 def _page_and_history(ctx: Ctx, view: data.FormView) -> None:
     ss = _ss()
     if ss.get("q_show_page"):
-        image(ctx.store, view.page_image)
+        if len(view.scans) > 1:
+            for i, sc in enumerate(reversed(view.scans)):
+                image(ctx.store, sc["image"], caption=f"scan {len(view.scans) - i}: {sc['file']}, page {sc['page']}")
+        else:
+            image(ctx.store, view.page_image)
     if ss.get("q_show_history"):
         with ctx.store.tx() as conn:
             rows = data.audit_of(conn, view.form_id)

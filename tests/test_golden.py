@@ -266,3 +266,60 @@ def test_a_page_scanned_in_grey_waits_for_its_colour_rescan(run, tmp_path):
     cv2.imwrite(str(tmp_path / "colour2.png"), color[:, :-1])  # a scan nobody asked for is a duplicate
     assert main(["--workspace", str(ws), "ingest", str(tmp_path / "colour2.png"), "--workers", "1"]) == 0
     assert "DUPLICATE_SCAN" in state()[2]
+
+
+def test_a_scan_nobody_asked_for_keeps_the_reviewers_values(run, tmp_path):
+    """A clerk feeds a reviewed form again. The reviewer's value stays; where the new scan reads it
+    differently the reviewer is shown both crops (SCANS_DIFFER) and the scans (DUPLICATE_SCAN), the
+    audit trail keeps every replaced reading, and the reviewer's next save settles it."""
+    import shutil
+
+    import cv2
+    from sqlalchemy import select
+
+    from formstation.store import fields, reasons
+    from ocr.pages import decode_page, iter_pages
+    from review_ui import data, decisions, queue
+
+    store, tmp, truth = run
+    ws = tmp_path / "ws"
+    shutil.copytree(store.workspace, ws)
+    pages = [json.loads(line) for line in (tmp / "sim" / "pages.jsonl").read_text(encoding="utf-8").splitlines()]
+    page = next(p for p in pages if p["kind"] == "form" and p["mode"] == "color" and truth[p["form_id"]]["scan_count"] == 1)
+    fid, path = page["form_id"], tmp / "sim" / page["file"]
+    s = Store.open(ws)
+    with s.tx() as conn:
+        read = conn.execute(select(fields.c.value).where(fields.c.form_id == fid, fields.c.name == "phone")).scalar()
+        typed = "13800000000" if read != "13800000000" else "13900000000"
+        assert queue.lease_form(conn, fid, "ann")
+        decisions.save_form(conn, fid, "ann", {"phone": typed}, workspace=ws)
+    s.engine.dispose()
+
+    raw = next(r for r in iter_pages(path, "x") if r.page_index == page["page"])
+    _, color = decode_page(raw)
+    cv2.imwrite(str(tmp_path / "again.png"), color[:, :-2])
+    assert main(["--workspace", str(ws), "ingest", str(tmp_path / "again.png"), "--workers", "1"]) == 0
+
+    s = Store.open(ws)
+    with s.tx() as conn:
+        phone = conn.execute(select(fields.c.value, fields.c.source).where(
+            fields.c.form_id == fid, fields.c.name == "phone")).one()
+        found = {(r.code, r.field) for r in conn.execute(select(reasons).where(reasons.c.form_id == fid))}
+        view = data.load_form(conn, fid)
+        with pytest.raises(decisions.DecisionError, match="after your decision"):
+            decisions.undo_last(conn, "ann")  # the form changed since: undo would drop the new scan
+    assert tuple(phone) == (typed, "reviewer")
+    assert {("DUPLICATE_SCAN", None), ("SCANS_DIFFER", "phone")} <= found
+    item = next(it for it in view.items if it.name == "phone")
+    assert item.other["value"] == read and item.other["crop"] and item.other["crop"] != item.crop_path
+    assert [sc["file"] for sc in view.scans] == [Path(page["file"]).name, "again.png"]
+    assert view.page_image == view.scans[-1]["image"]
+    assert ("phone", typed, read) in [(r["field"], r["before"], r["now"]) for r in view.rescans]
+
+    with s.tx() as conn:
+        assert queue.lease_form(conn, fid, "ann")
+        decisions.save_form(conn, fid, "ann", {"phone": typed}, ack=["DUPLICATE_SCAN"], workspace=ws)
+        other = conn.execute(select(fields.c.other_scan).where(fields.c.form_id == fid, fields.c.name == "phone")).scalar()
+        codes = {r.code for r in conn.execute(select(reasons.c.code).where(reasons.c.form_id == fid))}
+    s.engine.dispose()
+    assert other is None and not codes & {"DUPLICATE_SCAN", "SCANS_DIFFER"}

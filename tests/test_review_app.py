@@ -245,3 +245,47 @@ def test_clerk_upload_page_and_progress_bar(review):
     at = login("cleo")
     assert "scan them in colour" in at.warning[0].value
     assert list(next(d.value for d in at.dataframe if "scan file" in d.value.columns)["form_id"]) == [fid]
+
+
+def test_a_later_scan_reading_a_reviewers_value_differently_shows_both(review, tmp_path):
+    """A reviewed form fed again: the reviewer gets the field back with both crops (Enter keeps the
+    value), then the whole-form step lists both scans and what the later one read differently."""
+    from ocr import persist
+    from ocr.types import FieldReading, PageResult
+    from review_ui import queue
+
+    at = login("rita")
+    _, fid, name = field_key(at).split("_", 2)
+    paper = review.truth[fid]["phone"]
+    enter(at, paper)
+    while field_key(at).startswith(f"in_{fid}_"):
+        enter(at)
+    with review.store.tx() as conn:
+        row = conn.execute(select(fields).where(fields.c.form_id == fid, fields.c.name == "phone")).one()
+        image = conn.execute(select(pages.c.image_path).where(pages.c.form_id == fid)).scalar()
+    later = "13" + paper[2:-1] + str((int(paper[-1]) + 1) % 10)
+    again = tmp_path / "again.png"
+    again.write_bytes(b"a scan file")
+    res = PageResult("later-scan", 0, "form", fid, image_path=image, readings=(
+        FieldReading("phone", later, 0.9, (0, 0, 1, 1), detail={"crop": row.crop_path}),))
+    with review.store.tx() as conn:
+        persist.store_page(conn, res)
+    persist.finish_file(review.store, "later-scan", again, 1, "")
+    persist.after_batch(review.store, {fid})
+    with review.store.tx() as conn:
+        assert queue.lease_form(conn, fid, "rita")  # first in her queue
+
+    at = login("rita")
+    assert field_key(at) == f"in_{fid}_phone" and at.text_input(key=field_key(at)).value == paper
+    panel = next(h.proto.body for h in at.get("html") if "fs-panel" in h.proto.body)
+    assert "earlier scan" in panel and "later scan" in panel and panel.count("<img") == 2
+    assert f"kept: <code>{paper}</code>" in panel and f"the later scan reads: <code>{later}</code>" in panel
+    enter(at)  # keep the reviewer's value
+    body = next(h.proto.body for h in at.get("html") if "The whole form" in h.proto.body)
+    assert "DUPLICATE_SCAN" in body and "scan 2: again.png, page 1" in body
+    assert f"<code>{paper}</code> → <code>{later}</code>" in body
+    enter(at)
+    with review.store.tx() as conn:
+        row = conn.execute(select(fields).where(fields.c.form_id == fid, fields.c.name == "phone")).one()
+        st = conn.execute(select(forms.c.status).where(forms.c.form_id == fid)).scalar()
+    assert (row.value, row.source, row.other_scan, st) == (paper, "reviewer", None, "accepted")

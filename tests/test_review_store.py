@@ -300,8 +300,8 @@ def test_review_cli_needs_a_user_and_builds_the_server_command(review, monkeypat
 
 
 def test_a_workspace_of_schema_1_is_migrated_and_keeps_its_data(tmp_path):
-    """A station updated in place: its database (schema 1, no doubt column) opens, gains the column
-    and keeps its fields."""
+    """A station updated in place: its database (schema 1, without the doubt and other_scan columns)
+    opens, gains the columns and keeps its fields."""
     from sqlalchemy import create_engine, insert, inspect
 
     from formstation import store as store_mod
@@ -310,14 +310,15 @@ def test_a_workspace_of_schema_1_is_migrated_and_keeps_its_data(tmp_path):
     with engine.begin() as conn:
         store_mod.md.create_all(conn)
         conn.exec_driver_sql("ALTER TABLE fields DROP COLUMN doubt")  # what schema 1 created
+        conn.exec_driver_sql("ALTER TABLE fields DROP COLUMN other_scan")
         conn.execute(insert(store_mod.meta).values(key="schema_version", value="1"))
         conn.exec_driver_sql("INSERT INTO fields (form_id, name, value) VALUES ('F0000001', 'phone', '13912345678')")
     engine.dispose()
     s = Store.open(tmp_path)
     with s.tx() as conn:
-        assert s.schema_version(conn) == store_mod.SCHEMA_VERSION == 2
-        assert "doubt" in {c["name"] for c in inspect(conn).get_columns("fields")}
-        row = conn.execute(select(fields.c.value, fields.c.doubt)).one()
-    assert tuple(row) == ("13912345678", None)
+        assert s.schema_version(conn) == store_mod.SCHEMA_VERSION == 3
+        assert {"doubt", "other_scan"} <= {c["name"] for c in inspect(conn).get_columns("fields")}
+        row = conn.execute(select(fields.c.value, fields.c.doubt, fields.c.other_scan)).one()
+    assert tuple(row) == ("13912345678", None, None)
     s.engine.dispose()
     Store.open(tmp_path).engine.dispose()  # opening again changes nothing

@@ -170,3 +170,14 @@ def test_a_second_scan_is_a_duplicate_unless_it_was_the_rescan_asked_for():
     assert codes(replace(asked, form_pages=3)) == ("review", ["DUPLICATE_SCAN"])  # one more nobody asked for
     seen = replace(two, form_pages=3, readings={**two.readings, "review_ack": R("DUPLICATE_SCAN", 1.0, "reviewer")})
     assert codes(seen) == ("accepted", [])
+
+
+def test_a_reviewers_value_read_differently_by_a_later_scan_goes_back_to_a_reviewer():
+    kept = replace(facts(), readings={**facts().readings, "phone": Reading("13912345678", 1.0, "reviewer", "")})
+    status, found = decide(kept, RuleConfig())
+    assert status == "review" and [(x.code, x.field, x.detail) for x in found] == [
+        ("SCANS_DIFFER", "phone", "later scan: (empty)")]
+    other = replace(facts(), readings={**facts().readings, "phone": Reading("13912345678", 1.0, "reviewer", "13912345670")})
+    assert [x.detail for x in decide(other, RuleConfig())[1]] == ["later scan: 1391***5670"]
+    settled = replace(facts(), readings={**facts().readings, "phone": Reading("13912345678", 1.0, "reviewer")})
+    assert codes(settled) == ("accepted", [])
