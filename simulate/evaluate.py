@@ -112,6 +112,9 @@ def _compare_form(rep: Report, t: dict, got_status: str, got: dict[str, str]) ->
         if accepted:
             rep.accepted_values += 1
             rep.accepted_wrong += truth != seen
+    if tf.get("corrected_name"):  # the OCR's reading of a handwritten name: the reviewer's suggestion
+        rep.field_total["corrected_name (read as written)"] += 1
+        rep.field_right["corrected_name (read as written)"] += got.get("corrected_name", "") == tf["corrected_name"]
     if got_status == "review" and t["expected_status"] == "accepted":
         rep.review_acceptable += 1
         rep.review_all_right += all_right
