@@ -118,8 +118,14 @@ def _lookup_one(ctx: Ctx, form_id: str) -> None:
         st.dataframe(trail, hide_index=True)
     else:
         st.caption("no changes yet")
-    if st.toggle("Show the whole page", key=f"l_page_{form_id}"):
-        image(ctx.store, view.page_image)
+    if len(view.scans) > 1:
+        st.caption(" · ".join(f"scan {i}: {sc['file']}, page {sc['page']}, {sc['at']}"
+                              for i, sc in enumerate(view.scans, 1)))
+    if st.toggle("Show the whole page" if len(view.scans) < 2 else "Show every scan", key=f"l_page_{form_id}"):
+        for i, sc in reversed(list(enumerate(view.scans, 1))):
+            image(ctx.store, sc["image"], caption=f"scan {i}: {sc['file']}, page {sc['page']}")
+        if not view.scans:
+            image(ctx.store, view.page_image)
 
 
 def form_lookup(ctx: Ctx) -> None:

@@ -289,3 +289,8 @@ def test_a_later_scan_reading_a_reviewers_value_differently_shows_both(review, t
         row = conn.execute(select(fields).where(fields.c.form_id == fid, fields.c.name == "phone")).one()
         st = conn.execute(select(forms.c.status).where(forms.c.form_id == fid)).scalar()
     assert (row.value, row.source, row.other_scan, st) == (paper, "reviewer", None, "accepted")
+    at.sidebar.radio(key="nav_page").set_value("Form lookup").run()
+    at.text_input(key="l_q").input(fid).run()
+    assert any("scan 2: again.png, page 1" in c.value for c in at.caption)
+    trail = at.dataframe[1].value
+    assert ("station", "rescan", "phone") in set(zip(trail["user"], trail["action"], trail["field"], strict=True))
