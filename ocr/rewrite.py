@@ -22,7 +22,7 @@ from ocr.digits import darkness, ink_threshold, soft_glyph
 
 ABOVE_MM = 6.0  # the band above a comb searched for rewritten digits
 BELOW_TOP_MM = 0.4  # ... down to just under the comb's top line
-PRINTED_GROW_MM = 0.5  # printed ink grown by this much (what registration leaves) before it is masked
+PRINTED_GROW_MM = 0.25  # printed ink grown by this much (what registration and blur leave) before it is masked
 MAX_SHIFT_MM = 2.0  # the blank form is registered on the page around each comb up to this far
 MIN_HEIGHT_MM = 2.0  # a rewritten digit is at least this tall (dots, dashes and ticks are not)
 STREAK_SHARE = 0.85  # a column inked over this share of the band's free rows is a scanner streak

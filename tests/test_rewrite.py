@@ -44,22 +44,27 @@ def _page(seed: int, crossed: dict[str, int], touching: bool = False) -> np.ndar
 
 def test_a_rewrite_is_found_above_its_box_and_read():
     """Never above the wrong box. Above the phone there is free space: nearly every rewrite is found
-    and read. Above the guardian's ID the section title is printed and above the guardian's phone
-    the ID comb's bottom line runs: strokes hidden under print are lost, so fewer are found there."""
+    and read. Above the guardian's ID's first six boxes the section title is printed and above the
+    guardian's phone the ID comb's bottom line runs: strokes hidden under print are lost, so fewer
+    are found there; still, at least half of those written over the title are."""
     lay = load_layout()
     model = default_classifier()
     found, right = {n: 0 for n in FIELDS}, {n: 0 for n in FIELDS}
+    over_title = []
     for seed in range(12):
         crossed = {"phone": 2 + seed % 9, "guardian_id": seed % 18, "guardian_phone": 10 - seed % 9}
         page = _page(seed, crossed)
         for name, cell in crossed.items():
             rws = find_rewrites(page, lay.zone(name), _blank()[1], ALIGN_DPI)
             assert [r.cell for r in rws] in ([cell], []), (seed, name, [r.cell for r in rws])
-            if rws:
-                found[name] += 1
-                right[name] += CLASSES[int(model.predict_proba(rws[0].glyph[None])[0].argmax())] == FIELDS[name][cell]
+            ok = bool(rws) and CLASSES[int(model.predict_proba(rws[0].glyph[None])[0].argmax())] == FIELDS[name][cell]
+            found[name] += bool(rws)
+            right[name] += ok
+            if name == "guardian_id" and cell < 6:
+                over_title.append(ok)
     assert found["phone"] >= 11 and right["phone"] >= 10, (found, right)
-    assert sum(found.values()) >= 0.75 * 36 and sum(right.values()) >= 0.75 * sum(found.values()), (found, right)
+    assert sum(found.values()) >= 0.8 * 36 and sum(right.values()) >= 0.8 * sum(found.values()), (found, right)
+    assert len(over_title) == 6 and sum(over_title) >= 3, over_title
 
 
 @pytest.mark.parametrize("touching", [False, True])
