@@ -28,6 +28,7 @@ from formstation.roster import import_roster
 from formstation.store import Store
 from ocr.ingest import ingest_paths
 from simulate.evaluate import evaluate, markdown
+from simulate.ink import WRITERS
 
 REPO = Path(__file__).resolve().parent.parent
 STAGES = ("decode", "blank", "marks", "warp", "barcode", "save", "read")
@@ -161,9 +162,10 @@ def main() -> None:
                     help="run recognition on a local Dask cluster of this many worker processes")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--profile", default="typical")
-    ap.add_argument("--writers", default="heldout", choices=("heldout", "train", "val"),
-                    help="whose digits the parents write: heldout (default; every figure in the README) or "
-                         "the reader's train / val writers, to make page-style cells for ocr.pagecells")
+    ap.add_argument("--writers", default="heldout", choices=WRITERS,
+                    help="whose digits the parents write: heldout (default; every figure in the README), "
+                         "the reader's train / val writers (to make page-style cells for ocr.pagecells) or "
+                         "other: scikit-learn's load_digits, writers unlike any the reader learned from")
     ap.add_argument("--out", default=str(REPO / "bench-out" / "campaign"))
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     print(run(ap.parse_args()))

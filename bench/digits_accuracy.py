@@ -19,19 +19,24 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocr.digitdata import comb_cell, expected_calibration_error, heldout_mask, load_mnist, synth_x  # noqa: E402
+from ocr.digitdata import (  # noqa: E402
+    comb_cell,
+    expected_calibration_error,
+    heldout_mask,
+    load_mnist,
+    other_writers,
+    synth_x,
+)
 from ocr.digits import (  # noqa: E402
     CLASSES,
     CNN_MODEL,
     MLP_MODEL,
     DigitClassifier,
     default_classifier,
-    frame_glyph,
     normalize_cell,
     read_cells,
 )
@@ -51,13 +56,9 @@ def figures(name: str, probs: np.ndarray, y: np.ndarray, lost: int = 0) -> None:
 
 
 def sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
-    """load_digits (8x8, 0..16) upscaled to 32x32 and MNIST-framed to 28x28."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    imgs = [cv2.resize((im * 16).clip(0, 255).astype(np.float32), (32, 32), interpolation=cv2.INTER_CUBIC)
-            for im in d.images]
-    return np.stack([frame_glyph(np.clip(im, 0, 255)) for im in imgs]), d.target.astype(np.int64)
+    """load_digits (8x8, 0..16) upscaled to 32x32 and MNIST-framed to 28x28 (ocr.digitdata.other_writers)."""
+    d = other_writers()
+    return d.images, d.labels
 
 
 def cell_set(glyphs: np.ndarray, rng: np.random.Generator, pool: np.ndarray) -> dict[tuple, list]:

@@ -58,6 +58,19 @@ def heldout_mask(labels: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
+def other_writers() -> DigitData:
+    """scikit-learn's bundled `load_digits` (UCI, 43 writers none of MNIST's): 8x8, 0..16,
+    upscaled to 32x32 and MNIST-framed to 28x28 (ink high). For measuring how the reader and its
+    confidence carry over to handwriting it never saw anything like."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    imgs = [cv2.resize((im * 16).clip(0, 255).astype(np.float32), (32, 32), interpolation=cv2.INTER_CUBIC)
+            for im in d.images]
+    return DigitData(np.stack([frame_glyph(np.clip(im, 0, 255)) for im in imgs]).astype(np.uint8),
+                     d.target.astype(np.int64))
+
+
 def _stroke(rng: np.random.Generator, p0: np.ndarray, p1: np.ndarray, size: float) -> np.ndarray:
     """Points of a curved pen stroke from p0 to p1 (quadratic Bezier with a random bow + wobble)."""
     d = p1 - p0

@@ -45,7 +45,7 @@ class DigitBank:
 # whose digits a simulated parent writes: "heldout" (the default, for every measurement) the MNIST
 # block the digit reader never trains on; "train" / "val" the reader's training and validation
 # writers (`ocr.train_digits.make_split`), for making page-style training and calibration cells
-WRITERS = ("heldout", "train", "val")
+WRITERS = ("heldout", "train", "val", "other")
 
 
 @lru_cache(maxsize=4)
@@ -59,6 +59,13 @@ def load_bank(seed: int, writers: str = "heldout") -> DigitBank:
         data = load_mnist()
         keep = heldout_mask(data.labels)
         by_char = {str(d): data.images[keep & (data.labels == d)] for d in range(10)}
+        by_char["X"] = synth_x(np.random.default_rng([seed, 77]), 100)
+        return DigitBank(by_char)
+    if writers == "other":  # scikit-learn's load_digits: writers the reader has never seen the like of
+        from ocr.digitdata import other_writers
+
+        d = other_writers()
+        by_char = {str(i): d.images[d.labels == i] for i in range(10)}
         by_char["X"] = synth_x(np.random.default_rng([seed, 77]), 100)
         return DigitBank(by_char)
     from ocr.train_digits import make_split

@@ -194,14 +194,15 @@ def test_expected_reasons_follow_the_domain_rules():
 
 
 def test_writer_pools_are_disjoint():
-    """Measurements use the held-out writers only; the train / val pools (for page-style training
-    cells) never share a digit image with them or with each other."""
+    """Measurements use the held-out writers (and "other": scikit-learn's writers); the train / val
+    pools (for page-style training cells) never share a digit image with them or with each other."""
     from simulate.ink import load_bank
 
-    pools = {w: load_bank(5, w) for w in ("heldout", "train", "val")}
+    pools = {w: load_bank(5, w) for w in ("heldout", "train", "val", "other")}
     keys = {w: {d.tobytes() for c in "0123456789" for d in b.by_char[c]} for w, b in pools.items()}
     assert len(keys["heldout"]) > 900 and len(keys["train"]) > 3000 and len(keys["val"]) > 300
     assert not keys["heldout"] & keys["train"] and not keys["heldout"] & keys["val"]
     assert not keys["train"] & keys["val"]
+    assert len(keys["other"]) > 1700 and pools["other"].by_char["7"][0].shape == (28, 28)  # load_digits
     with pytest.raises(ValueError, match="writers"):
         load_bank(5, "everyone")
