@@ -25,7 +25,7 @@ from ocr import decode, presence
 from ocr.align import ALIGN_DPI
 from ocr.digits import default_classifier, read_strip
 from ocr.rewrite import Printed, find_rewrites, printed_ink
-from ocr.types import FieldReading
+from ocr.types import WRITING_DOUBT, FieldReading
 
 STRIP_MARGIN_MM = 3.0  # around a comb: room for digits that overrun their boxes
 REVIEW_MARGIN_MM = 1.5
@@ -94,7 +94,8 @@ class PageReader:
             cv2.imwrite(str(workspace / rel), _crop(page, _review_box(z))[0])
             readings = getattr(self, f"_read_{z.kind}")(z, page, crop, box, color_crop, workspace, crop_dir)
             out.extend(_with_crop(r, rel) for r in readings)
-        return tuple(_paired_phones(out, self._cells, self.layout))
+        readings = _paired_phones(out, self._cells, self.layout)
+        return (*readings, writing_doubt(readings, self._cells))
 
     # ---- one method per zone kind; each returns the zone's readings
     def _read_digits(self, z: Zone, page, crop, box, *_):
@@ -183,6 +184,16 @@ class PageReader:
 
 
 PHONE_PAIR = ("phone", "guardian_phone")
+
+
+def writing_doubt(readings: list[FieldReading], cells: dict[str, list[np.ndarray | None]]) -> FieldReading:
+    """How unlike the writers the reader was measured on this page's writing is: of the inked comb
+    boxes, how many the reader doubts (its doubt marks, boxes struck out and notes above left out),
+    as "doubtful/inked". Confidence 1: a count, not a guess."""
+    inked = sum(p is not None for probs in cells.values() for p in probs)
+    doubtful = sum(1 for r in readings if r.name in cells for d in r.detail.get("doubt", ())
+                   if d.get("read") and "struck" not in d and "above" not in d)
+    return FieldReading(WRITING_DOUBT, f"{doubtful}/{inked}", 1.0, (0, 0, 0, 0))
 
 
 def _paired_phones(readings: list[FieldReading], cells: dict[str, list[np.ndarray | None]],

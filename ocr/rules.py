@@ -20,6 +20,7 @@ from formstation import idnumber
 from formstation.config import DEFAULT_THRESHOLDS
 from formstation.store import ACK_FIELD, Store, fields, forms, now, other_scan_value, pages, persons, reasons
 from ocr.reasons import REASONS
+from ocr.types import WRITING_DOUBT
 
 # zone kind of every field the reader writes (derived fields count as their zone's kind)
 FIELD_KIND = {
@@ -28,6 +29,7 @@ FIELD_KIND = {
     "guardian_signature": "signature", "photo": "photo", "photo_face": "photo", "photo_background": "photo",
     "photo_color": "photo", "photo_scan": "photo", "id_copy": "attachment", "id_copy_number": "attachment",
 }
+UNUSUAL_MIN_BOXES = 11  # fewer inked boxes say too little about the writer
 CLASS_PHONES = "class phones"  # the other forms' phones, which a suspected class-wide number rests on
 SHARED_PHONE_MIN_SURE = 3  # confidently read forms carrying the number before a class is rejected
 
@@ -59,6 +61,7 @@ class RuleConfig:
     campaign_date: date = date(2026, 9, 1)
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     alignment_residual_mm: float = 1.0
+    unusual_writing_share: float = 0.40  # formstation.config.Config.unusual_writing_share
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,29 @@ def _scans_differ(f: FormFacts) -> list[Found]:
     return out
 
 
+def writing_doubt(f: FormFacts) -> tuple[int, int]:
+    """(doubtful, inked) comb boxes of the whole form, as the reader counted them ('writing_doubt')."""
+    try:
+        doubtful, inked = (int(x) for x in _v(f, WRITING_DOUBT).split("/"))
+    except ValueError:
+        return 0, 0
+    return doubtful, inked
+
+
+def _unusual_writing(f: FormFacts, cfg: RuleConfig) -> list[Found]:
+    """Surely read numbers on a form whose boxes are doubtful far more often than on the forms the
+    reader was measured on: the writer is unlike those, so is the reader's certainty."""
+    doubtful, inked = writing_doubt(f)
+    if inked < UNUSUAL_MIN_BOXES or doubtful <= cfg.unusual_writing_share * inked:
+        return []
+    out = []
+    for name, r in sorted(f.readings.items()):
+        if (FIELD_KIND.get(name) == "digits" and r.value and r.source != "reviewer"
+                and r.confidence >= cfg.thresholds.get("digits", 0.9)):
+            out.append(Found("UNUSUAL_HANDWRITING", name, f"{doubtful} of {inked} boxes doubtful"))
+    return out
+
+
 def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
     """Status and reasons for one form from its facts. Pure."""
     final_name, final_id = final_values(f)
@@ -220,7 +246,7 @@ def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
     out += by_age
     _form_level(f, final_name, cfg, out)
     out += _scans_differ(f)
-    low = _low_confidence(f, cfg)
+    low = _low_confidence(f, cfg) + _unusual_writing(f, cfg)  # what a rejection may not rest on
     unsure = {x.field for x in low} | {CLASS_PHONES}
     confident_reject = any(REASONS[x.code].severity == "reject" and x.field not in unsure
                            and unsure.isdisjoint(x.rests_on) for x in out)
@@ -241,7 +267,7 @@ def load_config(store_or_workspace) -> RuleConfig:
     ws = getattr(store_or_workspace, "workspace", store_or_workspace)
     c = load(ws)
     return RuleConfig(campaign_date=c.campaign_date, thresholds=dict(c.thresholds),
-                      alignment_residual_mm=c.alignment_residual_mm)
+                      alignment_residual_mm=c.alignment_residual_mm, unusual_writing_share=c.unusual_writing_share)
 
 
 def _class_keys(conn: Connection, form_ids: set[str]) -> set[tuple[str, str]]:

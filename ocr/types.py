@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# a derived reading of the whole page: "doubtful/inked" comb boxes (ocr.read.writing_doubt, ocr.rules)
+WRITING_DOUBT = "writing_doubt"
+
 
 @dataclass(frozen=True)
 class FieldReading:

@@ -67,7 +67,8 @@ def on_save_thresholds(ctx: Ctx) -> None:
     ss = st.session_state
     old = load_config(ctx.store.workspace)
     new = replace(old, thresholds={k: float(ss[f"t_{k}"]) for k in KINDS},
-                  alignment_residual_mm=float(ss["t_align"]), campaign_date=ss["t_date"])
+                  alignment_residual_mm=float(ss["t_align"]), unusual_writing_share=float(ss["t_writing"]),
+                  campaign_date=ss["t_date"])
     save_config(ctx.store.workspace, new)
     _log(ctx, "config", "thresholds", json.dumps(asdict(old), default=str), json.dumps(asdict(new), default=str))
     flash("success", "Thresholds saved; they apply to forms read from now on.")
@@ -82,6 +83,9 @@ def thresholds(ctx: Ctx) -> None:
         for k in KINDS:
             st.number_input(k, 0.0, 1.0, float(cfg.thresholds[k]), 0.01, key=f"t_{k}")
         st.number_input("alignment residual (mm)", 0.0, 10.0, float(cfg.alignment_residual_mm), 0.1, key="t_align")
+        st.number_input("unusual handwriting: share of doubtful boxes on a form", 0.05, 1.0,
+                        float(cfg.unusual_writing_share), 0.05, key="t_writing",
+                        help="above it, even surely read numbers of the form go to a reviewer")
         st.date_input("campaign date (ages are computed on this day)", cfg.campaign_date, key="t_date")
         st.form_submit_button("Save thresholds", on_click=on_save_thresholds, args=(ctx,))
 

@@ -23,20 +23,30 @@ from formstation.store import Store
 from simulate.evaluate import evaluate
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("golden")
+def _round_trip(tmp: Path, writers: str = "heldout"):
     ws = tmp / "ws"
     fs = ["--workspace", str(ws)]
     roster = demo.write_roster(tmp / "roster.csv", seed=11, per_class=4)
     assert main([*fs, "roster", "import", str(roster)]) == 0
     assert main([*fs, "print", "--out", str(tmp / "print")]) == 0
     pdfs = sorted(str(p) for p in (tmp / "print").glob("*.pdf"))
-    assert main([*fs, "simulate", *pdfs, "--out", str(tmp / "sim"), "--seed", "3", "--profile", "typical", "-q"]) == 0
+    assert main([*fs, "simulate", *pdfs, "--out", str(tmp / "sim"), "--seed", "3", "--profile", "typical",
+                 "--writers", writers, "-q"]) == 0
     assert main([*fs, "ingest", str(tmp / "sim" / "scans"), "--workers", "2"]) == 0
     assert main([*fs, "export", "--out", str(tmp / "export")]) == 0
     truth = [json.loads(line) for line in (tmp / "sim" / "truth.jsonl").read_text(encoding="utf-8").splitlines()]
     return Store.open(ws), tmp, {t["form_id"]: t for t in truth}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return _round_trip(tmp_path_factory.mktemp("golden"))
+
+
+@pytest.fixture(scope="module")
+def strangers(tmp_path_factory):
+    """The same batch filled in by scikit-learn's writers, nothing like those the reader learned from."""
+    return _round_trip(tmp_path_factory.mktemp("strangers"), "other")
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -323,3 +333,49 @@ def test_a_scan_nobody_asked_for_keeps_the_reviewers_values(run, tmp_path):
         codes = {r.code for r in conn.execute(select(reasons.c.code).where(reasons.c.form_id == fid))}
     s.engine.dispose()
     assert other is None and not codes & {"DUPLICATE_SCAN", "SCANS_DIFFER"}
+
+
+def test_handwriting_unlike_any_measured_goes_to_a_reviewer(strangers):
+    """Writers unlike any the reader learned from or was measured on: it reads far fewer numbers
+    right, and knows it. Every wrong number on a form that is not rejected is flagged on its field
+    (most forms as UNUSUAL_HANDWRITING), nothing wrong is accepted, nothing acceptable rejected."""
+    from sqlalchemy import select
+
+    from formstation.store import fields, reasons
+
+    store, tmp, truth = strangers
+    rep = evaluate(store, tmp / "sim" / "truth.jsonl")
+    assert rep.accepted_wrong == 0 and ("accepted", "rejected") not in rep.status, rep.status
+    statuses = _statuses(store)
+    with store.tx() as conn:
+        got = {(r.form_id, r.name): r.value or "" for r in conn.execute(select(fields))}
+        flagged = {(r.form_id, r.field) for r in conn.execute(select(reasons))}
+        unusual = {r.form_id for r in conn.execute(select(reasons.c.form_id).where(reasons.c.code == "UNUSUAL_HANDWRITING"))}
+    scanned = [fid for fid, t in truth.items() if t["scanned"]]
+    wrong = [(fid, n) for fid in scanned for n in ("phone", "guardian_id", "guardian_phone", "corrected_id")
+             if statuses[fid] != "rejected" and got.get((fid, n), "") != (truth[fid]["fields"][n] or "")]
+    assert len(wrong) >= len(scanned) // 2  # the test sees the reader struggle
+    assert all(w in flagged for w in wrong), [w for w in wrong if w not in flagged]
+    doubt = {fid: tuple(map(int, got[(fid, "writing_doubt")].split("/"))) for fid in scanned}
+    many = [fid for fid, (d, n) in doubt.items() if n >= 11]
+    assert sum(d > 0.4 * n for d, n in (doubt[f] for f in many)) >= 0.8 * len(many), doubt
+    assert unusual and unusual <= set(many)
+
+
+def test_the_share_of_doubtful_boxes_tells_unusual_writing_apart(run, strangers):
+    """The reader's own doubt, counted over a whole form, separates writers like the measured ones
+    from writers unlike them (the rule behind UNUSUAL_HANDWRITING, threshold 0.40)."""
+    from sqlalchemy import select
+
+    from formstation.store import fields
+
+    def shares(store):
+        with store.tx() as conn:
+            rows = [r.value for r in conn.execute(select(fields.c.value).where(fields.c.name == "writing_doubt"))]
+        pairs = [tuple(map(int, v.split("/"))) for v in rows]
+        return np.array([d / n for d, n in pairs if n >= 11])
+
+    familiar, unusual = shares(run[0]), shares(strangers[0])
+    assert len(familiar) >= 10 and len(unusual) >= 10
+    assert np.median(familiar) < 0.35 < 0.4 < np.median(unusual), (np.median(familiar), np.median(unusual))
+    assert np.mean(familiar > 0.4) < 0.15

@@ -251,11 +251,14 @@ def test_foreign_page(review):
 def test_config_defaults_and_round_trip(tmp_path):
     cfg = load_config(tmp_path)
     assert cfg == Config() and cfg.thresholds["digits"] == 0.98 and cfg.thresholds["text"] == 0.80
-    new = Config(thresholds={**cfg.thresholds, "digits": 0.75}, alignment_residual_mm=1.5)
+    new = Config(thresholds={**cfg.thresholds, "digits": 0.75}, alignment_residual_mm=1.5, unusual_writing_share=0.5)
     save_config(tmp_path, new)
     assert load_config(tmp_path) == new
     (tmp_path / "station.toml").write_text("[thresholds]\ndigits = 3\n")
     with pytest.raises(ConfigError, match="digits"):
+        load_config(tmp_path)
+    (tmp_path / "station.toml").write_text("[thresholds]\nunusual_writing_share = 0\n")
+    with pytest.raises(ConfigError, match="unusual_writing_share"):
         load_config(tmp_path)
 
 

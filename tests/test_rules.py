@@ -181,3 +181,23 @@ def test_a_reviewers_value_read_differently_by_a_later_scan_goes_back_to_a_revie
     assert [x.detail for x in decide(other, RuleConfig())[1]] == ["later scan: 1391***5670"]
     settled = replace(facts(), readings={**facts().readings, "phone": Reading("13912345678", 1.0, "reviewer")})
     assert codes(settled) == ("accepted", [])
+
+
+def test_sure_numbers_on_unusual_handwriting_go_to_a_reviewer():
+    """Most boxes of the form doubtful: the writer is unlike those the reader was measured on, so its
+    sure readings are not to be trusted alone; nor is a rejection resting on them."""
+    unusual = {"writing_doubt": R("20/40", 1.0)}
+    status, found = decide(facts(**unusual), CFG)
+    assert status == "review"
+    assert {(x.code, x.field, x.detail) for x in found} == {
+        ("UNUSUAL_HANDWRITING", n, "20 of 40 boxes doubtful") for n in ("phone", "guardian_id", "guardian_phone")}
+    assert codes(facts(writing_doubt=R("16/40", 1.0))) == ("accepted", [])  # as on most measured forms
+    assert codes(facts(writing_doubt=R("6/10", 1.0))) == ("accepted", [])  # too few boxes to tell
+    bad_id = PARENT[:17] + ("0" if PARENT[17] != "0" else "1")
+    assert codes(facts(guardian_id=R(bad_id), **unusual)) == ("review", ["GUARDIAN_ID_INVALID", "UNUSUAL_HANDWRITING"])
+    assert codes(facts(guardian_id=R(bad_id)))[0] == "rejected"
+    reviewed = facts(**unusual, phone=R("13800138000", 1.0, "reviewer"), guardian_id=R(PARENT, 1.0, "reviewer"),
+                     guardian_phone=R("13900139000", 1.0, "reviewer"))
+    assert codes(reviewed) == ("accepted", [])
+    loose = RuleConfig(unusual_writing_share=0.6)
+    assert decide(facts(**unusual), loose)[0] == "accepted"
