@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.engine import Connection
 
-from formstation.store import audit, forms, pages, persons, scan_files
+from formstation.store import audit, forms, pages, persons, reasons, scan_files
+from ocr.reasons import REASONS
 
 IDLE_GAP_S = 10 * 60  # a pause longer than this between two decisions is not working time
 
@@ -44,6 +45,17 @@ def rescans(conn: Connection) -> list[dict]:
          .where(forms.c.status == "rescan")
          .order_by(persons.c.school, persons.c.class_name, persons.c.student_no, forms.c.form_id, pages.c.page_id))
     return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def review_reasons(conn: Connection) -> list[dict]:
+    """Why forms wait in review: per reason code, how many forms in review carry it (a form with
+    several reasons counts under each), most frequent first."""
+    q = (select(reasons.c.code, func.count(func.distinct(reasons.c.form_id)).label("forms"))
+         .join(forms, forms.c.form_id == reasons.c.form_id).where(forms.c.status == "review")
+         .group_by(reasons.c.code))
+    rows = [{"reason": r.code, "text": REASONS[r.code].zh if r.code in REASONS else "", "forms in review": int(r.forms)}
+            for r in conn.execute(q)]
+    return sorted(rows, key=lambda r: (-r["forms in review"], r["reason"]))
 
 
 def _ts(s: str) -> datetime:

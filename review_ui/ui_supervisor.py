@@ -36,6 +36,7 @@ def dashboard(ctx: Ctx) -> None:
         unident = conn.execute(select(func.count()).select_from(pages).where(pages.c.kind == "unidentified")).scalar()
         leased = conn.execute(select(func.count()).select_from(leases)).scalar()
         rescans = stats.rescans(conn)
+        why = stats.review_reasons(conn)
     if not prog:
         st.info("No forms printed yet.")
         return
@@ -51,6 +52,9 @@ def dashboard(ctx: Ctx) -> None:
                    "the card needs a colour photo. Scan these pages again in colour and ingest them; the "
                    "colour scan is read afresh and the form goes on.")
         st.dataframe(rescans, hide_index=True)
+    if why:
+        st.subheader("Why forms wait in review")
+        st.dataframe(why, hide_index=True)
     df["class"] = df["school"] + " · " + df["class_name"]
     st.subheader("Per school and class")
     st.dataframe(df.drop(columns=["class"]), hide_index=True)

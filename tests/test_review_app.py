@@ -182,6 +182,12 @@ def test_supervisor_dashboard_and_thresholds(review):
     assert labels["colour rescan"] == "1" and "Scan these pages again in colour" in at.warning[0].value
     table = next(d.value for d in at.dataframe if "scan file" in d.value.columns)
     assert list(table["form_id"]) == [fid] and list(table["page"]) == [1]
+    why = next(d.value for d in at.dataframe if "forms in review" in d.value.columns)
+    with review.store.tx() as conn:
+        in_review = conn.execute(select(forms.c.form_id).where(forms.c.status == "review")).scalars().all()
+        low = {r.form_id for r in conn.execute(select(reasons.c.form_id).where(reasons.c.code == "LOW_CONFIDENCE"))}
+    counts = dict(zip(why["reason"], why["forms in review"], strict=True))
+    assert counts["LOW_CONFIDENCE"] == len(low & set(in_review)) > 0 and max(counts.values()) <= len(in_review)
     at.sidebar.radio(key="nav_page").set_value("Thresholds").run()
     at.number_input(key="t_digits").set_value(0.75)
     next(b for b in at.button if b.label == "Save thresholds").click().run()
