@@ -64,6 +64,9 @@ class Report:
     detection: dict[str, Detection] = field(default_factory=dict)
     review_acceptable: int = 0  # acceptable forms sent to review
     review_all_right: int = 0  # ... whose every value is already read right: the reviewer only confirms
+    acceptable: int = 0  # scanned forms whose truth is acceptable
+    acceptable_all_right: int = 0  # ... whose every value is read right, whatever their status: no
+    # confidence threshold can accept more forms without a reviewer unless it accepts wrong values
 
     @property
     def auto_accept_share(self) -> float:
@@ -115,6 +118,9 @@ def _compare_form(rep: Report, t: dict, got_status: str, got: dict[str, str]) ->
     if tf.get("corrected_name"):  # the OCR's reading of a handwritten name: the reviewer's suggestion
         rep.field_total["corrected_name (read as written)"] += 1
         rep.field_right["corrected_name (read as written)"] += got.get("corrected_name", "") == tf["corrected_name"]
+    if t["expected_status"] == "accepted":
+        rep.acceptable += 1
+        rep.acceptable_all_right += all_right
     if got_status == "review" and t["expected_status"] == "accepted":
         rep.review_acceptable += 1
         rep.review_all_right += all_right
@@ -146,6 +152,9 @@ def markdown(rep: Report) -> str:
              f"({rep.accepted_wrong_rate:.2%})",
              f"acceptable forms in review whose every value is already read right (the reviewer only "
              f"confirms): {rep.review_all_right} / {rep.review_acceptable}",
+             f"acceptable forms whose every value is read right, whatever their status (the most any "
+             f"confidence threshold could accept without accepting a wrong value): {rep.acceptable_all_right} / "
+             f"{rep.acceptable} ({rep.acceptable_all_right / max(rep.acceptable, 1):.1%})",
              "", "| field | read accuracy (all scanned forms) |", "|---|---|"]
     lines += [f"| {k} | {v:.1%} |" for k, v in rep.field_accuracy().items()]
     lines += ["", "| detection | precision | recall | tp | fp | fn |", "|---|---|---|---|---|---|"]
