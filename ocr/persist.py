@@ -20,7 +20,7 @@ from formstation.store import (
     scan_files,
     upsert_field,
 )
-from ocr.types import PageResult
+from ocr.types import WRITING_DOUBT, PageResult
 
 STATION = "station"  # the audit trail's user for what the station itself changed
 
@@ -28,7 +28,8 @@ STATION = "station"  # the audit trail's user for what the station itself change
 def _upsert_fields(conn: Connection, form_id: str, res: PageResult) -> None:
     """Write the page's readings. A value a reviewer set stays: when this (later) scan reads it
     differently, the reading waits beside it in `other_scan` for a reviewer (SCANS_DIFFER). A
-    reading that replaces another reading leaves the old value in the audit trail."""
+    reading that replaces another reading leaves the old value in the audit trail (not the page's
+    count of doubtful boxes, which is no value on the form)."""
     at = now()
     old = {r.name: r for r in conn.execute(select(fields.c.name, fields.c.value, fields.c.source)
                                            .where(fields.c.form_id == form_id))}
@@ -41,7 +42,7 @@ def _upsert_fields(conn: Connection, form_id: str, res: PageResult) -> None:
             if differs:
                 _log_rescan(conn, form_id, r.name, was.value, r.value, at)
             continue
-        if was is not None and was.source == "read" and (was.value or "") != r.value:
+        if was is not None and was.source == "read" and (was.value or "") != r.value and r.name != WRITING_DOUBT:
             _log_rescan(conn, form_id, r.name, was.value, r.value, at)
         upsert_field(conn, form_id, r.name, {
             "value": r.value, "confidence": r.confidence, "source": r.source,

@@ -327,6 +327,7 @@ def test_a_scan_nobody_asked_for_keeps_the_reviewers_values(run, tmp_path):
     assert [sc["file"] for sc in view.scans] == [Path(page["file"]).name, "again.png"]
     assert view.page_image == view.scans[-1]["image"]
     assert ("phone", typed, read) in [(r["field"], r["before"], r["now"]) for r in view.rescans]
+    assert "writing_doubt" not in {r["field"] for r in view.rescans}  # a count, not a value on the form
 
     with s.tx() as conn:
         assert queue.lease_form(conn, fid, "ann")
@@ -381,3 +382,45 @@ def test_the_share_of_doubtful_boxes_tells_unusual_writing_apart(run, strangers)
     assert len(familiar) >= 10 and len(unusual) >= 10
     assert np.median(familiar) < 0.35 < 0.4 < np.median(unusual), (np.median(familiar), np.median(unusual))
     assert np.mean(familiar > 0.4) < 0.15
+
+
+def test_a_form_printed_fit_to_page_reads_the_same(run, tmp_path):
+    """Printers often shrink a page to fit their margins ("fit to page", 94-97 %): the page still
+    aligns on its marks and every value reads as on the page printed at full size."""
+    import shutil
+
+    import cv2
+    from sqlalchemy import select
+
+    from formstation.store import audit, fields, pages
+    from ocr.pages import decode_page, iter_pages
+
+    store, tmp, truth = run
+    ws = tmp_path / "ws"
+    shutil.copytree(store.workspace, ws)
+    sim_pages = [json.loads(line) for line in (tmp / "sim" / "pages.jsonl").read_text(encoding="utf-8").splitlines()]
+    page = next(p for p in sim_pages if p["kind"] == "form" and truth[p["form_id"]]["scan_count"] == 1
+                and truth[p["form_id"]]["age"] < 16)
+    fid = page["form_id"]
+    raw = next(r for r in iter_pages(tmp / "sim" / page["file"], "x") if r.page_index == page["page"])
+    gray, color = decode_page(raw)
+    img = color if color is not None else gray
+    h, w = img.shape[:2]
+    shrunk = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 0, 0.94), (w, h),
+                            borderValue=(255, 255, 255) if img.ndim == 3 else 255)
+    cv2.imwrite(str(tmp_path / "fit.png"), shrunk)
+    s = Store.open(ws)
+    with s.tx() as conn:
+        before = {r.name: r.value for r in conn.execute(select(fields).where(fields.c.form_id == fid))}
+    s.engine.dispose()
+    assert main(["--workspace", str(ws), "ingest", str(tmp_path / "fit.png"), "--workers", "1"]) == 0
+    s = Store.open(ws)
+    with s.tx() as conn:
+        residual = conn.execute(select(pages.c.residual_mm).where(pages.c.form_id == fid)
+                                .order_by(pages.c.page_id.desc())).scalars().first()
+        changed = [(r.field, r.old_value, r.new_value) for r in conn.execute(select(audit).where(audit.c.action == "rescan"))]
+        after = {r.name: r.value for r in conn.execute(select(fields).where(fields.c.form_id == fid))}
+    s.engine.dispose()
+    assert residual is not None and residual < 0.3
+    digits = ("phone", "guardian_id", "guardian_phone")
+    assert [after[n] for n in digits] == [before[n] for n in digits] and not changed, changed
