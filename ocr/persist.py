@@ -17,6 +17,7 @@ from formstation.store import (
     merged_acks,
     now,
     pages,
+    reasons,
     scan_files,
     upsert_field,
 )
@@ -57,6 +58,25 @@ def _log_rescan(conn: Connection, form_id: str, name: str, old: str | None, new:
                                        field=name, old_value=old or "", new_value=new))
 
 
+def _reopen_if_rejected_by_a_reviewer(conn: Connection, form_id: str) -> None:
+    """A form a reviewer rejected stays rejected (ocr.rules) until paper comes in again: that is what
+    the school sent back (corrected, or the same sheet fed twice). The rejection is lifted, so the
+    form is decided afresh (the scan count sends it to review), and kept in the audit trail as a
+    'reopen' row: the code, who rejected and the note."""
+    rows = conn.execute(select(reasons).where(reasons.c.form_id == form_id)).all()
+    if not any(r.code == "REVIEWER_REJECTED" for r in rows):
+        return
+    rej = conn.execute(select(audit).where(and_(audit.c.form_id == form_id, audit.c.action == "reject"))
+                       .order_by(audit.c.id.desc()).limit(1)).first()
+    note = next((r.detail or "" for r in rows if r.code == "REVIEWER_REJECTED"), "")
+    code = rej.field if rej is not None else ",".join(r.code for r in rows if r.code != "REVIEWER_REJECTED")
+    by = rej.user_name if rej is not None else ""
+    conn.execute(reasons.delete().where(reasons.c.form_id == form_id))
+    conn.execute(audit.insert().values(at=now(), user_name=STATION, action="reopen", form_id=form_id,
+                                       field=code, old_value=f"rejected by {by}: {note}" if by else note,
+                                       new_value="received"))
+
+
 def _acknowledge(conn: Connection, form_id: str, code: str) -> None:
     """Clear a form-level code for this form as a reviewer's acknowledgement would (ocr.rules)."""
     old = conn.execute(select(fields.c.value).where(
@@ -90,6 +110,7 @@ def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:
         rotation=res.rotation, residual_mm=res.residual_mm, identified_by=res.identified_by,
         image_path=res.image_path, created_at=now()))
     if kind == "form":
+        _reopen_if_rejected_by_a_reviewer(conn, res.form_id)
         _upsert_fields(conn, res.form_id, res)
         if requested:
             n = conn.execute(select(func.count()).select_from(pages).where(

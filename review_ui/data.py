@@ -48,6 +48,7 @@ class FormView:
     form_reasons: tuple[tuple[str, str], ...]
     scans: tuple[dict, ...] = ()  # every scan of the form, oldest first (scans_of)
     rescans: tuple[dict, ...] = ()  # what later scans read differently, oldest first (rescans_of)
+    reopened: tuple[dict, ...] = ()  # rejections lifted because the paper came in again (reopens_of)
 
 
 def _rank(name: str) -> tuple[int, str]:
@@ -78,6 +79,13 @@ def rescans_of(conn: Connection, form_id: str) -> tuple[dict, ...]:
                  for r in conn.execute(q))
 
 
+def reopens_of(conn: Connection, form_id: str) -> tuple[dict, ...]:
+    """The station's 'reopen' audit rows: a reviewer's rejection lifted by a new scan (ocr.persist)."""
+    q = (select(audit.c.at, audit.c.field, audit.c.old_value)
+         .where(and_(audit.c.form_id == form_id, audit.c.action == "reopen")).order_by(audit.c.id))
+    return tuple({"at": r.at, "code": r.field or "", "note": r.old_value or ""} for r in conn.execute(q))
+
+
 def load_form(conn: Connection, form_id: str) -> FormView | None:
     h = _header(conn, form_id)
     if h is None:
@@ -95,7 +103,8 @@ def load_form(conn: Connection, form_id: str) -> FormView | None:
     scans = scans_of(conn, form_id)
     return FormView(h.form_id, h.status, h.school, h.class_name, h.name, h.id_number, h.student_no or "",
                     h.gender or "", scans[-1]["image"] if scans else None, tuple(items),
-                    tuple(why.get(None, [])), scans, rescans_of(conn, form_id) if len(scans) > 1 else ())
+                    tuple(why.get(None, [])), scans, rescans_of(conn, form_id) if len(scans) > 1 else (),
+                    reopens_of(conn, form_id))
 
 
 def _other(f) -> dict | None:

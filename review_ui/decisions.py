@@ -157,7 +157,7 @@ def undo_last(conn: Connection, user: str) -> str | None:
         return None
     undone = _undone(conn)
     later = next((r for r in conn.execute(select(audit.c.id, audit.c.user_name).where(and_(
-        audit.c.form_id == d.form_id, audit.c.id > d.id, audit.c.action.in_(("decision", "match", "rescan")))))
+        audit.c.form_id == d.form_id, audit.c.id > d.id, audit.c.action.in_(("decision", "match", "rescan", "reopen")))))
         if str(r.id) not in undone), None)
     if later is not None:
         raise DecisionError(f"{d.form_id}: changed by {later.user_name} after your decision; open it and fix it instead")

@@ -224,16 +224,20 @@ def _other_scan_html(ctx: Ctx, it: data.Item) -> str:
 
 
 def _scans_html(view: data.FormView) -> str:
-    """For a form scanned more than once: its scans and what the later ones read differently."""
+    """For a form scanned more than once: its scans, what the later ones read differently, and a
+    rejection the new paper lifted."""
     if len(view.scans) < 2:
         return ""
+    reopened = "".join(f"<div class='fs-doubt'>Rejected before this scan came in: {esc(r['code'])} "
+                       f"({esc(r['note'])}, {esc(r['at'])}). Reject it again below if the new paper "
+                       "does not fix it.</div>" for r in view.reopened)
     rows = "".join(f"<li>scan {i}: {esc(s['file'])}, page {s['page']} · {esc(s['at'])}</li>"
                    for i, s in enumerate(view.scans, 1))
     diff = "".join(f"<li>{esc(fieldinfo.label(r['field']))}: <code>{esc(r['before'] or '(empty)')}</code> → "
                    f"<code>{esc(r['now'] or '(empty)')}</code></li>" for r in view.rescans)
     diff = (f"<div>Read differently by a later scan (earlier → later; a value a reviewer set is kept):</div><ul>{diff}</ul>"
             if diff else "<div class='fs-muted'>The scans read the same.</div>")
-    return (f"<div>Scanned {len(view.scans)} times (the whole pages: the <i>Whole page</i> toggle):</div>"
+    return (f"{reopened}<div>Scanned {len(view.scans)} times (the whole pages: the <i>Whole page</i> toggle):</div>"
             f"<ul>{rows}</ul>{diff}")
 
 

@@ -384,36 +384,43 @@ def test_the_share_of_doubtful_boxes_tells_unusual_writing_apart(run, strangers)
     assert np.mean(familiar > 0.4) < 0.15
 
 
-def test_a_form_printed_fit_to_page_reads_the_same(run, tmp_path):
-    """Printers often shrink a page to fit their margins ("fit to page", 94-97 %): the page still
-    aligns on its marks and every value reads as on the page printed at full size."""
+def _page_again(run, tmp_path: Path, pick, scale: float = 1.0, name: str = "again.png") -> tuple[Path, str, Path]:
+    """A copy of the golden workspace, and one form page (the first `pick(page, truth)` accepts)
+    scanned again as `name`, shrunk to `scale` around its centre: (workspace, form id, scan)."""
     import shutil
 
     import cv2
-    from sqlalchemy import select
 
-    from formstation.store import audit, fields, pages
     from ocr.pages import decode_page, iter_pages
 
     store, tmp, truth = run
     ws = tmp_path / "ws"
     shutil.copytree(store.workspace, ws)
     sim_pages = [json.loads(line) for line in (tmp / "sim" / "pages.jsonl").read_text(encoding="utf-8").splitlines()]
-    page = next(p for p in sim_pages if p["kind"] == "form" and truth[p["form_id"]]["scan_count"] == 1
-                and truth[p["form_id"]]["age"] < 16)
-    fid = page["form_id"]
+    page = next(p for p in sim_pages if p["kind"] == "form" and pick(p, truth[p["form_id"]]))
     raw = next(r for r in iter_pages(tmp / "sim" / page["file"], "x") if r.page_index == page["page"])
     gray, color = decode_page(raw)
     img = color if color is not None else gray
     h, w = img.shape[:2]
-    shrunk = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 0, 0.94), (w, h),
-                            borderValue=(255, 255, 255) if img.ndim == 3 else 255)
-    cv2.imwrite(str(tmp_path / "fit.png"), shrunk)
+    img = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 0, scale), (w, h),
+                         borderValue=(255, 255, 255) if img.ndim == 3 else 255)
+    cv2.imwrite(str(tmp_path / name), img)
+    return ws, page["form_id"], tmp_path / name
+
+
+def test_a_form_printed_fit_to_page_reads_the_same(run, tmp_path):
+    """Printers often shrink a page to fit their margins ("fit to page", 94-97 %): the page still
+    aligns on its marks and every value reads as on the page printed at full size."""
+    from sqlalchemy import select
+
+    from formstation.store import audit, fields, pages
+
+    ws, fid, scan = _page_again(run, tmp_path, lambda p, t: t["scan_count"] == 1 and t["age"] < 16, 0.94, "fit.png")
     s = Store.open(ws)
     with s.tx() as conn:
         before = {r.name: r.value for r in conn.execute(select(fields).where(fields.c.form_id == fid))}
     s.engine.dispose()
-    assert main(["--workspace", str(ws), "ingest", str(tmp_path / "fit.png"), "--workers", "1"]) == 0
+    assert main(["--workspace", str(ws), "ingest", str(scan), "--workers", "1"]) == 0
     s = Store.open(ws)
     with s.tx() as conn:
         residual = conn.execute(select(pages.c.residual_mm).where(pages.c.form_id == fid)
@@ -424,3 +431,36 @@ def test_a_form_printed_fit_to_page_reads_the_same(run, tmp_path):
     assert residual is not None and residual < 0.3
     digits = ("phone", "guardian_id", "guardian_phone")
     assert [after[n] for n in digits] == [before[n] for n in digits] and not changed, changed
+
+
+def test_a_form_a_reviewer_rejected_is_looked_at_again_when_its_paper_comes_back(run, tmp_path):
+    """The school sends a rejected form back (corrected, or the same sheet fed twice): the new scan
+    lifts the rejection, the form goes to review with its scans, and the reviewer is told who
+    rejected it and why; the old rejection stays in the audit trail and can no longer be undone."""
+    from sqlalchemy import select
+
+    from formstation.store import audit, forms, reasons
+    from review_ui import data, decisions, queue
+
+    ws, fid, scan = _page_again(run, tmp_path, lambda p, t: t["scan_count"] == 1 and t["expected_status"] == "accepted")
+    s = Store.open(ws)
+    with s.tx() as conn:
+        assert queue.lease_form(conn, fid, "ann")
+        assert decisions.reject_form(conn, fid, "ann", "PHONE_INVALID", "phone unreadable") == "rejected"
+    s.engine.dispose()
+    assert main(["--workspace", str(ws), "ingest", str(scan), "--workers", "1"]) == 0
+    s = Store.open(ws)
+    with s.tx() as conn:
+        status = conn.execute(select(forms.c.status).where(forms.c.form_id == fid)).scalar()
+        codes = {r.code for r in conn.execute(select(reasons.c.code).where(reasons.c.form_id == fid))}
+        reopen = conn.execute(select(audit).where(audit.c.form_id == fid, audit.c.action == "reopen")).one()
+        view = data.load_form(conn, fid)
+        with pytest.raises(decisions.DecisionError, match="after your decision"):
+            decisions.undo_last(conn, "ann")
+    s.engine.dispose()
+    assert status == "review" and "DUPLICATE_SCAN" in codes and "REVIEWER_REJECTED" not in codes
+    assert (reopen.field, reopen.old_value) == ("PHONE_INVALID", "rejected by ann: phone unreadable")
+    assert [r["code"] for r in view.reopened] == ["PHONE_INVALID"] and len(view.scans) == 2
+    from review_ui.ui_queue import _scans_html  # what the reviewer's whole-form step shows
+
+    assert "Rejected before this scan came in: PHONE_INVALID (rejected by ann: phone unreadable" in _scans_html(view)
