@@ -135,7 +135,11 @@ def finish_file(store: Store, sha: str, path: Path, n_pages: int, reason: str, s
 
 
 def after_batch(store: Store, form_ids: set[str]) -> None:
-    """Decide every form the batch touched (and its class, for class-wide rules)."""
+    """Decide every form the batch touched (and its class, for class-wide rules), and any form an
+    interrupted batch stored but never decided (left 'received')."""
+    with store.tx() as conn:
+        left = set(conn.execute(select(forms.c.form_id).where(forms.c.status == "received")).scalars())
+    form_ids = set(form_ids) | left
     if not form_ids:
         return
     from ocr.rules import decide_forms
