@@ -26,7 +26,7 @@ from ocr.types import WRITING_DOUBT, PageResult
 STATION = "station"  # the audit trail's user for what the station itself changed
 
 
-def _upsert_fields(conn: Connection, form_id: str, res: PageResult) -> None:
+def upsert_fields(conn: Connection, form_id: str, res: PageResult) -> None:
     """Write the page's readings. A value a reviewer set stays: when this (later) scan reads it
     differently, the reading waits beside it in `other_scan` for a reviewer (SCANS_DIFFER). A
     reading that replaces another reading leaves the old value in the audit trail (not the page's
@@ -58,7 +58,7 @@ def _log_rescan(conn: Connection, form_id: str, name: str, old: str | None, new:
                                        field=name, old_value=old or "", new_value=new))
 
 
-def _reopen_if_rejected_by_a_reviewer(conn: Connection, form_id: str) -> None:
+def reopen_if_rejected_by_a_reviewer(conn: Connection, form_id: str) -> None:
     """A form a reviewer rejected stays rejected (ocr.rules) until paper comes in again: that is what
     the school sent back (corrected, or the same sheet fed twice). The rejection is lifted, so the
     form is decided afresh (the scan count sends it to review), and kept in the audit trail as a
@@ -110,8 +110,8 @@ def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:
         rotation=res.rotation, residual_mm=res.residual_mm, identified_by=res.identified_by,
         image_path=res.image_path, created_at=now()))
     if kind == "form":
-        _reopen_if_rejected_by_a_reviewer(conn, res.form_id)
-        _upsert_fields(conn, res.form_id, res)
+        reopen_if_rejected_by_a_reviewer(conn, res.form_id)
+        upsert_fields(conn, res.form_id, res)
         if requested:
             n = conn.execute(select(func.count()).select_from(pages).where(
                 and_(pages.c.form_id == res.form_id, pages.c.kind == "form"))).scalar()

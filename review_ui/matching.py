@@ -45,16 +45,12 @@ def mark_foreign(conn: Connection, page_id: int, user: str) -> None:
 
 
 def reread(store: Store, form_id: str) -> str:
-    """Run the form's reading again after a match (ocr.pipeline.reread_form, written by the reading
-    stage); returns a message for the reviewer."""
-    try:
-        from ocr import pipeline
-    except ImportError:
-        pipeline = None
-    if pipeline is None or not hasattr(pipeline, "reread_form"):
-        return (f"{form_id}: matched. The reading stage cannot re-read pages yet (ocr.pipeline.reread_form "
-                "is missing), so the form waits with status 'received'.")
-    pipeline.reread_form(store, form_id)
-    with store.tx() as conn:
-        st = conn.execute(select(forms.c.status).where(forms.c.form_id == form_id)).scalar()
-    return f"{form_id}: matched and read again; status {st}"
+    """Give the form the matched page's readings and decide it (ocr.pipeline.reread_form); returns
+    a message for the reviewer."""
+    from ocr import pipeline
+
+    status, n = pipeline.reread_form(store, form_id)
+    if n:
+        return f"{form_id}: matched; its {n} readings from the page joined the form; status {status}"
+    return (f"{form_id}: matched; the page could not be aligned, so its fields were not read: "
+            f"status {status}, type them from the page in review")
