@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from formstation.store import ACK_FIELD, audit, fields, forms, merged_acks, now, reasons, upsert_field
@@ -70,23 +70,9 @@ def _check_lease(conn: Connection, form_id: str, user: str) -> None:
         raise DecisionError(f"{form_id}: your lease on this form has expired; it went back to the queue")
 
 
-def _fallback_redecide(conn: Connection, form_id: str, confirmed: set[str], acked: set[str]) -> str:
-    """Stand-in for ocr.rules.redecide (remove once it is always there): drop the reasons of the
-    confirmed fields and acknowledged form-level codes; accepted when none remain, else review."""
-    conn.execute(delete(reasons).where(and_(reasons.c.form_id == form_id, or_(
-        reasons.c.field.in_(confirmed), and_(reasons.c.field.is_(None), reasons.c.code.in_(acked))))))
-    left = conn.execute(select(func.count()).select_from(reasons).where(reasons.c.form_id == form_id)).scalar()
-    status = "review" if left else "accepted"
-    conn.execute(update(forms).where(forms.c.form_id == form_id).values(status=status, decided_at=now()))
-    return status
+def _redecide(conn: Connection, form_id: str, workspace: Path | None) -> str:
+    from ocr.rules import redecide
 
-
-def _redecide(conn: Connection, form_id: str, confirmed: set[str], acked: set[str],
-              workspace: Path | None) -> str:
-    try:
-        from ocr.rules import redecide
-    except ImportError:
-        return _fallback_redecide(conn, form_id, confirmed, acked)
     return redecide(conn, form_id, workspace=workspace)
 
 
@@ -112,7 +98,7 @@ def save_form(conn: Connection, form_id: str, user: str, values: dict[str, str],
         _write_field(conn, form_id, ACK_FIELD, {**dict.fromkeys(FIELD_COLS), "value": merged, "source": "reviewer",
                                                 "confidence": 1.0, "updated_by": user, "updated_at": at})
         _log(conn, user, "acknowledge", form_id, None, old, merged)
-    status = _redecide(conn, form_id, set(values), set(ack), workspace)
+    status = _redecide(conn, form_id, workspace)
     _close(conn, user, form_id, "save", snap, status)
     return status
 

@@ -212,14 +212,6 @@ def test_undo_refused_after_someone_else_changed_the_form(review):
         decisions.undo_last(conn, "rita")
 
 
-def test_fallback_redecide_drops_confirmed_reasons(review):
-    store, fid = review.store, _first_of(review, 2)
-    with store.tx() as conn:
-        assert decisions._fallback_redecide(conn, fid, {"guardian_signature"}, set()) == "review"
-        assert decisions._fallback_redecide(conn, fid, {"guardian_phone"}, set()) == "accepted"
-    assert _codes(store, fid) == []
-
-
 # ------------------------------------------------------------------ unidentified pages
 
 def test_match_unidentified_page_to_its_form(review):
