@@ -66,7 +66,9 @@ class OcrEngine:
         return (r.txts[0], float(r.scores[0])) if r.txts else ("", 0.0)
 
     def page_text(self, gray: np.ndarray) -> list[str]:
-        r = self._get()(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+        """Find and recognise every text line. The steps are named on every call: RapidOCR keeps the
+        last call's (after `line`, detection would stay off and a whole copy be read as one line)."""
+        r = self._get()(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), use_det=True, use_cls=True, use_rec=True)
         return list(r.txts or ())
 
 

@@ -95,6 +95,23 @@ def test_rejections_name_the_truths_reasons(run):
         assert codes & expected, (fid, codes, expected)
 
 
+def test_the_number_on_a_pasted_id_copy_is_read(run):
+    """Every pasted ID copy's printed number is read (RapidOCR), whatever the worker read before it
+    (a corrected name read as one line must not leave text detection off for the copy)."""
+    from sqlalchemy import select
+
+    from formstation.store import fields
+
+    store, _, truth = run
+    with store.tx() as conn:
+        got = {r.form_id: r.value for r in conn.execute(select(fields).where(fields.c.name == "id_copy_number"))}
+    copies = {fid: t["fields"]["id_copy"] for fid, t in truth.items() if t["scanned"] and t["fields"]["id_copy"]}
+    names = [fid for fid, t in truth.items() if t["scanned"] and t["fields"]["corrected_name"]]
+    assert copies and names
+    right = sum(got.get(fid) == number for fid, number in copies.items())
+    assert right >= 0.9 * len(copies), {fid: (n, got.get(fid)) for fid, n in copies.items()}
+
+
 def test_detection_of_signatures_photos_and_guardian_section(run):
     store, tmp, _ = run
     rep = evaluate(store, tmp / "sim" / "truth.jsonl")
