@@ -37,9 +37,14 @@ REWRITE_CONFIDENCE = 0.5
 # is, on the campaign); over a box read surely it may be a note ("同上") or a correction left
 # unstruck: the box keeps its reading and a reviewer looks.
 STRUCK_BELOW = 0.99
+# the pasted ID copy: text lines are looked for on it scaled to this many px on its long side (on
+# the campaign's 96 copies: every number read at 320, 480 or 736; finding lines 23 / 52 / 147 ms),
+# and only lines this many times as long as high are read (the number's: 10-11)
+COPY_DET_SIDE = 480
+LONG_LINE = 5.0
 ColorCrop = Callable[[Box], np.ndarray | None]
 log = logging.getLogger("formstation.read")
-_ID_RE = re.compile(r"\d{17}[\dXx]")
+_ID_RUN = re.compile(r"\d{17,}[\dXx]")
 
 
 class OcrEngine:
@@ -56,7 +61,9 @@ class OcrEngine:
             from rapidocr import RapidOCR
 
             logging.getLogger("RapidOCR").setLevel(logging.ERROR)
-            params = {"EngineConfig.onnxruntime.intra_op_num_threads": self.threads} if self.threads else None
+            params = {"Det.limit_type": "max", "Det.limit_side_len": COPY_DET_SIDE}
+            if self.threads:
+                params["EngineConfig.onnxruntime.intra_op_num_threads"] = self.threads
             self._engine = RapidOCR(params=params)
         return self._engine
 
@@ -65,11 +72,24 @@ class OcrEngine:
         r = self._get()(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), use_det=False, use_cls=False, use_rec=True)
         return (r.txts[0], float(r.scores[0])) if r.txts else ("", 0.0)
 
-    def page_text(self, gray: np.ndarray) -> list[str]:
-        """Find and recognise every text line. The steps are named on every call: RapidOCR keeps the
-        last call's (after `line`, detection would stay off and a whole copy be read as one line)."""
-        r = self._get()(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), use_det=True, use_cls=True, use_rec=True)
-        return list(r.txts or ())
+    def long_lines(self, gray: np.ndarray) -> list[str]:
+        """The text of the long lines on a pasted copy (its ID number is one), top to bottom: lines
+        are found on the copy scaled to COPY_DET_SIDE, and only those at least LONG_LINE times as
+        long as high are read, each at full size. (The steps are named on every call: RapidOCR keeps
+        the last call's.)"""
+        det = self._get()(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), use_det=True, use_cls=False, use_rec=False)
+        quads = [np.asarray(q, np.float32) for q in (det.boxes if det.boxes is not None else [])]
+        out = []
+        for q in sorted(quads, key=lambda q: float(q[:, 1].mean())):
+            w, h = float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[3] - q[0]))
+            if h < 4 or w < LONG_LINE * h:
+                continue
+            c = q.mean(axis=0)  # a margin around the line, as the recogniser was trained with
+            q = c + (q - c) * np.array([1 + 0.3 * h / w, 1.3], np.float32)
+            size = (int(w + 0.3 * h), int(1.3 * h))
+            m = cv2.getPerspectiveTransform(q, np.float32([[0, 0], [size[0], 0], [size[0], size[1]], [0, size[1]]]))
+            out.append(self.line(cv2.warpPerspective(gray, m, size, flags=cv2.INTER_CUBIC, borderValue=255))[0])
+        return out
 
 
 class PageReader:
@@ -155,10 +175,9 @@ class PageReader:
         present, conf = presence.attachment(crop)
         out = [FieldReading(z.name, "present" if present else "absent", conf, box)]
         if present:
-            text = "".join(self.ocr.page_text(crop)).replace(" ", "")
-            m = _ID_RE.search(text)
-            number = m.group(0).upper() if m else ""
-            out.append(FieldReading("id_copy_number", number, 0.9 if m else 0.0, box, suggestion=text[:60]))
+            text = "".join(self.ocr.long_lines(crop)).replace(" ", "")
+            number = copy_id_number(text)
+            out.append(FieldReading("id_copy_number", number, 0.9 if number else 0.0, box, suggestion=text[:60]))
         return out
 
     def _read_photo(self, z: Zone, page, crop, box, color_crop, workspace: Path, crop_dir: str):
@@ -186,6 +205,23 @@ class PageReader:
 
 
 PHONE_PAIR = ("phone", "guardian_phone")
+
+
+def copy_id_number(text: str) -> str:
+    """The ID number in the text read off a pasted copy: 18 characters of a run of digits (a
+    neighbouring character read as a digit can lengthen the run), preferring 18 that are a valid
+    number, then 18 with a real birth date (a copy may show a number whose check digit is wrong),
+    then the first 18."""
+    from formstation import idnumber
+
+    def rank(cand: str) -> int:
+        if idnumber.is_valid(cand):
+            return 2
+        return int((idnumber.problem(cand) or "").startswith("check character"))
+
+    cands = [run[i:i + 18] for run in (m.group(0).upper() for m in _ID_RUN.finditer(text))
+             for i in range(len(run) - 17)]
+    return max(cands, key=rank) if cands else ""
 
 
 def writing_doubt(readings: list[FieldReading], cells: dict[str, list[np.ndarray | None]]) -> FieldReading:

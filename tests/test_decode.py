@@ -143,3 +143,15 @@ def test_doubted_boxes_are_the_unsure_moved_and_empty_ones():
     marks = cell_doubts(d.value, probs, allowed_at(18, "0123456789X"))
     assert d.value == idn and [(m["i"], m["read"], m["alt"]) for m in marks] == [(15, "6", "2")]
     assert cell_doubts(idn, _probs(idn, sure=0.999), allowed_at(18, "0123456789X")) == []
+
+
+def test_the_id_number_on_a_copy_is_picked_out_of_the_text_read():
+    """What RapidOCR reads off a pasted ID copy, joined: the 18 characters of the number, even when
+    a neighbouring character was read as one more digit, and even when the copy's number itself
+    has a wrong check digit (the rules compare it with the corrected ID)."""
+    from ocr.read import copy_id_number
+
+    assert copy_id_number("姓名李光艳公民身份号码45048120080327062X") == "45048120080327062X"
+    assert copy_id_number("公民身份号码345048120080327062X") == "45048120080327062X"  # '码' read as 3
+    assert copy_id_number("出生2021年1月31日公民身份号码3310113202101318546") == "310113202101318546"
+    assert copy_id_number("住址广西梧州市长洲区新兴二路") == ""
