@@ -31,6 +31,7 @@ class Item:
     reasons: tuple[tuple[str, str], ...]  # (code, detail)
     doubt: tuple[dict, ...] = ()  # the boxes the reader doubts (ocr.read.doubt_marks), for the reading shown
     other: dict | None = None  # a later scan's different reading of a reviewer's value: value, confidence, crop
+    copy_number: str = ""  # corrected_id only: the number read off the pasted ID copy (a valid one)
 
 
 @dataclass(frozen=True)
@@ -99,12 +100,21 @@ def load_form(conn: Connection, form_id: str) -> FormView | None:
         f = rows.get(name)
         items.append(Item(name, (f.value or "") if f else "", (f.suggestion or "") if f else "",
                           f.confidence if f else None, (f.source or "") if f else "",
-                          f.crop_path if f else None, tuple(why[name]), _doubt(f), _other(f)))
+                          f.crop_path if f else None, tuple(why[name]), _doubt(f), _other(f),
+                          _copy_number(rows) if name == "corrected_id" else ""))
     scans = scans_of(conn, form_id)
     return FormView(h.form_id, h.status, h.school, h.class_name, h.name, h.id_number, h.student_no or "",
                     h.gender or "", scans[-1]["image"] if scans else None, tuple(items),
                     tuple(why.get(None, [])), scans, rescans_of(conn, form_id) if len(scans) > 1 else (),
                     reopens_of(conn, form_id))
+
+
+def _copy_number(rows: dict) -> str:
+    """The ID number printed on the pasted copy, when it was read as a valid number."""
+    from formstation import idnumber
+
+    f = rows.get("id_copy_number")
+    return f.value if f is not None and f.value and idnumber.is_valid(f.value) else ""
 
 
 def _other(f) -> dict | None:

@@ -201,11 +201,21 @@ def _field_panel(ctx: Ctx, view: data.FormView, name: str) -> str:
     if it.other is not None:
         html(_other_scan_html(ctx, it))
         return it.value or ""
+    copy_line, default = "", it.value or it.suggestion or ""
+    if it.copy_number and it.copy_number != it.value:
+        if it.copy_number == view.id_number:  # the copy backs a name correction: the ID is as printed
+            copy_line = (f"<div class='fs-doubt'>the pasted ID copy reads <code>{esc(it.copy_number)}</code>, "
+                         "the printed ID: was the ID corrected at all?</div>")
+        else:
+            doubtful = any(code == "LOW_CONFIDENCE" for code, _ in it.reasons)
+            copy_line = (f"<div class='fs-doubt'>the pasted ID copy reads <code>{esc(it.copy_number)}</code>"
+                         + (" (offered below: check it against the handwriting)" if doubtful else "") + "</div>")
+            default = it.copy_number if doubtful else default
     html(f"<div class='fs-panel'><div class='fs-crop'><div class='fs-cropbox'>{img_tag(ctx.store, it.crop_path)}"
          f"{_marks_html(it)}</div></div>"
          f"<div class='fs-info'><h4>{esc(fieldinfo.label(name))}</h4>{read}"
-         f" · confidence <b>{conf}</b>{sug}{doubt_line}" + _reasons_html(it.reasons) + "</div></div>")
-    return it.value or it.suggestion or ""
+         f" · confidence <b>{conf}</b>{sug}{doubt_line}{copy_line}" + _reasons_html(it.reasons) + "</div></div>")
+    return default
 
 
 def _other_scan_html(ctx: Ctx, it: data.Item) -> str:

@@ -300,3 +300,52 @@ def test_a_later_scan_reading_a_reviewers_value_differently_shows_both(review, t
     assert any("scan 2: again.png, page 1" in c.value for c in at.caption)
     trail = at.dataframe[1].value
     assert ("station", "rescan", "phone") in set(zip(trail["user"], trail["action"], trail["field"], strict=True))
+
+
+def test_a_doubtful_corrected_id_is_offered_the_number_on_the_pasted_copy(review):
+    """The parent's handwritten corrected ID is read with doubt, the ID copy's printed number is a
+    valid ID: the reviewer sees both and the copy's number is offered (Enter takes it)."""
+    from datetime import date
+
+    from sqlalchemy import insert
+
+    from formstation import idnumber
+    from formstation.store import leases, upsert_field
+    from review_ui import queue
+
+    at = login("rita")
+    _, fid, _ = field_key(at).split("_", 2)
+    copy = idnumber.make("450481", date(2012, 3, 27), 62)
+    written = copy[:5] + str((int(copy[5]) + 1) % 10) + copy[6:]  # one box misread
+    with review.store.tx() as conn:
+        crop = conn.execute(select(fields.c.crop_path).where(fields.c.form_id == fid, fields.c.name == "phone")).scalar()
+        upsert_field(conn, fid, "corrected_id", {"value": written, "confidence": 0.4, "source": "read", "crop_path": crop})
+        upsert_field(conn, fid, "id_copy_number", {"value": copy, "confidence": 0.9, "source": "read"})
+        conn.execute(insert(reasons).values(form_id=fid, code="LOW_CONFIDENCE", field="corrected_id", detail="0.40"))
+    at = login("rita")
+    assert field_key(at) == f"in_{fid}_corrected_id"
+    assert at.text_input(key=field_key(at)).value == copy
+    panel = next(h.proto.body for h in at.get("html") if "fs-panel" in h.proto.body)
+    assert f"the pasted ID copy reads <code>{copy}</code>" in panel and written in panel
+    enter(at)  # takes the copy's number; the other steps as they are
+    while field_key(at).startswith(f"in_{fid}_"):
+        enter(at)
+    with review.store.tx() as conn:
+        row = conn.execute(select(fields).where(fields.c.form_id == fid, fields.c.name == "corrected_id")).one()
+    assert (row.value, row.source) == (copy, "reviewer")
+    # a copy that shows the printed ID backs a name correction: it is not offered as a corrected ID
+    with review.store.tx() as conn:
+        printed = data.load_form(conn, fid).id_number
+    fid2 = next(f for f in review.scenario if f != fid)
+    with review.store.tx() as conn:
+        upsert_field(conn, fid2, "corrected_id", {"value": "1", "confidence": 0.0, "source": "read", "crop_path": crop})
+        upsert_field(conn, fid2, "id_copy_number", {"value": data.load_form(conn, fid2).id_number, "confidence": 0.9,
+                                                    "source": "read"})
+        conn.execute(insert(reasons).values(form_id=fid2, code="LOW_CONFIDENCE", field="corrected_id", detail="0.00"))
+        conn.execute(update(forms).where(forms.c.form_id == fid2).values(status="review"))
+        conn.execute(leases.delete().where(leases.c.user_name == "rita"))  # the form she moved on to
+        assert queue.lease_form(conn, fid2, "rita")
+    at = login("rita")
+    assert field_key(at) == f"in_{fid2}_corrected_id" and at.text_input(key=field_key(at)).value == "1"
+    assert printed != copy and "the printed ID: was the ID corrected at all?" in next(
+        h.proto.body for h in at.get("html") if "fs-panel" in h.proto.body)
