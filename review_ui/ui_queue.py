@@ -202,7 +202,9 @@ def _field_panel(ctx: Ctx, view: data.FormView, name: str) -> str:
         html(_other_scan_html(ctx, it))
         return it.value or ""
     copy_line, default = "", it.value or it.suggestion or ""
-    if it.copy_number and it.copy_number != it.value:
+    if it.copy_number and it.copy_number == it.value:
+        copy_line = "<div class='fs-muted'>the pasted ID copy reads the same number</div>"
+    elif it.copy_number:
         if it.copy_number == view.id_number:  # the copy backs a name correction: the ID is as printed
             copy_line = (f"<div class='fs-doubt'>the pasted ID copy reads <code>{esc(it.copy_number)}</code>, "
                          "the printed ID: was the ID corrected at all?</div>")
