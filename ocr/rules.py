@@ -176,6 +176,14 @@ READ_FIELDS = ("corrected_name", "corrected_id", "phone", "guardian_id", "guardi
                "applicant_signature", "guardian_signature", "photo", "id_copy")
 
 
+def _confirmed_by_copy(f: FormFacts, cfg: RuleConfig) -> bool:
+    """The handwritten corrected ID reads exactly as the valid number printed on the pasted ID copy
+    (read surely): two independent readings, one of print, agree on 18 characters."""
+    cid, copy = f.readings.get("corrected_id"), f.readings.get("id_copy_number")
+    return (cid is not None and copy is not None and bool(cid.value) and cid.value == copy.value
+            and idnumber.is_valid(cid.value) and copy.confidence >= cfg.thresholds.get("attachment", 0.9))
+
+
 def _low_confidence(f: FormFacts, cfg: RuleConfig) -> list[Found]:
     """Fields read with doubt, and fields that were not read at all (e.g. the page could not be aligned)."""
     out = [Found("LOW_CONFIDENCE", name, "not read") for name in READ_FIELDS if name not in f.readings]
@@ -184,6 +192,8 @@ def _low_confidence(f: FormFacts, cfg: RuleConfig) -> list[Found]:
         kind = FIELD_KIND.get(name)
         if grey and name == "photo_color":
             continue  # the colour rescan will tell
+        if name == "corrected_id" and _confirmed_by_copy(f, cfg):
+            continue
         if kind and r.source != "reviewer" and r.confidence < cfg.thresholds.get(kind, 0.9):
             out.append(Found("LOW_CONFIDENCE", name, f"{r.confidence:.2f}"))
     return out

@@ -116,9 +116,11 @@ def test_a_reject_never_rests_on_a_doubtful_reading_it_depends_on():
     assert codes(facts(corrected_id=R(fixed)))[0] == "rejected"
     # a doubtful corrected ID that makes the applicant a teenager: the guardian rules it removes and
     # the signature rule it adds rest on that reading, so the form goes to review
-    teen_fix = facts(corrected_id=R(TEEN, 0.3), id_copy=R("present"), id_copy_number=R(TEEN))
+    teen_fix = facts(corrected_id=R(TEEN, 0.3), id_copy=R("present"), id_copy_number=R("", 0.0))
     status, found = codes(teen_fix)
     assert status == "review" and "SIGNATURE_MISSING" in found
+    # ... unless the number printed on the pasted copy reads the same: then the evidence is sure
+    assert codes(facts(corrected_id=R(TEEN, 0.3), id_copy=R("present"), id_copy_number=R(TEEN)))[0] == "rejected"
 
 
 def test_a_partial_correction_is_no_duplicate_id():
@@ -201,3 +203,14 @@ def test_sure_numbers_on_unusual_handwriting_go_to_a_reviewer():
     assert codes(reviewed) == ("accepted", [])
     loose = RuleConfig(unusual_writing_share=0.6)
     assert decide(facts(**unusual), loose)[0] == "accepted"
+
+
+def test_a_doubtful_corrected_id_that_the_pasted_copy_confirms_needs_no_reviewer():
+    fixed = idnumber.make("450481", date(2014, 6, 1), 33)
+    base = {"corrected_id": R(fixed, 0.6), "id_copy": R("present"), "id_copy_number": R(fixed, 0.9)}
+    assert codes(facts(**base)) == ("accepted", [])
+    other = idnumber.make("450481", date(2014, 6, 1), 35)
+    assert codes(facts(**{**base, "id_copy_number": R(other, 0.9)})) == ("review", ["ID_COPY_MISMATCH", "LOW_CONFIDENCE"])
+    assert codes(facts(**{**base, "id_copy_number": R(fixed, 0.5)})) == ("review", ["LOW_CONFIDENCE"])  # copy unsure
+    bad = fixed[:17] + ("0" if fixed[17] != "0" else "1")  # both read alike, but no valid number
+    assert codes(facts(**{**base, "corrected_id": R(bad, 0.6), "id_copy_number": R(bad, 0.9)}))[0] == "review"
