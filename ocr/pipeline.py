@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, case, select
 
 from formstation.store import Store, forms, pages
 from ocr import persist
@@ -53,12 +53,15 @@ def load_readings(workspace: Path, image_rel: str | None) -> tuple[FieldReading,
 
 
 def reread_form(store: Store, form_id: str) -> tuple[str, int]:
-    """Give the form the readings of its latest page and decide it; (its status, fields read)."""
+    """Give the form the readings of the page a reviewer matched to it last (else its latest page)
+    and decide it; (its status, fields read)."""
     from ocr.rules import decide_forms
 
     with store.tx() as conn:
         page = conn.execute(select(pages).where(and_(pages.c.form_id == form_id, pages.c.kind == "form"))
-                            .order_by(pages.c.page_id.desc()).limit(1)).first()
+                            .order_by(case((pages.c.identified_by == "reviewer", 1), else_=0).desc(),
+                                      pages.c.page_id.desc())
+                            .limit(1)).first()
     readings = load_readings(store.workspace, page.image_path) if page is not None else ()
     if page is not None:
         res = PageResult(page.file_sha256, page.page_index, "form", form_id, readings=readings)
