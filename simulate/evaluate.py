@@ -115,6 +115,9 @@ def _compare_form(rep: Report, t: dict, got_status: str, got: dict[str, str]) ->
         if accepted:
             rep.accepted_values += 1
             rep.accepted_wrong += truth != seen
+    if tf.get("id_copy"):  # the number printed on the pasted copy, read by OCR
+        rep.field_total["id_copy_number (read right)"] += 1
+        rep.field_right["id_copy_number (read right)"] += got.get("id_copy_number", "") == tf["id_copy"]
     if tf.get("corrected_name"):  # the OCR's reading of a handwritten name: the reviewer's suggestion
         rep.field_total["corrected_name (read as written)"] += 1
         rep.field_right["corrected_name (read as written)"] += got.get("corrected_name", "") == tf["corrected_name"]
