@@ -47,6 +47,16 @@ def rescans(conn: Connection) -> list[dict]:
     return [dict(r._mapping) for r in conn.execute(q)]
 
 
+def not_in_roster(conn: Connection) -> list[dict]:
+    """Pages whose barcode names a form this station never printed (printed by another station, or
+    its roster was removed): the form id the barcode carries, the scan file and page, when."""
+    q = (select(pages.c.form_id.label("form id on the barcode"), scan_files.c.name.label("scan file"),
+                (pages.c.page_index + 1).label("page"), pages.c.created_at.label("scanned"))
+         .join(scan_files, scan_files.c.sha256 == pages.c.file_sha256, isouter=True)
+         .where(pages.c.kind == "not_in_roster").order_by(pages.c.page_id))
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
 def review_reasons(conn: Connection) -> list[dict]:
     """Why forms wait in review: per reason code, how many forms in review carry it (a form with
     several reasons counts under each), most frequent first."""

@@ -37,6 +37,7 @@ def dashboard(ctx: Ctx) -> None:
         leased = conn.execute(select(func.count()).select_from(leases)).scalar()
         rescans = stats.rescans(conn)
         why = stats.review_reasons(conn)
+        strangers = stats.not_in_roster(conn)
     if not prog:
         st.info("No forms printed yet.")
         return
@@ -52,6 +53,11 @@ def dashboard(ctx: Ctx) -> None:
                    "the card needs a colour photo. Scan these pages again in colour and ingest them; the "
                    "colour scan is read afresh and the form goes on.")
         st.dataframe(rescans, hide_index=True)
+    if strangers:
+        st.warning(f"{len(strangers)} scanned page(s) carry the barcode of a form this station did not print "
+                   "(NOT_IN_ROSTER 表单不在名册中: printed by another station, or its class was removed from the "
+                   "roster). They are kept but not read: find the paper, and import its roster or send it on.")
+        st.dataframe(strangers, hide_index=True)
     if why:
         st.subheader("Why forms wait in review")
         st.dataframe(why, hide_index=True)

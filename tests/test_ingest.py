@@ -151,6 +151,11 @@ def test_duplicate_scan_flagged_and_unknown_form_not_in_roster(printed, tmp_path
         status = conn.execute(select(forms.c.status).where(forms.c.form_id == rows[0].form_id)).scalar()
         codes = {r.code for r in conn.execute(select(reasons).where(reasons.c.form_id == rows[0].form_id))}
     assert status == "review" and "DUPLICATE_SCAN" in codes  # both scans kept, a reviewer decides
+    from review_ui import stats
+
+    with store.tx() as conn:  # the stranger's page is kept and shown to the supervisor
+        (row,) = stats.not_in_roster(conn)
+    assert (row["form id on the barcode"], row["scan file"], row["page"]) == (stranger, "again.tif", 2)
 
 
 def test_hot_folder_moves_done_and_quarantined(printed, tmp_path):

@@ -176,12 +176,18 @@ def test_supervisor_dashboard_and_thresholds(review):
     fid = next(f for f, sc in review.scenario.items() if sc == 0)
     with review.store.tx() as conn:
         conn.execute(update(forms).where(forms.c.form_id == fid).values(status="rescan"))
+        # and a page whose barcode names a form another station printed
+        conn.execute(pages.insert().values(file_sha256="f" * 64, page_index=0, form_id="F9999999",
+                                           kind="not_in_roster", identified_by="barcode"))
     at = login("sam")
     labels = {m.label: m.value for m in at.metric}
     assert labels["printed"] == str(len(review.scenario)) and int(labels["not returned"]) >= 1
     assert labels["colour rescan"] == "1" and "Scan these pages again in colour" in at.warning[0].value
     table = next(d.value for d in at.dataframe if "scan file" in d.value.columns)
     assert list(table["form_id"]) == [fid] and list(table["page"]) == [1]
+    assert any("did not print" in w.value for w in at.warning)
+    stranger = next(d.value for d in at.dataframe if "form id on the barcode" in d.value.columns)
+    assert list(stranger["form id on the barcode"]) == ["F9999999"]
     why = next(d.value for d in at.dataframe if "forms in review" in d.value.columns)
     with review.store.tx() as conn:
         in_review = conn.execute(select(forms.c.form_id).where(forms.c.status == "review")).scalars().all()
