@@ -32,14 +32,6 @@ class BarProgress:
         self.bar.progress(1.0, text=f"{self.done} / {self.total} pages: done")
 
 
-def _ingest_fn():
-    try:
-        from ocr import ingest
-    except ImportError:
-        return None
-    return getattr(ingest, "ingest_paths", None)
-
-
 def _save_uploads(ctx: Ctx, files) -> list:
     saved = []
     for f in files:
@@ -49,11 +41,12 @@ def _save_uploads(ctx: Ctx, files) -> list:
     return saved
 
 
-def _ingest(ctx: Ctx, fn, paths: list) -> None:
+def _ingest(ctx: Ctx, paths: list) -> None:
     from forms.layout import load_layout
+    from ocr.ingest import ingest_paths
 
     bar = st.progress(0.0, text="starting…")
-    summary = fn(ctx.store, load_layout(), paths, workers=1, progress=BarProgress(bar))
+    summary = ingest_paths(ctx.store, load_layout(), paths, workers=1, progress=BarProgress(bar))
     st.success(f"{summary.files} new files, {summary.already_ingested} already ingested · {summary.pages} pages · "
                f"{summary.forms} forms · {summary.blank_backs} blank backs · {summary.unidentified} unidentified · "
                f"{summary.duplicates} duplicates · {summary.not_in_roster} not in roster · "
@@ -76,15 +69,12 @@ def _rescans(ctx: Ctx) -> None:
 
 def upload(ctx: Ctx) -> None:
     st.header("Upload scans")
-    fn = _ingest_fn()
-    if fn is None:
-        st.warning("The ingest stage (ocr.ingest.ingest_paths) is not installed, so uploads cannot be read yet.")
     files = st.file_uploader("Scan files (PDF, TIFF, JPEG, PNG)", type=UPLOAD_TYPES, accept_multiple_files=True,
                              key="up_files")
-    if st.button("Ingest", type="primary", disabled=not files or fn is None, key="up_go"):
+    if st.button("Ingest", type="primary", disabled=not files, key="up_go"):
         paths = _save_uploads(ctx, files)
         st.caption(f"saved {len(paths)} files to {INBOX}/")
-        _ingest(ctx, fn, paths)
+        _ingest(ctx, paths)
     _rescans(ctx)
     st.subheader("Recent scan files")
     with ctx.store.tx() as conn:

@@ -18,7 +18,6 @@ from review_ui import queue, stats
 from review_ui.ui_common import Ctx, flash, show_flash
 
 STATUS_COLS = ["accepted", "in review", "colour rescan", "rejected", "not returned"]
-EXPORT_NAMES = ("export", "export_all", "run_export", "write_exports")
 
 
 def _log(ctx: Ctx, action: str, field: str | None, old: str | None, new: str | None) -> None:
@@ -100,14 +99,6 @@ def thresholds(ctx: Ctx) -> None:
         st.form_submit_button("Save thresholds", on_click=on_save_thresholds, args=(ctx,))
 
 
-def _exporter():
-    try:
-        from output import export as mod
-    except ImportError:
-        return None
-    return next((getattr(mod, n) for n in EXPORT_NAMES if callable(getattr(mod, n, None))), None)
-
-
 def on_download(ctx: Ctx, name: str, school: str | None) -> None:
     _log(ctx, "download", None, school or "all schools", name)
 
@@ -133,10 +124,7 @@ def _run_export(ctx: Ctx, fn, school: str | None, passphrase: str) -> None:
 def downloads(ctx: Ctx) -> None:
     st.header("Downloads")
     st.caption("Exports hold children's personal data: keep them on the encrypted medium only.")
-    fn = _exporter()
-    if fn is None:
-        st.warning("The export module (output/export.py) is not installed yet, so there is nothing to download.")
-        return
+    from output.export import export as fn
     from review_ui import data
 
     with ctx.store.tx() as conn:

@@ -202,13 +202,12 @@ def test_supervisor_dashboard_and_thresholds(review):
         assert conn.execute(select(audit.c.user_name).where(audit.c.action == "config")).scalar() == "sam"
 
 
-def test_downloads_without_and_with_the_export_module(review, monkeypatch):
+def test_downloads_offer_every_file_and_a_zip_and_log_each_download(review, monkeypatch):
+    from output import export as export_mod
     from review_ui import ui_supervisor
 
     at = login("sam")
-    monkeypatch.setattr(ui_supervisor, "_exporter", lambda: None)  # as if output/export.py were missing
     at.sidebar.radio(key="nav_page").set_value("Downloads").run()
-    assert "not installed" in at.warning[0].value
 
     def fake_export(store, out_dir, school=None):
         (out_dir / "photos").mkdir(parents=True)
@@ -216,7 +215,7 @@ def test_downloads_without_and_with_the_export_module(review, monkeypatch):
         (out_dir / "card_data.xlsx").write_bytes(b"x")
         (out_dir / "rejections.csv").write_text("form_id,code\n")
 
-    monkeypatch.setattr(ui_supervisor, "_exporter", lambda: fake_export)
+    monkeypatch.setattr(export_mod, "export", fake_export)  # files of known names, one in a sub-folder
     at.run()
     at.button(key="d_run").click().run()
     assert not at.exception
