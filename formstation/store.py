@@ -197,14 +197,22 @@ def merged_acks(old: str | None, codes: Iterable[str]) -> str:
     return ",".join(sorted(set(filter(None, (old or "").split(","))) | set(codes)))
 
 
-def other_scan_value(column: str | None) -> str | None:
-    """The value in a field row's `other_scan` JSON ('' for an empty reading), None when there is none."""
+def other_scan_reading(column: str | None) -> dict | None:
+    """A field row's `other_scan` JSON as a dict with at least "value"; None when there is none (or
+    it is unreadable)."""
     if not column:
         return None
     try:
-        return str(json.loads(column).get("value") or "")
-    except (ValueError, AttributeError):
+        d = json.loads(column)
+    except ValueError:
         return None
+    return d if isinstance(d, dict) and "value" in d else None
+
+
+def other_scan_value(column: str | None) -> str | None:
+    """The value in a field row's `other_scan` JSON ('' for an empty reading), None when there is none."""
+    d = other_scan_reading(column)
+    return None if d is None else str(d["value"] or "")
 
 
 def upsert_field(conn: Connection, form_id: str, name: str, values: dict) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
-from formstation.store import audit, fields, forms, pages, persons, reasons, scan_files
+from formstation.store import audit, fields, forms, other_scan_reading, pages, persons, reasons, scan_files
 from review_ui import fieldinfo
 
 FIELD_ORDER = ("corrected_name", "corrected_id", "phone", "photo", "photo_face", "photo_background",
@@ -44,12 +44,16 @@ class FormView:
     id_number: str
     student_no: str
     gender: str
-    page_image: str | None
     items: tuple[Item, ...]
     form_reasons: tuple[tuple[str, str], ...]
     scans: tuple[dict, ...] = ()  # every scan of the form, oldest first (scans_of)
     rescans: tuple[dict, ...] = ()  # what later scans read differently, oldest first (rescans_of)
     reopened: tuple[dict, ...] = ()  # rejections lifted because the paper came in again (reopens_of)
+
+    @property
+    def page_image(self) -> str | None:
+        """The form's latest scanned page (the one its readings come from)."""
+        return self.scans[-1]["image"] if self.scans else None
 
 
 def _rank(name: str) -> tuple[int, str]:
@@ -72,19 +76,22 @@ def scans_of(conn: Connection, form_id: str) -> tuple[dict, ...]:
                   "image": r.image_path} for r in conn.execute(q))
 
 
+def _audit_rows(conn: Connection, form_id: str, action: str):
+    q = (select(audit.c.at, audit.c.field, audit.c.old_value, audit.c.new_value)
+         .where(and_(audit.c.form_id == form_id, audit.c.action == action)).order_by(audit.c.id))
+    return conn.execute(q)
+
+
 def rescans_of(conn: Connection, form_id: str) -> tuple[dict, ...]:
     """The station's 'rescan' audit rows: a later scan read a field differently (ocr.persist)."""
-    q = (select(audit.c.at, audit.c.field, audit.c.old_value, audit.c.new_value)
-         .where(and_(audit.c.form_id == form_id, audit.c.action == "rescan")).order_by(audit.c.id))
     return tuple({"at": r.at, "field": r.field, "before": r.old_value or "", "now": r.new_value or ""}
-                 for r in conn.execute(q))
+                 for r in _audit_rows(conn, form_id, "rescan"))
 
 
 def reopens_of(conn: Connection, form_id: str) -> tuple[dict, ...]:
     """The station's 'reopen' audit rows: a reviewer's rejection lifted by a new scan (ocr.persist)."""
-    q = (select(audit.c.at, audit.c.field, audit.c.old_value)
-         .where(and_(audit.c.form_id == form_id, audit.c.action == "reopen")).order_by(audit.c.id))
-    return tuple({"at": r.at, "code": r.field or "", "note": r.old_value or ""} for r in conn.execute(q))
+    return tuple({"at": r.at, "code": r.field or "", "note": r.old_value or ""}
+                 for r in _audit_rows(conn, form_id, "reopen"))
 
 
 def load_form(conn: Connection, form_id: str) -> FormView | None:
@@ -104,9 +111,8 @@ def load_form(conn: Connection, form_id: str) -> FormView | None:
                           _copy_number(rows) if name == "corrected_id" else ""))
     scans = scans_of(conn, form_id)
     return FormView(h.form_id, h.status, h.school, h.class_name, h.name, h.id_number, h.student_no or "",
-                    h.gender or "", scans[-1]["image"] if scans else None, tuple(items),
-                    tuple(why.get(None, [])), scans, rescans_of(conn, form_id) if len(scans) > 1 else (),
-                    reopens_of(conn, form_id))
+                    h.gender or "", tuple(items), tuple(why.get(None, [])), scans,
+                    rescans_of(conn, form_id) if len(scans) > 1 else (), reopens_of(conn, form_id))
 
 
 def _copy_number(rows: dict) -> str:
@@ -119,13 +125,7 @@ def _copy_number(rows: dict) -> str:
 
 def _other(f) -> dict | None:
     """A later scan's reading waiting beside a reviewer's value (fields.other_scan), if any."""
-    if f is None or not f.other_scan or f.source != "reviewer":
-        return None
-    try:
-        d = json.loads(f.other_scan)
-    except ValueError:
-        return None
-    return d if isinstance(d, dict) and "value" in d else None
+    return other_scan_reading(f.other_scan) if f is not None and f.source == "reviewer" else None
 
 
 def _doubt(f) -> tuple[dict, ...]:
