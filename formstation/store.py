@@ -168,7 +168,6 @@ leases = Table(
 )
 
 
-
 def _add_column(table: str, column: str, sql_type: str) -> Callable[[Connection], None]:
     """A migration adding a column, unless "create everything" (1) already made the table with it."""
     def run(conn: Connection) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from forms.layout import MM_PER_INCH, Box, Layout, Zone
 from forms.printing import FontMissing, blank_form
+from formstation import idnumber
 from ocr import decode, presence
 from ocr.align import ALIGN_DPI
 from ocr.digits import default_classifier, read_strip
@@ -212,8 +213,6 @@ def copy_id_number(text: str) -> str:
     neighbouring character read as a digit can lengthen the run), preferring 18 that are a valid
     number, then 18 with a real birth date (a copy may show a number whose check digit is wrong),
     then the first 18."""
-    from formstation import idnumber
-
     def rank(cand: str) -> int:
         if idnumber.is_valid(cand):
             return 2

@@ -209,7 +209,7 @@ def _scans_differ(f: FormFacts) -> list[Found]:
     return out
 
 
-def writing_doubt(f: FormFacts) -> tuple[int, int]:
+def _doubt_counts(f: FormFacts) -> tuple[int, int]:
     """(doubtful, inked) comb boxes of the whole form, as the reader counted them ('writing_doubt')."""
     try:
         doubtful, inked = (int(x) for x in _v(f, WRITING_DOUBT).split("/"))
@@ -221,7 +221,7 @@ def writing_doubt(f: FormFacts) -> tuple[int, int]:
 def _unusual_writing(f: FormFacts, cfg: RuleConfig) -> list[Found]:
     """Surely read numbers on a form whose boxes are doubtful far more often than on the forms the
     reader was measured on: the writer is unlike those, so is the reader's certainty."""
-    doubtful, inked = writing_doubt(f)
+    doubtful, inked = _doubt_counts(f)
     if inked < UNUSUAL_MIN_BOXES or doubtful <= cfg.unusual_writing_share * inked:
         return []
     out = []

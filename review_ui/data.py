@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
+from formstation import idnumber
 from formstation.store import audit, fields, forms, other_scan_reading, pages, persons, reasons, scan_files
 from review_ui import fieldinfo
 
@@ -117,8 +118,6 @@ def load_form(conn: Connection, form_id: str) -> FormView | None:
 
 def _copy_number(rows: dict) -> str:
     """The ID number printed on the pasted copy, when it was read as a valid number."""
-    from formstation import idnumber
-
     f = rows.get("id_copy_number")
     return f.value if f is not None and f.value and idnumber.is_valid(f.value) else ""
 
