@@ -23,14 +23,18 @@ from pathlib import Path
 
 from forms.layout import load_layout
 from formstation import demo
+from formstation.config import load_config
 from formstation.printjob import print_forms
 from formstation.roster import import_roster
 from formstation.store import Store
 from ocr.ingest import ingest_paths
-from simulate.evaluate import evaluate, markdown
+from simulate.evaluate import DIGIT_FIELDS, RISK_TARGET, evaluate, field_scores, markdown
 from simulate.ink import WRITERS
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+import risk_coverage  # noqa: E402
+
 STAGES = ("decode", "blank", "marks", "warp", "barcode", "save", "read")
 
 
@@ -126,6 +130,10 @@ def run(args: argparse.Namespace) -> str:
     peak_main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     plots = _plot(out, per_stage, rep.field_accuracy())
+    scores = field_scores(store, sim / "truth.jsonl")
+    risk_coverage.plot(scores, out / "risk_coverage.png", f"risk-coverage, {args.writers} writers, seed {args.seed}")
+    plots.append("risk_coverage.png")
+    thresholds = load_config(store.workspace).thresholds
     lines = [
         f"# Campaign bench: {args.forms} forms, profile {args.profile}, "
         + (f"{args.dask_workers} Dask worker(s)" if args.dask_workers else f"{args.workers} worker(s)"),
@@ -139,7 +147,11 @@ def run(args: argparse.Namespace) -> str:
         f"| peak memory main / largest worker | {peak_main:.0f} MB / {peak_child:.0f} MB |",
         "", "| stage | ms per page (worker CPU) |", "|---|---|",
         *[f"| {k} | {v * 1000:.1f} |" for k, v in per_stage.items()],
-        "", markdown(rep), "", *[f"![{p}]({p})" for p in plots],
+        "", markdown(rep), "",
+        "## Risk-coverage of the digit fields (before any reviewer)", "",
+        risk_coverage.table(scores, RISK_TARGET, {k: thresholds[k] for k in DIGIT_FIELDS if k in thresholds}),
+        "(picked: the station's threshold for that field)", "",
+        *[f"![{p}]({p})" for p in plots],
     ]
     if rep.wrong_examples:
         lines += ["", "wrong auto-accepted values (form, field, truth, read):",

@@ -14,8 +14,13 @@ CONFIG_NAME = "station.toml"
 KINDS = ("digits", "text", "checkbox", "signature", "photo", "attachment")
 # digits: the averaged comb reader is still over-sure on writing unlike its training (at 0.95,
 # 2.3 % of simulated fields it accepted were wrong; at 0.98, 1.2 %): doubt goes to a reviewer
+# digit fields with a threshold of their own, picked from risk-coverage curves on held-out page
+# fields (bench/risk_coverage.py: the lowest threshold at which at most 0.5 % of the fields it
+# accepts are wrong); `digits` stays the threshold of any other comb field
+FIELD_KEYS = ("phone", "guardian_phone", "guardian_id", "corrected_id")
 DEFAULT_THRESHOLDS = {"digits": 0.98, "text": 0.80, "checkbox": 0.90, "signature": 0.90,
-                      "photo": 0.90, "attachment": 0.90}
+                      "photo": 0.90, "attachment": 0.90,
+                      "phone": 0.98, "guardian_phone": 0.98, "guardian_id": 0.98, "corrected_id": 0.98}
 
 
 class ConfigError(ValueError):
@@ -45,8 +50,9 @@ def _parse(raw: dict, path: Path) -> Config:
                 raise ConfigError(f"{path}: thresholds.{k}: expected a share above 0, at most 1")
             cfg = replace(cfg, unusual_writing_share=float(v))
             continue
-        if k not in KINDS or not (0.0 <= float(v) <= 1.0):
-            raise ConfigError(f"{path}: thresholds.{k}: expected one of {', '.join(KINDS)} with a value 0..1")
+        if k not in (*KINDS, *FIELD_KEYS) or not (0.0 <= float(v) <= 1.0):
+            raise ConfigError(f"{path}: thresholds.{k}: expected one of {', '.join((*KINDS, *FIELD_KEYS))} "
+                              "with a value 0..1")
         th[k] = float(v)
     cd = raw.get("campaign_date", cfg.campaign_date)
     if isinstance(cd, str):
@@ -72,7 +78,7 @@ def save_config(workspace: str | Path, cfg: Config) -> Path:
     path = Path(workspace) / CONFIG_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"campaign_date = {cfg.campaign_date.isoformat()}", "", "[thresholds]"]
-    lines += [f"{k} = {cfg.thresholds[k]:.3f}" for k in KINDS]
+    lines += [f"{k} = {cfg.thresholds[k]:.3f}" for k in (*KINDS, *FIELD_KEYS)]
     lines.append(f"alignment_residual_mm = {cfg.alignment_residual_mm:.3f}")
     lines.append(f"unusual_writing_share = {cfg.unusual_writing_share:.3f}")
     tmp = path.with_suffix(".toml.part")

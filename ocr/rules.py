@@ -184,6 +184,14 @@ def _confirmed_by_copy(f: FormFacts, cfg: RuleConfig) -> bool:
             and idnumber.is_valid(cid.value) and copy.confidence >= cfg.thresholds.get("attachment", 0.9))
 
 
+def threshold_for(thresholds: dict[str, float], name: str) -> float:
+    """The confidence a reading of field `name` needs: the field's own threshold (digit fields
+    picked from risk-coverage curves), else its zone kind's."""
+    if name in thresholds:
+        return thresholds[name]
+    return thresholds.get(FIELD_KIND.get(name, ""), 0.9)
+
+
 def _low_confidence(f: FormFacts, cfg: RuleConfig) -> list[Found]:
     """Fields read with doubt, and fields that were not read at all (e.g. the page could not be aligned)."""
     out = [Found("LOW_CONFIDENCE", name, "not read") for name in READ_FIELDS if name not in f.readings]
@@ -194,7 +202,7 @@ def _low_confidence(f: FormFacts, cfg: RuleConfig) -> list[Found]:
             continue  # the colour rescan will tell
         if name == "corrected_id" and _confirmed_by_copy(f, cfg):
             continue
-        if kind and r.source != "reviewer" and r.confidence < cfg.thresholds.get(kind, 0.9):
+        if kind and r.source != "reviewer" and r.confidence < threshold_for(cfg.thresholds, name):
             out.append(Found("LOW_CONFIDENCE", name, f"{r.confidence:.2f}"))
     return out
 
@@ -227,7 +235,7 @@ def _unusual_writing(f: FormFacts, cfg: RuleConfig) -> list[Found]:
     out = []
     for name, r in sorted(f.readings.items()):
         if (FIELD_KIND.get(name) == "digits" and r.value and r.source != "reviewer"
-                and r.confidence >= cfg.thresholds.get("digits", 0.9)):
+                and r.confidence >= threshold_for(cfg.thresholds, name)):
             out.append(Found("UNUSUAL_HANDWRITING", name, f"{doubtful} of {inked} boxes doubtful"))
     return out
 
@@ -301,7 +309,8 @@ def _load_facts(conn: Connection, form_ids: set[str], cfg: RuleConfig) -> list[F
     pq = (select(pages.c.form_id, func.count().label("n"), func.max(pages.c.residual_mm).label("res"))
           .where(and_(pages.c.form_id.in_(ids), pages.c.kind == "form")).group_by(pages.c.form_id))
     page_info = {r.form_id: (r.n, r.res) for r in conn.execute(pq)}
-    return _with_class_facts(rows, reads, page_info, _all_final_ids(conn), cfg.thresholds.get("digits", DEFAULT_THRESHOLDS["digits"]))
+    return _with_class_facts(rows, reads, page_info, _all_final_ids(conn),
+                             threshold_for({**DEFAULT_THRESHOLDS, **cfg.thresholds}, "phone"))
 
 
 def _all_final_ids(conn: Connection) -> Counter:

@@ -168,6 +168,57 @@ def markdown(rep: Report) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ risk-coverage of the digit fields
+
+DIGIT_FIELDS = ("phone", "guardian_phone", "guardian_id", "corrected_id")
+RISK_TARGET = 0.005  # wrong among the fields a threshold accepts
+
+
+def field_scores(store: Store, truth_path: Path) -> dict[str, list[tuple[float, bool]]]:
+    """Per digit field: (the reader's confidence, read right) of every scanned form where the
+    field is written or read as written (an empty field read empty says nothing)."""
+    with store.tx() as conn:
+        got = {(r.form_id, r.name): (r.value or "", float(r.confidence or 0.0))
+               for r in conn.execute(select(fields.c.form_id, fields.c.name, fields.c.value, fields.c.confidence)
+                                     .where(fields.c.name.in_(DIGIT_FIELDS)))}
+    out: dict[str, list[tuple[float, bool]]] = {n: [] for n in DIGIT_FIELDS}
+    for line in truth_path.read_text(encoding="utf-8").splitlines():
+        t = json.loads(line)
+        if not t.get("scanned"):
+            continue
+        for name in DIGIT_FIELDS:
+            truth = t["fields"].get(name) or ""
+            value, conf = got.get((t["form_id"], name), ("", 0.0))
+            if truth or value:
+                out[name].append((conf, value == truth))
+    return out
+
+
+def risk_coverage(scores: list[tuple[float, bool]]) -> list[tuple[float, float, float]]:
+    """(threshold, coverage, risk) at every distinct confidence, highest first: accepting the
+    fields read at least that sure covers `coverage` of them, of which `risk` are wrong."""
+    if not scores:
+        return []
+    ranked = sorted(scores, key=lambda s: -s[0])
+    out, wrong = [], 0
+    for i, (conf, right) in enumerate(ranked):
+        wrong += not right
+        if i + 1 == len(ranked) or ranked[i + 1][0] < conf:
+            out.append((conf, (i + 1) / len(ranked), wrong / (i + 1)))
+    return out
+
+
+def pick_threshold(scores: list[tuple[float, bool]], target: float = RISK_TARGET, floor: float = 0.5) -> float:
+    """The lowest threshold (not under `floor`) at which the accepted fields, and those of every
+    higher threshold, are wrong at most `target` of the time; 1.0 when none is."""
+    best = 1.0
+    for t, _, risk in risk_coverage(scores):
+        if risk > target or t < floor:
+            break
+        best = t
+    return best
+
+
 def main() -> None:
     import argparse
 
