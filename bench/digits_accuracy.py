@@ -29,6 +29,7 @@ from ocr.digitdata import (  # noqa: E402
     heldout_mask,
     load_mnist,
     other_writers,
+    split60,
     synth_x,
 )
 from ocr.digits import (  # noqa: E402
@@ -116,7 +117,8 @@ def timing(model: DigitClassifier, crops: list[np.ndarray]) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run every figure and print it."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="station", help="station (default), cnn, mlp or an npz path")
+    ap.add_argument("--model", default="station", help="station (default: the v2 ensemble), cnn, mlp (the v1 "
+                    "members) or an npz path")
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--page-cells", type=Path, nargs="*", default=[], help="ocr.pagecells files to read too")
     args = ap.parse_args(argv)
@@ -128,6 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     hx, hy = data.images[ho], data.labels[ho]
     print(f"model {args.model}" + (f", temperature {model.temperature:.3f}" if hasattr(model, "temperature") else ""))
     figures("(a) MNIST held-out (clean)", model.predict_proba(hx), hy)
+    s60 = split60()
+    bx, by = s60.data.images[s60.block], s60.data.labels[s60.block]
+    figures("(a) MNIST 60k held-out block (clean)", model.predict_proba(bx), by)
     sx, sy = sklearn_digits()
     figures("(b) sklearn load_digits", model.predict_proba(sx), sy)
     cells = cell_set(hx, rng, hx)
@@ -153,6 +158,16 @@ def main(argv: list[str] | None = None) -> None:
         figures(f"(g) page cells, {writers} writers", p, y)
         if touching.any():
             figures("(g) page cells over box lines", p[touching], y[touching])
+        risk_of_cells(p, y)
+
+
+def risk_of_cells(p: np.ndarray, y: np.ndarray) -> None:
+    """Cell-level selective prediction: the share of cells read at least t sure and the share of
+    those read wrong."""
+    conf, hit = p.max(axis=1), p.argmax(axis=1) == y
+    for t in (0.9, 0.99, 0.999, 0.9999):
+        sel = conf >= t
+        print(f"{'    cells read >= ' + str(t):<34} coverage={sel.mean():.4f} wrong={(~hit[sel]).mean():.5f}")
 
 
 if __name__ == "__main__":

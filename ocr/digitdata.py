@@ -1,5 +1,6 @@
-"""Training data for the comb-cell character reader: the MNIST 5k sample, the one held-out split,
-synthetic handwritten 'X', and augmentation that renders glyphs into simulated comb cells.
+"""Training data for the comb-cell character reader: the MNIST 5k sample and the whole 60k training
+set, the held-out splits, synthetic handwritten 'X', and augmentation that renders glyphs into
+simulated comb cells.
 
 Everything random takes a `numpy.random.Generator`; the same generator state gives the same output.
 """
@@ -16,6 +17,7 @@ import numpy as np
 from ocr.digits import frame_glyph, normalize_cell
 
 DATA_ENV = "FORMSTATION_DIGITS_DATA"
+DATA60_ENV = "FORMSTATION_DIGITS_DATA60"
 HELDOUT_PER_CLASS = 100
 MM_PER_INCH = 25.4
 
@@ -41,6 +43,54 @@ def load_mnist(path: str | Path | None = None) -> DigitData:
     """Load the MNIST sample (keys `images`, `labels`) from `path` or `data_path()`."""
     with np.load(path or data_path()) as d:
         return DigitData(d["images"].astype(np.uint8), d["labels"].astype(np.int64))
+
+
+def mnist60_path() -> Path:
+    """`$FORMSTATION_DIGITS_DATA60`, else `<repo>/../shared/data/mnist_train_60k.npz`."""
+    env = os.environ.get(DATA60_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist_train_60k.npz"
+
+
+@dataclass(frozen=True)
+class Split60:
+    """Indices into the 60k MNIST training set: `train` (the reader learns from these), `val`
+    (calibration: never trained on), `heldout` (measurement only: the 60k block from
+    BLOCK_HELDOUT on, plus the 5k sample's held-out digits, which the simulator's `heldout`
+    writers draw from). The 5k sample's digits keep the side they had in the 5k split."""
+
+    data: DigitData
+    train: np.ndarray
+    val: np.ndarray
+    heldout: np.ndarray
+    block: np.ndarray  # the BLOCK_HELDOUT indices alone (clean-digit top-1 target)
+
+
+BLOCK_VAL = (50000, 54000)  # 60k indices used for calibration only
+BLOCK_HELDOUT = (54000, 60000)  # 60k indices never trained or calibrated on
+
+
+def split60(val_per_class_5k: int = 40) -> Split60:
+    """The one split of the 60k set (see `Split60`); deterministic, by index block."""
+    import hashlib
+
+    big = load_mnist(mnist60_path())
+    small = load_mnist()
+    where = {hashlib.md5(im.tobytes()).digest(): i for i, im in enumerate(big.images)}
+    pos = np.array([where[hashlib.md5(im.tobytes()).digest()] for im in small.images])
+    ho5 = heldout_mask(small.labels)
+    usable = np.flatnonzero(~ho5)
+    val5 = np.zeros(small.labels.shape[0], dtype=bool)
+    for c in range(10):
+        val5[usable[np.flatnonzero(small.labels[usable] == c)[-val_per_class_5k:]]] = True
+    side = np.zeros(big.labels.shape[0], np.int8)  # 0 train, 1 val, 2 held out
+    side[BLOCK_VAL[0]:BLOCK_VAL[1]] = 1
+    side[BLOCK_HELDOUT[0]:BLOCK_HELDOUT[1]] = 2
+    side[pos[val5]] = 1
+    side[pos[ho5]] = 2
+    return Split60(big, np.flatnonzero(side == 0), np.flatnonzero(side == 1), np.flatnonzero(side == 2),
+                   np.arange(*BLOCK_HELDOUT))
 
 
 def heldout_mask(labels: np.ndarray) -> np.ndarray:

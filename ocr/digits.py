@@ -20,6 +20,7 @@ CLASSES = "0123456789X"
 MLP_MODEL = Path(__file__).resolve().parent / "models" / "digits.npz"  # feature MLP (ocr.train_digits)
 CNN_MODEL = Path(__file__).resolve().parent / "models" / "digits_cnn.npz"  # small CNN (ocr.train_cnn)
 DEFAULT_MODEL = CNN_MODEL
+ONNX_MODEL = Path(__file__).resolve().parent / "models" / "reader_v2.onnx"  # v2 ensemble (ocr.train_ensemble)
 
 INK_THRESHOLD = 0.3  # darkness (0 paper .. 1 black) above which a pixel surely counts as ink
 MIN_INK_THRESHOLD = 0.17  # ink threshold floor for faint ink (adaptive between the two)
@@ -36,6 +37,7 @@ class CellResult:
     probs: tuple[float, ...] | None
     best: str
     confidence: float
+    votes: str = ""  # an ensemble's members' best characters, one each ('' for a single model)
 
 
 @dataclass(frozen=True)
@@ -560,32 +562,85 @@ class AveragedClassifier:
         return np.mean([m.predict_proba(cells28) for m in self.members], axis=0)
 
 
+class OnnxReader:
+    """The v2 reader: an ensemble of CNNs in one ONNX graph (`ocr.train_ensemble`), run by
+    onnxruntime on one thread (a worker per core), created once per process. Input cells are
+    28x28 ink-high uint8; the graph returns each member's temperature-scaled logits, and the
+    reading is the mean of the members' probabilities (members that disagree lower it)."""
+
+    def __init__(self, path: str | Path = ONNX_MODEL) -> None:
+        import json
+
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        meta = self.path.with_suffix(".json")
+        self.figures = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+        self.version = self.figures.get("version", self.path.stem)
+
+    def member_probs(self, cells28: np.ndarray) -> np.ndarray:
+        """(n, members, 11) probabilities, one row per member."""
+        x = np.asarray(cells28, dtype=np.float32).reshape(-1, 1, 28, 28) * np.float32(1 / 255)
+        if x.shape[0] == 0:
+            return np.zeros((0, 1, len(CLASSES)))
+        z = self.session.run(None, {"cells": x})[0].astype(np.float64)
+        z -= z.max(axis=2, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=2, keepdims=True)
+
+    def predict_proba(self, cells28: np.ndarray) -> np.ndarray:
+        """Probabilities (n, 11) over CLASSES: the members' mean."""
+        cells28 = np.asarray(cells28)
+        if cells28.size == 0:
+            return np.zeros((0, len(CLASSES)), dtype=np.float64)
+        return self.member_probs(cells28).mean(axis=1)
+
+
+Classifier = DigitClassifier | AveragedClassifier | OnnxReader
+
+
 @cache
-def default_classifier() -> AveragedClassifier:
-    """The shipped readers (CNN and feature MLP) averaged; loaded once per process."""
+def default_classifier() -> Classifier:
+    """The station's reader, loaded once per process: the v2 ensemble (`ONNX_MODEL`) when it is
+    shipped, else the v1 readers (CNN and feature MLP) averaged."""
+    if ONNX_MODEL.is_file():
+        return OnnxReader(ONNX_MODEL)
     return AveragedClassifier([DigitClassifier.load(CNN_MODEL), DigitClassifier.load(MLP_MODEL)])
 
 
-def read_cells(crops: list[np.ndarray], model: DigitClassifier | AveragedClassifier | None = None) -> list[CellResult]:
+def read_cells(crops: list[np.ndarray], model: Classifier | None = None) -> list[CellResult]:
     """Normalise and classify each crop (one comb cell each, grayscale uint8). Empty cells give
     CellResult(empty=True, probs=None, best='', confidence=0.0); others carry the calibrated
     probabilities over CLASSES, the most likely character and its probability."""
     return _classify([normalize_cell(c) for c in crops], model)
 
 
-def _classify(norm: list[np.ndarray | None], model: DigitClassifier | AveragedClassifier | None) -> list[CellResult]:
+def _classify(norm: list[np.ndarray | None], model: Classifier | None) -> list[CellResult]:
     model = model or default_classifier()
     filled = [i for i, im in enumerate(norm) if im is not None]
-    probs = model.predict_proba(np.stack([norm[i] for i in filled])) if filled else np.zeros((0, 11))
+    votes = [""] * len(filled)
+    if not filled:
+        probs = np.zeros((0, 11))
+    elif isinstance(model, OnnxReader):
+        members = model.member_probs(np.stack([norm[i] for i in filled]))
+        probs = members.mean(axis=1)
+        votes = ["".join(CLASSES[k] for k in row) for row in members.argmax(axis=2)]
+    else:
+        probs = model.predict_proba(np.stack([norm[i] for i in filled]))
     out = [CellResult(True, None, "", 0.0) for _ in norm]
     for row, i in enumerate(filled):
         p = tuple(float(v) for v in probs[row])
         k = int(np.argmax(probs[row]))
-        out[i] = CellResult(False, p, CLASSES[k], p[k])
+        out[i] = CellResult(False, p, CLASSES[k], p[k], votes[row])
     return out
 
 
 def read_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple[int, int],
-               model: DigitClassifier | AveragedClassifier | None = None) -> list[CellResult]:
+               model: Classifier | None = None) -> list[CellResult]:
     """`normalize_strip` + classification: one CellResult per cell of the comb (see `read_cells`)."""
     return _classify(normalize_strip(crop, bounds, rows), model)

@@ -141,6 +141,10 @@ class PageReader:
         d = decode.decode_comb(probs, z.cells, z.alphabet)
         conf = min(d.confidence, REWRITE_CONFIDENCE) if struck or noted else d.confidence
         detail = {"valid": d.valid, "doubt": doubt_marks(z, d.value, probs, struck, noted)}
+        split = members_disagree(d.value, results, struck)
+        if split:  # one of the ensemble's members reads a box otherwise: the others' certainty is not enough
+            conf = min(conf, DISAGREE_CONFIDENCE)
+            detail["disagree"] = split
         if struck or noted:
             detail["rewritten"] = sorted({*struck, *noted})
         return [FieldReading(z.name, d.value, round(conf, 4), box, suggestion=d.raw, detail=detail)]
@@ -206,6 +210,18 @@ class PageReader:
 
 
 PHONE_PAIR = ("phone", "guardian_phone")
+# a comb field where a member of the reader's ensemble reads a box otherwise than the decoded
+# value goes to a reviewer whatever the members' mean says
+DISAGREE_CONFIDENCE = 0.5
+
+
+def members_disagree(value: str, results: list, struck: dict) -> list[int]:
+    """The boxes (not struck out: their rewrite stands for them) where some member of the ensemble
+    votes for another character than the decoded `value` has there."""
+    if len(value) != len(results):
+        return []
+    return [i for i, r in enumerate(results)
+            if r.votes and i not in struck and any(v != value[i] for v in r.votes)]
 
 
 def copy_id_number(text: str) -> str:

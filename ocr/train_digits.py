@@ -24,6 +24,7 @@ from ocr.digitdata import (
     expected_calibration_error,
     heldout_mask,
     load_mnist,
+    split60,
     synth_x,
 )
 from ocr.digits import CLASSES, MLP_MODEL, DigitClassifier, features
@@ -31,6 +32,7 @@ from ocr.pagecells import load_page_cells
 
 VAL_PER_CLASS = 40
 X_TRAIN, X_VAL = 400, 40
+X_TRAIN_FULL = 5000  # synthesised X beside the 60k digits (about one class's share)
 COPIES, VAL_COPIES = 8, 3
 HIDDEN = (256,)
 X_LABEL = CLASSES.index("X")
@@ -46,19 +48,27 @@ class Split:
     val_y: np.ndarray
 
 
-def make_split(seed: int) -> Split:
-    """Non-held-out MNIST (last VAL_PER_CLASS per class -> validation) plus synthesised X."""
-    data = load_mnist()
-    usable = np.flatnonzero(~heldout_mask(data.labels))
-    val = np.zeros(usable.size, dtype=bool)
-    for c in range(10):
-        val[np.flatnonzero(data.labels[usable] == c)[-VAL_PER_CLASS:]] = True
-    xs = synth_x(np.random.default_rng([seed, 11]), X_TRAIN + X_VAL)
-    tr, va = usable[~val], usable[val]
+def make_split(seed: int, full: bool = True) -> Split:
+    """Training and validation glyphs plus synthesised X. `full` (the v2 reader): the 60k MNIST
+    training set split by `digitdata.split60` (the held-out blocks never appear); else the 5k
+    sample's non-held-out digits (last VAL_PER_CLASS per class -> validation), as the v1 reader."""
+    if full:
+        s60 = split60(VAL_PER_CLASS)
+        data, tr, va = s60.data, s60.train, s60.val
+        n_x = X_TRAIN_FULL
+    else:
+        data = load_mnist()
+        usable = np.flatnonzero(~heldout_mask(data.labels))
+        val = np.zeros(usable.size, dtype=bool)
+        for c in range(10):
+            val[np.flatnonzero(data.labels[usable] == c)[-VAL_PER_CLASS:]] = True
+        tr, va = usable[~val], usable[val]
+        n_x = X_TRAIN
+    xs = synth_x(np.random.default_rng([seed, 11]), n_x + X_VAL)
     return Split(
-        np.concatenate([data.images[tr], xs[:X_TRAIN]]),
-        np.concatenate([data.labels[tr], np.full(X_TRAIN, X_LABEL)]),
-        np.concatenate([data.images[va], xs[X_TRAIN:]]),
+        np.concatenate([data.images[tr], xs[:n_x]]),
+        np.concatenate([data.labels[tr], np.full(n_x, X_LABEL)]),
+        np.concatenate([data.images[va], xs[n_x:]]),
         np.concatenate([data.labels[va], np.full(X_VAL, X_LABEL)]),
     )
 

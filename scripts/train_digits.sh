@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Rebuild the two comb-digit models (ocr/models/digits_cnn.npz, ocr/models/digits.npz) from scratch:
-#  1. simulate two campaigns written by the readers' OWN writers (train pool, val pool; never the
-#     held-out block every measurement uses) and run them through the station, so that
+# Rebuild the v2 comb-digit reader (ocr/models/reader_v2.onnx + reader_v2.json) from scratch:
+#  1. simulate two campaigns written by the reader's OWN writers (train pool, val pool of the 60k
+#     MNIST split, ocr.digitdata.split60; never the held-out blocks every measurement uses) and
+#     run them through the station, so that
 #  2. ocr.pagecells can cut their comb cells as the station sees them, labelled by the truth;
-#  3. train the CNN and the feature MLP on augmented MNIST plus those page cells (PyTorch for the
-#     CNN only: installed here from the local wheel or the registry; the runtime never needs it).
-# About 40 min on 2 cores. Outputs under bench-out/ (ignored by git) except the two model files.
+#  3. train the ensemble's members on augmented MNIST 60k plus those page cells, two members side
+#     by side (one core each), then join them into one ONNX graph (ocr.train_ensemble).
+# PyTorch and onnx are installed for training only (the local torch wheel or the registry); the
+# runtime needs neither. About 90 min on 2 cores. Outputs under bench-out/ (ignored by git) except
+# the model files. The v1 models (digits_cnn.npz, digits.npz) are no longer rebuilt by this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,6 +16,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   wheel=$(ls /opt/wheels/torch-2.13.0+cpu-*.whl 2>/dev/null | head -1 || true)
   .venv/bin/pip install -q "${wheel:-torch==2.13.0}"
 fi
+.venv/bin/python -c "import onnx" 2>/dev/null || .venv/bin/pip install -q "onnx==1.23.2"
 export OMP_THREAD_LIMIT=1
 py=.venv/bin/python
 $py bench/campaign.py --forms 1500 --seed 101 --writers train --out bench-out/train-pages
@@ -21,6 +25,11 @@ $py -m ocr.pagecells bench-out/train-pages/sim-1500-101-typical-train/sim bench-
 $py bench/campaign.py --forms 300 --seed 102 --writers val --out bench-out/val-pages
 $py -m ocr.pagecells bench-out/val-pages/sim-300-102-typical-val/sim bench-out/val-pages/run-ws \
   --out bench-out/cells/val-300-102.npz
-pages=(--page-cells bench-out/cells/train-1500-101.npz --page-val bench-out/cells/val-300-102.npz)
-$py -m ocr.train_cnn "${pages[@]}"
-$py -m ocr.train_digits "${pages[@]}"
+cells=(--cache bench-out/cells/aug-60k-c2.npz --page-cells bench-out/cells/train-1500-101.npz
+       --page-val bench-out/cells/val-300-102.npz)
+$py -m ocr.train_ensemble "${cells[@]}" --members   # offline augmentation once (cached)
+$py -m ocr.train_ensemble "${cells[@]}" --threads 1 --members m0 > bench-out/train-m0.log 2>&1 &
+$py -m ocr.train_ensemble "${cells[@]}" --threads 1 --members m1 > bench-out/train-m1.log 2>&1
+wait
+$py -m ocr.train_ensemble "${cells[@]}" --threads 2 --members m2
+$py -m ocr.train_ensemble "${cells[@]}" --assemble

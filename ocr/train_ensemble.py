@@ -1,0 +1,231 @@
+"""Train the v2 comb-cell reader, an ensemble of CNNs: `python -m ocr.train_ensemble [options]`.
+
+Training-only dependencies: PyTorch (CPU) and `onnx` (for the export). The runtime never imports
+either: the members are exported into one ONNX graph (`ocr/models/reader_v2.onnx`, input
+`cells` (n, 1, 28, 28) float in [0, 1], output `logits` (n, members, 11), each member's logits
+already divided by its calibration temperature) run by onnxruntime (`ocr.digits.OnnxReader`),
+with its figures in `reader_v2.json` beside it.
+
+Data (`ocr.train_digits.make_split`): the 60k MNIST training set minus its held-out blocks
+(`digitdata.split60`) plus synthesised 'X', each glyph augmented `--copies` times offline through
+a simulated comb cell read back by the runtime `normalize_cell`, plus cells cut by `ocr.pagecells`
+from simulated campaigns of the training writers (`--page-cells`); every batch is augmented again
+on the fly (`ocr.train_cnn.online_augment`). Each member has its own architecture and seed; its
+temperature is fitted on the validation block (never trained on: augmented validation glyphs and
+the validation writers' page cells). Deterministic for given seeds and inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ocr.digits import CLASSES, ONNX_MODEL
+from ocr.train_cnn import online_augment, to_tensor
+from ocr.train_digits import augment_parallel, fit_temperature, make_split, page_cell_args, with_page_cells
+
+# member architectures: conv widths ('P' = 2x2 max pool), hidden width, seed
+# (each 4-6 M multiply-adds per cell: the three read a 40-cell page in ~25 ms on one core)
+MEMBERS = (
+    ("m0", (16, "P", 32, 32, "P", 64, "P"), 128, 1),
+    ("m1", (24, "P", 48, "P", 96, "P"), 160, 2),
+    ("m2", (20, "P", 40, 40, "P", 80, "P"), 128, 3),
+)
+COPIES, VAL_COPIES = 2, 2
+BATCH = 256
+SMOOTHING = 0.05
+
+
+class Member(nn.Module):
+    """conv3x3-BN-ReLU blocks with max pools as `spec` says, dropout, fc-ReLU, fc -> 11 logits."""
+
+    def __init__(self, spec: tuple, hidden: int, drop: float = 0.3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c, size = 1, 28
+        for item in spec:
+            if item == "P":
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+            else:
+                layers += [nn.Conv2d(c, int(item), 3, padding=1, bias=False), nn.BatchNorm2d(int(item)), nn.ReLU()]
+                c = int(item)
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(drop), nn.Linear(c * size * size, hidden), nn.ReLU(),
+                                  nn.Dropout(drop), nn.Linear(hidden, len(CLASSES)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class Ensemble(nn.Module):
+    """The members side by side, for export: (n, 1, 28, 28) -> (n, members, 11) logits / T."""
+
+    def __init__(self, members: list[Member], temperatures: list[float]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.register_buffer("inv_t", torch.tensor([1.0 / t for t in temperatures], dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = torch.stack([m(x) for m in self.members], dim=1)
+        return z * self.inv_t[None, :, None]
+
+
+def logits_of(net: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """Logits (float64 numpy) in eval mode, in chunks."""
+    net.eval()
+    with torch.no_grad():
+        out = torch.cat([net(x[i : i + 2048]) for i in range(0, len(x), 2048)])
+    return out.numpy().astype(np.float64)
+
+
+def train_member(spec: tuple, hidden: int, seed: int, epochs: float, xt: torch.Tensor, yt: torch.Tensor,
+                 xvt: torch.Tensor, yv: np.ndarray, lr: float = 3e-3) -> Member:
+    """One member, OneCycle AdamW over `epochs` (may be fractional) passes of the cells."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    net = Member(spec, hidden)
+    steps_per_epoch = math.ceil(len(xt) / BATCH)
+    steps = max(1, int(epochs * steps_per_epoch))
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
+    step, t0 = 0, time.time()
+    while step < steps:
+        net.train()
+        order = torch.randperm(len(xt), generator=g)
+        total, seen = 0.0, 0
+        for i in range(0, len(order), BATCH):
+            if step >= steps:
+                break
+            idx = order[i : i + BATCH]
+            loss = F.cross_entropy(net(online_augment(xt[idx], g)), yt[idx], label_smoothing=SMOOTHING)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            total += float(loss.detach()) * len(idx)
+            seen += len(idx)
+        acc = float((logits_of(net, xvt).argmax(axis=1) == yv).mean())
+        print(f"  step {step}/{steps} loss {total / max(seen, 1):.4f} val top1 {acc:.4f} "
+              f"({time.time() - t0:.0f}s)", flush=True)
+    return net.eval()
+
+
+def build_cells(seed: int, copies: int, workers: int, cache: Path | None) -> tuple[np.ndarray, ...]:
+    """Offline-augmented training cells (plus the clean glyphs) and validation cells."""
+    key = np.array([seed, copies, 60000])
+    if cache is not None and cache.exists():
+        with np.load(cache) as d:
+            if np.array_equal(d["key"], key):
+                return d["x"], d["y"], d["xv"], d["yv"]
+    split = make_split(seed)
+    x = np.concatenate([augment_parallel(split.train_x, seed, 1, copies, workers), split.train_x])
+    y = np.concatenate([np.repeat(split.train_y, copies), split.train_y])
+    xv = augment_parallel(split.val_x, seed, 2, VAL_COPIES, workers)
+    yv = np.repeat(split.val_y, VAL_COPIES)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, x=x, y=y, xv=xv, yv=yv, key=key)
+    return x, y, xv, yv
+
+
+def export_onnx(ens: Ensemble, path: Path) -> None:
+    """Write the ensemble as one ONNX graph with a dynamic batch axis."""
+    buf = io.BytesIO()
+    torch.onnx.export(ens.eval(), (torch.zeros(1, 1, 28, 28),), buf, dynamo=False, input_names=["cells"],
+                      output_names=["logits"], dynamic_axes={"cells": {0: "n"}, "logits": {0: "n"}},
+                      opset_version=17)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buf.getvalue())
+
+
+def _top1(probs: np.ndarray, y: np.ndarray) -> float:
+    return float((probs.argmax(axis=1) == y).mean()) if len(y) else float("nan")
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def load_cells(copies: int, workers: int, cache: Path | None, page_cells: list[Path],
+               page_val: list[Path]) -> tuple[np.ndarray, ...]:
+    x, y, xv, yv = build_cells(0, copies, workers, cache)
+    return with_page_cells(x, y, xv, yv, page_cells, page_val, time.time())
+
+
+def train_one(name: str, work: Path, epochs: float, cells: tuple[np.ndarray, ...], threads: int) -> None:
+    """Train member `name`, fit its temperature on the validation cells, save it under `work`."""
+    torch.set_num_threads(max(1, threads))
+    x, y, xv, yv, _, _ = cells
+    _, spec, hidden, seed = next(m for m in MEMBERS if m[0] == name)
+    print(f"member {name} {spec} hidden {hidden} seed {seed}: {len(x)} cells, {epochs} epochs", flush=True)
+    tm = time.time()
+    xt, yt, xvt = to_tensor(x), torch.from_numpy(y.astype(np.int64)), to_tensor(xv)
+    net = train_member(spec, hidden, seed, epochs, xt, yt, xvt, yv)
+    lv = logits_of(net, xvt)
+    t = fit_temperature(lv, yv)
+    fig = {"spec": list(map(str, spec)), "hidden": hidden, "seed": seed, "temperature": round(t, 4),
+           "val_top1": round(_top1(lv, yv), 5), "epochs": epochs, "minutes": round((time.time() - tm) / 60, 1)}
+    work.mkdir(parents=True, exist_ok=True)
+    torch.save({"state": net.state_dict(), "figures": fig}, work / f"{name}.pt")
+    print(f"  {name}: {json.dumps(fig)}", flush=True)
+
+
+def assemble(out: Path, work: Path, cells: tuple[np.ndarray, ...], copies: int) -> None:
+    """Join the trained members into one ONNX graph and write the figures beside it."""
+    x, y, xv, yv, pvx, pvy = cells
+    nets, temps, figures = [], [], {"members": {}}
+    for name, spec, hidden, _ in MEMBERS:
+        saved = torch.load(work / f"{name}.pt", weights_only=False)
+        net = Member(spec, hidden)
+        net.load_state_dict(saved["state"])
+        nets.append(net.eval())
+        temps.append(float(saved["figures"]["temperature"]))
+        figures["members"][name] = saved["figures"]
+    ens = Ensemble(nets, temps)
+    p = _softmax(logits_of(ens, to_tensor(xv))).mean(axis=1)
+    figures["val_top1"] = round(_top1(p, yv), 5)
+    if len(pvx):
+        figures["val_page_cells_top1"] = round(_top1(_softmax(logits_of(ens, to_tensor(pvx))).mean(axis=1), pvy), 5)
+    figures.update({"version": out.stem, "copies": copies, "train_cells": int(len(x)), "val_cells": int(len(xv)),
+                    "classes": CLASSES})
+    export_onnx(ens, out)
+    out.with_suffix(".json").write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(figures, indent=1))
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ONNX_MODEL)
+    ap.add_argument("--work", type=Path, default=Path("bench-out/members"), help="folder of the trained members")
+    ap.add_argument("--epochs", type=float, default=2.5, help="passes over the training cells per member")
+    ap.add_argument("--copies", type=int, default=COPIES, help="offline augmented copies per glyph")
+    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads per member")
+    ap.add_argument("--cache", type=Path, default=None, help="npz of the offline-augmented cells (written if missing)")
+    ap.add_argument("--members", nargs="*", default=None,
+                    help="train these members, then stop (none: only build the --cache); without "
+                         "--members all are trained and assembled")
+    ap.add_argument("--assemble", action="store_true", help="only join the members already trained in --work")
+    page_cell_args(ap)
+    args = ap.parse_args(argv)
+    cells = load_cells(args.copies, args.workers, args.cache, args.page_cells, args.page_val)
+    if not args.assemble:
+        for name in [m[0] for m in MEMBERS] if args.members is None else args.members:
+            train_one(name, args.work, args.epochs, cells, args.threads)
+    if args.assemble or args.members is None:
+        assemble(args.out, args.work, cells, args.copies)
