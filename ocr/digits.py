@@ -563,12 +563,13 @@ class AveragedClassifier:
 
 
 class OnnxReader:
-    """The v2 reader: an ensemble of CNNs in one ONNX graph (`ocr.train_ensemble`), run by
-    onnxruntime on one thread (a worker per core), created once per process. Input cells are
-    28x28 ink-high uint8; the graph returns each member's temperature-scaled logits, and the
+    """The v2 reader: an ensemble of CNNs (`ocr.train_ensemble`). Their feature extractors are one
+    ONNX graph run by onnxruntime on one thread (a worker per core), created once per process;
+    each member's output layer and calibration temperature are numpy arrays (`<model>_heads.npz`,
+    or `heads` given: a campaign's adapted heads). Input cells are 28x28 ink-high uint8; the
     reading is the mean of the members' probabilities (members that disagree lower it)."""
 
-    def __init__(self, path: str | Path = ONNX_MODEL) -> None:
+    def __init__(self, path: str | Path = ONNX_MODEL, heads: dict[str, np.ndarray] | None = None) -> None:
         import json
 
         import onnxruntime as ort
@@ -579,16 +580,28 @@ class OnnxReader:
         opts.log_severity_level = 3
         self.path = Path(path)
         self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        if heads is None:
+            with np.load(self.path.with_name(self.path.stem + "_heads.npz")) as d:
+                heads = {k: d[k] for k in d.files}
+        n = sum(1 for k in heads if k.startswith("W"))
+        self.heads = [(heads[f"W{k}"].astype(np.float32), heads[f"b{k}"].astype(np.float32),
+                       float(heads[f"T{k}"])) for k in range(n)]
         meta = self.path.with_suffix(".json")
         self.figures = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
-        self.version = self.figures.get("version", self.path.stem)
+        self.version = str(self.figures.get("version", self.path.stem))
+
+    def features(self, cells28: np.ndarray) -> list[np.ndarray]:
+        """Each member's last hidden layer, (n, H_k) float32."""
+        x = np.asarray(cells28, dtype=np.float32).reshape(-1, 1, 28, 28) * np.float32(1 / 255)
+        return self.session.run(None, {"cells": x})
 
     def member_probs(self, cells28: np.ndarray) -> np.ndarray:
-        """(n, members, 11) probabilities, one row per member."""
-        x = np.asarray(cells28, dtype=np.float32).reshape(-1, 1, 28, 28) * np.float32(1 / 255)
-        if x.shape[0] == 0:
-            return np.zeros((0, 1, len(CLASSES)))
-        z = self.session.run(None, {"cells": x})[0].astype(np.float64)
+        """(n, members, 11) calibrated probabilities, one row per member."""
+        cells28 = np.asarray(cells28)
+        if cells28.size == 0:
+            return np.zeros((0, len(self.heads), len(CLASSES)))
+        z = np.stack([(f @ w + b).astype(np.float64) / t
+                      for f, (w, b, t) in zip(self.features(cells28), self.heads, strict=True)], axis=1)
         z -= z.max(axis=2, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=2, keepdims=True)

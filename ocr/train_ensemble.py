@@ -1,10 +1,11 @@
 """Train the v2 comb-cell reader, an ensemble of CNNs: `python -m ocr.train_ensemble [options]`.
 
 Training-only dependencies: PyTorch (CPU) and `onnx` (for the export). The runtime never imports
-either: the members are exported into one ONNX graph (`ocr/models/reader_v2.onnx`, input
-`cells` (n, 1, 28, 28) float in [0, 1], output `logits` (n, members, 11), each member's logits
-already divided by its calibration temperature) run by onnxruntime (`ocr.digits.OnnxReader`),
-with its figures in `reader_v2.json` beside it.
+either: the members' feature extractors are exported into one ONNX graph
+(`ocr/models/reader_v2.onnx`: input `cells` (n, 1, 28, 28) float in [0, 1], outputs `features{k}`
+(n, H_k), each member's last hidden layer) run by onnxruntime (`ocr.digits.OnnxReader`); each
+member's output layer and calibration temperature are in `reader_v2_heads.npz` (applied in numpy,
+so a campaign can refit them without torch), the figures in `reader_v2.json`.
 
 Data (`ocr.train_digits.make_split`): the 60k MNIST training set minus its held-out blocks
 (`digitdata.split60`) plus synthesised 'X', each glyph augmented `--copies` times offline through
@@ -69,16 +70,29 @@ class Member(nn.Module):
 
 
 class Ensemble(nn.Module):
-    """The members side by side, for export: (n, 1, 28, 28) -> (n, members, 11) logits / T."""
+    """The members' feature extractors side by side, for export: (n, 1, 28, 28) -> one (n, H_k)
+    output per member, its last hidden layer (after ReLU). The members' output layers and
+    temperatures go to the heads file (`heads_of`), applied by the runtime in numpy: a campaign's
+    reader can then be adapted by refitting the heads alone (no torch at the station)."""
 
-    def __init__(self, members: list[Member], temperatures: list[float]) -> None:
+    def __init__(self, members: list[Member]) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
-        self.register_buffer("inv_t", torch.tensor([1.0 / t for t in temperatures], dtype=torch.float32))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = torch.stack([m(x) for m in self.members], dim=1)
-        return z * self.inv_t[None, :, None]
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(m.head[:-1](m.features(x)) for m in self.members)
+
+
+def heads_of(members: list[Member], temperatures: list[float]) -> dict[str, np.ndarray]:
+    """Each member's output layer as W{k} (H_k, 11), b{k} and its temperature T{k}."""
+    out: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for k, (m, t) in enumerate(zip(members, temperatures, strict=True)):
+            fc = m.head[-1]
+            out[f"W{k}"] = fc.weight.T.contiguous().numpy().astype(np.float32)
+            out[f"b{k}"] = fc.bias.numpy().astype(np.float32)
+            out[f"T{k}"] = np.float32(t)
+    return out
 
 
 def logits_of(net: nn.Module, x: torch.Tensor) -> np.ndarray:
@@ -141,10 +155,12 @@ def build_cells(seed: int, copies: int, workers: int, cache: Path | None) -> tup
 
 
 def export_onnx(ens: Ensemble, path: Path) -> None:
-    """Write the ensemble as one ONNX graph with a dynamic batch axis."""
+    """Write the members' feature extractors as one ONNX graph (input `cells`, outputs
+    `features{k}`) with a dynamic batch axis."""
+    names = [f"features{k}" for k in range(len(ens.members))]
     buf = io.BytesIO()
     torch.onnx.export(ens.eval(), (torch.zeros(1, 1, 28, 28),), buf, dynamo=False, input_names=["cells"],
-                      output_names=["logits"], dynamic_axes={"cells": {0: "n"}, "logits": {0: "n"}},
+                      output_names=names, dynamic_axes={"cells": {0: "n"}, **{n: {0: "n"} for n in names}},
                       opset_version=17)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buf.getvalue())
@@ -195,14 +211,19 @@ def assemble(out: Path, work: Path, cells: tuple[np.ndarray, ...], copies: int) 
         nets.append(net.eval())
         temps.append(float(saved["figures"]["temperature"]))
         figures["members"][name] = saved["figures"]
-    ens = Ensemble(nets, temps)
-    p = _softmax(logits_of(ens, to_tensor(xv))).mean(axis=1)
+    ens = Ensemble(nets)
+    heads = heads_of(nets, temps)
+    export_onnx(ens, out)
+    np.savez(out.with_name(out.stem + "_heads.npz"), **heads)
+    from ocr.digits import OnnxReader
+
+    reader = OnnxReader(out)
+    p = reader.predict_proba(xv)
     figures["val_top1"] = round(_top1(p, yv), 5)
     if len(pvx):
-        figures["val_page_cells_top1"] = round(_top1(_softmax(logits_of(ens, to_tensor(pvx))).mean(axis=1), pvy), 5)
+        figures["val_page_cells_top1"] = round(_top1(reader.predict_proba(pvx), pvy), 5)
     figures.update({"version": out.stem, "copies": copies, "train_cells": int(len(x)), "val_cells": int(len(xv)),
                     "classes": CLASSES})
-    export_onnx(ens, out)
     out.with_suffix(".json").write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(figures, indent=1))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
