@@ -64,9 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="comma-separated output formats to cycle through: pdf,tiff_g4,tiff_jpeg,jpeg_dir")
     sp.add_argument("--campaign-date", type=_date, default=demo.CAMPAIGN,
                     help=f"date ages are computed at (default {demo.CAMPAIGN.isoformat()})")
-    sp.add_argument("--writers", choices=("heldout", "train", "val", "other"), default="heldout",
+    sp.add_argument("--writers", choices=("heldout", "train", "val", "other", "calib"), default="heldout",
                     help="whose digits: heldout (default; never trained on, for measuring), the digit "
-                         "reader's train / val writers (to make page-style training cells) or other "
-                         "(scikit-learn's load_digits: writers unlike any the reader learned from)")
+                         "reader's train / val writers (to make page-style training cells), other "
+                         "(scikit-learn's load_digits: writers unlike any the reader learned from) or "
+                         "calib (MNIST 60k's held-out block: for picking confidence thresholds)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sp.set_defaults(func=cmd_simulate)
