@@ -21,6 +21,7 @@ from typing import Protocol
 from sqlalchemy import select
 
 from forms.layout import Layout
+from formstation.safefs import fitting, free_target, make_private_dir, shown
 from formstation.store import Store, forms, now, pages, persons, scan_files
 from ocr import persist, pipeline
 from ocr.identify import match_id
@@ -29,6 +30,7 @@ from ocr.types import PageResult, RawPage
 from ocr.worker import Engines, init_worker, process_page, run_page, run_page_lazy
 
 log = logging.getLogger("formstation.ingest")
+REASON_SUFFIX = ".reason.txt"
 
 
 class Progress(Protocol):
@@ -134,14 +136,17 @@ def _error_result(raw: RawPage) -> PageResult:
 
 
 def quarantine_file(store: Store, path: Path, reason: str, dest: Path | None = None, move: bool = False) -> Path:
-    """Keep a damaged file with its reason beside it: `<dest>/<name>` + `<name>.reason.txt`."""
-    dest = dest or store.workspace / "quarantine"
-    dest.mkdir(parents=True, exist_ok=True)
-    target = dest / path.name
-    if target.exists() and target.resolve() != path.resolve():
-        target = dest / f"{path.stem}.{now().replace(':', '')}{path.suffix}"
-    (shutil.move if move else shutil.copy2)(str(path), str(target))
-    target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+    """Keep a damaged file with its reason beside it: `<dest>/<name>` + `<name>.reason.txt`. An
+    earlier file of that name is never overwritten; a name too long for its reason file is
+    shortened (the reason file then names the original)."""
+    dest = make_private_dir(dest or store.workspace / "quarantine")
+    target = path if path.parent.resolve() == dest.resolve() else None  # ingested from quarantine again
+    if target is None:
+        target = free_target(dest, path.name, now().replace(":", ""))
+        (shutil.move if move else shutil.copy2)(str(path), str(target))
+    why = target.with_name(fitting(target.name, REASON_SUFFIX) + REASON_SUFFIX)
+    note = reason if why.name == path.name + REASON_SUFFIX else f"{reason}\nfile: {shown(target.name)}"
+    why.write_text(note + "\n", encoding="utf-8")
     return target
 
 
@@ -187,7 +192,7 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
     sha = sha256_file(path)
     if _already_done(store, sha):
         summary.already_ingested += 1
-        log.info("%s: already ingested (same content), skipped", path.name)
+        log.info("%s: already ingested (same content), skipped", shown(path.name))
         return
     summary.files += 1
     done = _file_pages_done(store, sha)
@@ -217,7 +222,7 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
     persist.finish_file(store, sha, path, len(done) + n, reason, fault)
     if reason:
         summary.quarantined += 1
-        summary.quarantine.append((path.name, reason))
+        summary.quarantine.append((shown(path.name), reason))
         on_quarantine(path, reason)
 
 

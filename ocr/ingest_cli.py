@@ -12,6 +12,8 @@ from pathlib import Path
 from forms.layout import load_layout
 from formstation.commands import open_store
 from formstation.errors import ExitCode
+from formstation.safefs import free_target
+from formstation.store import now
 from ocr.ingest import Summary, ingest_paths, quarantine_file
 from ocr.pages import SCAN_SUFFIXES
 
@@ -101,8 +103,8 @@ def watch(store, layout, folder: Path, workers: int | None, settle: float, once:
 
             s = ingest_paths(store, layout, [p], workers=workers, on_quarantine=to_quarantine,
                              read_fields=read_fields)
-            if not quarantined and p.exists():
-                shutil.move(str(p), str(done_dir / p.name))
+            if not quarantined and p.exists():  # never over an earlier file of the same name
+                shutil.move(str(p), str(free_target(done_dir, p.name, now().replace(":", ""))))
             print_summary(s)
             seen.pop(p, None)
             handled += 1

@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
+from formstation.safefs import shown
 from formstation.store import (
     ACK_FIELD,
     Store,
@@ -128,7 +129,7 @@ def finish_file(store: Store, sha: str, path: Path, n_pages: int, reason: str, s
 
     def write(conn: Connection) -> None:
         conn.execute(scan_files.delete().where(scan_files.c.sha256 == sha))
-        conn.execute(scan_files.insert().values(sha256=sha, name=path.name, size=path.stat().st_size,
+        conn.execute(scan_files.insert().values(sha256=sha, name=shown(path.name), size=path.stat().st_size,
                                                 received_at=now(), status=status, pages=n_pages,
                                                 reason=reason or None))
     store.run(write)
