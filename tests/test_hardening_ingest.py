@@ -38,3 +38,15 @@ def test_any_file_name_is_stored_escaped_and_reason_files_fit(printed, tmp_path)
     assert long_name in reason_file.read_text()  # the file it belongs to, named in full
     names = _names(store)
     assert names == {"\\xff\\xfe-scan.pdf": "done", long_name: "quarantined", "zz-good.pdf": "done"}
+
+
+def test_hot_folder_never_overwrites_an_earlier_file_of_the_same_name(printed, tmp_path):
+    store, layout, pdfs = printed
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    for pdf in pdfs:  # two batches, both saved by the scanner as scan.pdf, one after the other
+        (hot / "scan.pdf").write_bytes(pdf.read_bytes())
+        watch(store, layout, hot, workers=1, settle=0, once=True, poll=0, read_fields=False)
+    kept = sorted(p.read_bytes() for p in (hot / "done").iterdir())
+    assert kept == sorted(p.read_bytes() for p in pdfs)
+    assert (hot / "done" / "scan.pdf").read_bytes() == pdfs[0].read_bytes()  # the first keeps its name
