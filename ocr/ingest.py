@@ -14,6 +14,7 @@ import shutil
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -66,18 +67,30 @@ class Summary:
 
 
 class _Runner:
-    """Runs pages inline (workers=1) or in a process pool, with a bounded number in flight."""
+    """Runs pages inline (workers=1) or in a process pool, with a bounded number in flight.
+
+    A worker that dies (killed, out of memory) breaks the pool: a new pool takes over and the pages
+    that were in flight are tried again one by one, so the page that kills a worker again is known
+    for sure; it becomes a 'failed' result (its file is quarantined with the reason), the batch goes on.
+    """
 
     def __init__(self, layout: Layout, workspace: Path, workers: int, read_fields: bool) -> None:
         self.pool = None
+        self.workers, self.initargs = workers, (layout.key, str(workspace), read_fields, os.getpid())
         self.inflight = max(2, workers * 3)
         if workers > 1:
-            # spawn, not fork: forking a process whose OpenCV/ONNX thread pools already run can deadlock
-            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=init_worker,
-                                            initargs=(layout.key, str(workspace), read_fields))
+            self.pool = self._new_pool()
         else:
             self.engines = Engines(layout, workspace, read_fields)
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn, not fork: forking a process whose OpenCV/ONNX thread pools already run can deadlock
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=init_worker, initargs=self.initargs)
+
+    def _restart(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new_pool()
 
     def map(self, raws: Iterable[RawPage]) -> Iterable[PageResult]:
         """Results in page order; at most `inflight` pages decoded and waiting at once."""
@@ -85,15 +98,46 @@ class _Runner:
             for raw in raws:
                 yield _error_result(raw) if raw.error else process_page(self.engines, raw)
             return
-        q: deque[Future | PageResult] = deque()
+        q: deque[tuple[RawPage, Future | PageResult]] = deque()
         for raw in raws:
-            q.append(_error_result(raw) if raw.error else self.pool.submit(run_page, raw))
+            q.append((raw, _error_result(raw) if raw.error else self.pool.submit(run_page, raw)))
             while len(q) >= self.inflight:
-                f = q.popleft()
-                yield f if isinstance(f, PageResult) else f.result()
+                yield from self._next(q)
         while q:
-            f = q.popleft()
-            yield f if isinstance(f, PageResult) else f.result()
+            yield from self._next(q)
+
+    def _next(self, q: deque) -> Iterable[PageResult]:
+        raw, f = q.popleft()
+        if isinstance(f, PageResult):
+            yield f
+            return
+        try:
+            yield f.result()
+            return
+        except BrokenProcessPool:
+            pending = [(raw, f), *q]
+            q.clear()
+        log.warning("a worker process died; a new one takes over, %d page(s) in flight are tried again",
+                    len(pending))
+        self._restart()
+        for raw, f in pending:
+            if isinstance(f, PageResult):
+                yield f
+            elif f.done() and not f.cancelled() and f.exception() is None:
+                yield f.result()
+            else:
+                yield self._alone(raw)
+
+    def _alone(self, raw: RawPage) -> PageResult:
+        """One page in the pool on its own: a second death is this page's doing."""
+        try:
+            return self.pool.submit(run_page, raw).result()
+        except BrokenProcessPool:
+            self._restart()
+            log.error("page %d of %s: the worker died on it twice", raw.page_index + 1, raw.file_sha256[:16])
+            return PageResult(raw.file_sha256, raw.page_index, "failed", note=(
+                f"page {raw.page_index + 1}: the worker process died on this page twice (killed or out of "
+                "memory); the file is kept in quarantine: please report it, then ingest it again"))
 
     def close(self) -> None:
         if self.pool is not None:

@@ -8,6 +8,8 @@ file is quarantined with the error as its reason, the batch goes on).
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -43,8 +45,24 @@ class Engines:
 _ENGINES: Engines | None = None
 
 
-def init_worker(layout_key: str, workspace: str, read_fields: bool = True) -> None:
+def exit_with_parent(parent: int, poll_s: float = 0.5) -> None:
+    """End this worker process as soon as the process `parent` that started it is gone (a `kill -9`
+    of `formstation ingest` must not leave workers behind, reading children's forms for nobody).
+    The pid comes from the parent: it may be gone before this worker has finished starting."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def init_worker(layout_key: str, workspace: str, read_fields: bool = True, parent: int | None = None) -> None:
+    """Build the engines of this process; `parent`: the pid of the pool's process, to exit with it."""
     global _ENGINES
+    if parent is not None:
+        exit_with_parent(parent)
     # one thread per worker process: the pool (or the Dask cluster) supplies the parallelism, and
     # BLAS or ONNX Runtime threads in every worker would fight over the same cores
     cv2.setNumThreads(1)
@@ -64,7 +82,7 @@ def run_page_lazy(raw: RawPage, layout_key: str, workspace: str, read_fields: bo
     """Entry point on a Dask worker: engines are built on first use in that process, then reused."""
     e = _ENGINES
     if e is None or e.layout.key != layout_key or str(e.workspace) != workspace or (e.reader is None) == read_fields:
-        init_worker(layout_key, workspace, read_fields)
+        init_worker(layout_key, workspace, read_fields)  # Dask manages its workers' lives
     return run_page(raw)
 
 

@@ -4,10 +4,13 @@ absurd pages, concurrent stations, a warm pool. Scans are the project's own prin
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from formstation.store import scan_files
+from ocr.ingest import ingest_paths
 from ocr.ingest_cli import watch
 
 
@@ -50,3 +53,99 @@ def test_hot_folder_never_overwrites_an_earlier_file_of_the_same_name(printed, t
     kept = sorted(p.read_bytes() for p in (hot / "done").iterdir())
     assert kept == sorted(p.read_bytes() for p in pdfs)
     assert (hot / "done" / "scan.pdf").read_bytes() == pdfs[0].read_bytes()  # the first keeps its name
+
+
+# ------------------------------------------------------------------ workers that die
+
+def _dying_worker(raw):
+    """Runs in a pool worker (spawned: found by module name): kills its own process on the page
+    named by FS_TEST_KILL_PAGE, every time, or only once when FS_TEST_KILL_ONCE names a marker file."""
+    import signal
+
+    from ocr.worker import run_page
+
+    if raw.page_index == int(os.environ["FS_TEST_KILL_PAGE"]):
+        once = os.environ.get("FS_TEST_KILL_ONCE")
+        if not once or not os.path.exists(once):
+            if once:
+                open(once, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer does
+    return run_page(raw)
+
+
+def _sqlite_only(store):
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("worker processes do not depend on the store's backend")
+
+
+def test_a_page_that_kills_its_worker_quarantines_its_file_and_the_batch_goes_on(printed, monkeypatch):
+    import ocr.ingest
+
+    store, layout, pdfs = printed
+    _sqlite_only(store)
+    monkeypatch.setenv("FS_TEST_KILL_PAGE", "1")
+    monkeypatch.setattr(ocr.ingest, "run_page", _dying_worker)
+    s = ingest_paths(store, layout, pdfs, workers=2, read_fields=False)
+    assert s.forms == 4  # page 2 of each file killed its worker twice; the other pages are in
+    assert s.quarantined == 2 and all("died on this page twice" in r for _n, r in s.quarantine)
+    assert set(_names(store).values()) == {"failed"}  # ingesting them again retries those pages
+
+
+def test_a_worker_killed_once_loses_no_page(printed, monkeypatch, tmp_path):
+    import ocr.ingest
+
+    store, layout, pdfs = printed
+    _sqlite_only(store)
+    monkeypatch.setenv("FS_TEST_KILL_PAGE", "2")
+    monkeypatch.setenv("FS_TEST_KILL_ONCE", str(tmp_path / "killed"))
+    monkeypatch.setattr(ocr.ingest, "run_page", _dying_worker)
+    s = ingest_paths(store, layout, pdfs, workers=2, read_fields=False)
+    assert (tmp_path / "killed").exists()
+    assert (s.forms, s.quarantined) == (6, 0)
+
+
+def _descendants(pid: int) -> set[int]:
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        out |= {int(k) for k in kids}
+        todo += [int(k) for k in kids]
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_exit_with_a_killed_main_process(printed):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    store, layout, pdfs = printed
+    _sqlite_only(store)
+    main = subprocess.Popen([sys.executable, "-m", "formstation.cli", "ingest", "--quiet", "--workers", "2",
+                             *map(str, pdfs)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, kids = time.monotonic() + 60, set()
+    while time.monotonic() < deadline and len(kids) < 2:
+        time.sleep(0.2)
+        kids = _descendants(main.pid)
+    assert len(kids) >= 2, "the pool's workers never started"
+    kids = _descendants(main.pid)
+    main.send_signal(signal.SIGKILL)
+    main.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(k) for k in kids):
+        time.sleep(0.2)
+    left = [k for k in kids if _alive(k)]
+    for k in left:
+        os.kill(k, signal.SIGKILL)
+    assert not left, f"{len(left)} worker process(es) outlived the killed ingest"
