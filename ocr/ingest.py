@@ -26,7 +26,7 @@ from formstation.safefs import fitting, free_target, make_private_dir, shown
 from formstation.store import Store, forms, now, pages, persons, scan_files
 from ocr import persist, pipeline
 from ocr.identify import match_id
-from ocr.pages import UnreadableFile, expand_inputs, iter_pages, page_count, sha256_file
+from ocr.pages import UnreadableFile, iter_pages, page_count, sha256_file, split_inputs
 from ocr.types import PageResult, RawPage
 from ocr.worker import Engines, init_worker, process_page, run_page, run_page_lazy
 
@@ -56,8 +56,10 @@ class Summary:
     unidentified: int = 0
     duplicates: int = 0
     not_in_roster: int = 0
-    quarantined: int = 0
+    quarantined: int = 0  # files quarantined: damaged, or failed (below)
+    failed: int = 0  # of those, files on which the station itself failed (ingesting them again retries)
     quarantine: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files in the folders given that are no scans
     touched_forms: set[str] = field(default_factory=set)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -266,6 +268,7 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
     persist.finish_file(store, sha, path, len(done) + n, reason, fault)
     if reason:
         summary.quarantined += 1
+        summary.failed += int(fault)
         summary.quarantine.append((shown(path.name), reason))
         on_quarantine(path, reason)
 
@@ -276,14 +279,14 @@ def ingest_paths(store: Store, layout: Layout, paths: list[Path], workers: int |
                  scheduler: str | None = None) -> Summary:
     """Ingest files/folders; returns the summary. Forms touched are decided afterwards."""
     progress = progress or NoProgress()
-    files = expand_inputs(paths)
+    files, skipped = split_inputs(paths)
     for p in files:
         if not p.exists():
             from formstation.errors import StationError
 
             raise StationError(f"{p}: no such file or folder")
     workers = workers or os.cpu_count() or 1
-    summary = Summary()
+    summary = Summary(skipped=[shown(str(p)) for p in skipped])
     progress.start(sum(page_count(p) for p in files))
     runner = (_DaskRunner(layout, store.workspace, scheduler, read_fields) if scheduler
               else _Runner(layout, store.workspace, workers, read_fields))

@@ -51,12 +51,21 @@ class TerminalProgress:
             self.stream.write("\n")
 
 
-def print_summary(s: Summary, stream=sys.stdout) -> None:
+def print_summary(s: Summary, stream=None) -> None:
+    stream = stream or sys.stdout
     print(f"files: {s.files} new, {s.already_ingested} already ingested | pages: {s.pages} | forms: {s.forms} | "
           f"blank backs: {s.blank_backs} | unidentified: {s.unidentified} | duplicates: {s.duplicates} | "
-          f"not in roster: {s.not_in_roster} | quarantined: {s.quarantined}", file=stream)
+          f"not in roster: {s.not_in_roster} | quarantined: {s.quarantined} ({s.failed} failed) | "
+          f"skipped: {len(s.skipped)}", file=stream)
     for name, reason in s.quarantine:
         print(f"quarantined {name}: {reason}", file=stream)
+    for name in s.skipped:
+        print(f"skipped {name}: not a scan file (PDF, TIFF, JPEG or PNG); convert it to ingest it", file=stream)
+
+
+def exit_code(s: Summary) -> ExitCode:
+    """OK when every file went in; QUARANTINED when some were quarantined or failed (listed)."""
+    return ExitCode.QUARANTINED if s.quarantined else ExitCode.OK
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -66,7 +75,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     s = ingest_paths(store, layout, [Path(p) for p in args.paths], workers=args.workers, progress=progress,
                      scheduler=args.scheduler)
     print_summary(s)
-    return ExitCode.OK
+    return exit_code(s)
 
 
 def _ready(path: Path, seen: dict[Path, tuple[tuple[int, float], float]], settle: float) -> bool:

@@ -37,13 +37,24 @@ def sha256_file(path: Path) -> str:
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
     """Files as given, folders expanded (sorted) to the scan files inside them."""
-    out = []
+    return split_inputs(paths)[0]
+
+
+def split_inputs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(files to ingest, files skipped): files as given, folders expanded (sorted) to the scan files
+    inside them; the other files found in folders are skipped, and listed so the clerk hears of them
+    (hidden files and quarantine reason files are not listed)."""
+    out, skipped = [], []
     for p in paths:
-        if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in SCAN_SUFFIXES))
-        else:
+        if not p.is_dir():
             out.append(p)
-    return out
+            continue
+        for q in sorted(q for q in p.rglob("*") if q.is_file()):
+            if q.suffix.lower() in SCAN_SUFFIXES:
+                out.append(q)
+            elif not q.name.startswith(".") and not q.name.endswith(".reason.txt"):
+                skipped.append(q)
+    return out, skipped
 
 
 def page_count(path: Path) -> int:

@@ -149,3 +149,24 @@ def test_workers_exit_with_a_killed_main_process(printed):
     for k in left:
         os.kill(k, signal.SIGKILL)
     assert not left, f"{len(left)} worker process(es) outlived the killed ingest"
+
+
+def test_ingest_exit_code_and_summary_say_what_was_quarantined_and_skipped(printed, tmp_path, capsys):
+    from PIL import Image
+
+    from formstation.cli import main
+    from formstation.errors import ExitCode
+
+    store, layout, pdfs = printed
+    _sqlite_only(store)
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "a-torn.pdf").write_bytes(b"%PDF-1.7 torn")
+    (batch / "b-good.pdf").write_bytes(pdfs[0].read_bytes())
+    Image.new("L", (600, 850), 255).save(batch / "c-scan.bmp")
+    (batch / "d-phone.jfif").write_bytes(b"\xff\xd8\xff\xe0 not read")
+    assert main(["ingest", "--quiet", "--workers", "1", str(batch)]) == ExitCode.QUARANTINED == 6
+    out = capsys.readouterr().out
+    assert "quarantined: 1 (0 failed)" in out and "skipped: 2" in out
+    assert f"skipped {batch / 'c-scan.bmp'}" in out and f"skipped {batch / 'd-phone.jfif'}" in out
+    assert main(["ingest", "--quiet", "--workers", "1", str(pdfs[1])]) == ExitCode.OK
