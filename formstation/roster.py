@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from formstation import idnumber
 from formstation.errors import StationError
+from formstation.safefs import FORMULA_START
 from formstation.store import Store, now, persons, roster_imports
 
 # header -> column in `persons`
@@ -25,6 +26,7 @@ HEADERS = {
 }
 OPTIONAL = {"照片": "photo_path"}
 REQUIRED_NONEMPTY = ("school", "class_name", "name", "id_number")
+TEXT_COLUMNS = ("school", "class_name", "name", "student_no", "bank")  # exported as text: no formulas
 ROW_COLUMNS = ("school", "class_name", "name", "gender", "id_number", "student_no", "bank", "photo_path")
 
 
@@ -114,6 +116,10 @@ def _check_row(vals: dict[str, str], seen: dict[str, int]) -> str | None:
         return f"身份证号码 {idnumber.mask(vals['id_number'])}: {why}"
     if vals["id_number"] in seen:
         return f"身份证号码 {idnumber.mask(vals['id_number'])} duplicates row {seen[vals['id_number']]}"
+    for col in TEXT_COLUMNS:
+        if vals.get(col, "").startswith(FORMULA_START):
+            header = next(h for h, c in HEADERS.items() if c == col)
+            return f"{header} starts with {vals[col][0]!r}, as a spreadsheet formula does; correct the cell"
     if vals.get("gender") not in ("", "男", "女"):
         return f"性别 must be 男 or 女, not {vals['gender']!r}"
     return None

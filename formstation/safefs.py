@@ -15,6 +15,9 @@ from pathlib import Path
 NAME_MAX = 255  # bytes per path component on Linux file systems
 PRIVATE_UMASK = 0o077
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# a cell starting with one of these may be run as a formula by a spreadsheet (OWASP, CSV injection):
+# the roster refuses such cells, every CSV the station writes neutralises them (output.writers)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def shown(name: str) -> str:

@@ -21,6 +21,8 @@ from typing import Protocol
 
 import pyzipper
 
+from formstation.safefs import FORMULA_START
+
 # every timestamp inside generated files (xlsx properties, zip entries) is this fixed value
 FIXED_DATETIME = datetime(2000, 1, 1, 0, 0, 0)
 ZIP_DATE_TIME = (2000, 1, 1, 0, 0, 0)
@@ -31,12 +33,20 @@ _FIXED_W3C = FIXED_DATETIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
 
 # ------------------------------------------------------------------ formats
 
+def csv_cell(value) -> str:
+    """A cell as text that no spreadsheet runs as a formula: one starting like a formula gets a
+    leading apostrophe (OWASP's rule against CSV injection; `=HYPERLINK(...)` stays visible text)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
-    """UTF-8 with BOM and CRLF line ends: Excel opens it with the Chinese text intact."""
+    """UTF-8 with BOM and CRLF line ends: Excel opens it with the Chinese text intact. Every cell
+    goes through `csv_cell`."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(header)
-    w.writerows(rows)
+    w.writerow([csv_cell(v) for v in header])
+    w.writerows([csv_cell(v) for v in r] for r in rows)
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
