@@ -60,3 +60,45 @@ def test_every_csv_the_export_writes_neutralises_formulas(printed, tmp_path):
                 assert not cell.startswith(("=", "+", "-", "@")), (name, cell)
             seen += ("'" + FORMULA) in row
     assert seen == 3  # the text is kept, visibly, as text
+
+
+def test_encrypted_bundle_names_nobody_without_the_passphrase(printed, tmp_path):
+    """Zip entry names are not encrypted: the bytes of the zip must not hold any child's ID or name."""
+    import zipfile
+
+    import pyzipper
+
+    store, _layout, _pdfs = printed
+    with store.tx() as conn:
+        people = list(conn.execute(select(persons.c.id_number, persons.c.name)))
+        conn.execute(forms.update().values(status="accepted"))
+    out = tmp_path / "enc"
+    export(store, out, passphrase=b"correct horse battery staple")
+    zips = sorted(out.glob("*.zip"))
+    assert zips
+    for z in zips:
+        data = z.read_bytes()
+        for id_number, name in people:
+            assert id_number.encode() not in data and name.encode() not in data
+        with zipfile.ZipFile(z) as zf:
+            assert zf.namelist() == ["export.zip"]
+        with pyzipper.AESZipFile(z) as zf:
+            zf.setpassword(b"correct horse battery staple")
+            with zipfile.ZipFile(io.BytesIO(zf.read("export.zip"))) as inner:
+                names = inner.namelist()
+    assert "card_data.csv" in names and "manifest.json" in names
+
+
+def test_short_passphrase_refused(printed, tmp_path, capsys):
+    import pytest
+
+    from formstation.cli import main
+    from formstation.errors import ExitCode, StationError
+
+    store, _layout, _pdfs = printed
+    pw = tmp_path / "pw.txt"
+    pw.write_text("eleven-char\n", encoding="utf-8")
+    assert main(["export", "--out", str(tmp_path / "e"), "--encrypt-to", str(pw)]) == ExitCode.INPUT
+    assert "at least 12" in capsys.readouterr().err and not (tmp_path / "e").exists()
+    with pytest.raises(StationError):  # the review station's downloads pass the passphrase itself
+        export(store, tmp_path / "e", passphrase=b"short")
