@@ -66,9 +66,15 @@ def private_umask() -> None:
 def make_private_dir(path: Path) -> Path:
     """Create `path` (and parents) as 700; an existing folder of ours is narrowed to 700."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    narrow(path, 0o700)
+    return path
+
+
+def narrow(path: Path, mode: int = 0o600) -> None:
+    """An existing file or folder of ours made owner-only (made before files were created 600)."""
     try:
-        if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
-            path.chmod(0o700)
+        st = path.stat()
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            path.chmod(mode)
     except OSError:
         pass
-    return path

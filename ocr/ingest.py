@@ -24,7 +24,7 @@ from sqlalchemy import select
 from forms.layout import Layout
 from formstation.safefs import fitting, free_target, make_private_dir, shown
 from formstation.store import Store, forms, now, pages, persons, scan_files
-from ocr import persist, pipeline
+from ocr import persist
 from ocr.identify import match_id
 from ocr.pages import UnreadableFile, iter_pages, page_count, sha256_file, split_inputs
 from ocr.types import PageResult, RawPage
@@ -253,8 +253,6 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
                 errors.append(res.note)
                 fault |= res.kind == "failed"
             else:
-                if res.kind == "unidentified" and res.readings and res.image_path:
-                    pipeline.save_readings(store.workspace, res.image_path, res.readings)  # for a match
                 kind, dup = store.run(lambda conn, res=res: persist.store_page(conn, res))
                 _count(summary, kind, dup)
                 if res.form_id and kind == "form":

@@ -88,6 +88,14 @@ def _acknowledge(conn: Connection, form_id: str, code: str) -> None:
                                                 "updated_at": now()})
 
 
+def readings_json(readings) -> str:
+    """An unidentified page's readings as the store keeps them (pages.readings; what each needs)."""
+    return json.dumps([{"name": r.name, "value": r.value, "confidence": r.confidence, "box": list(r.box),
+                        "source": r.source, "suggestion": r.suggestion,
+                        "detail": {k: r.detail[k] for k in ("crop", "doubt") if k in r.detail}} for r in readings],
+                      ensure_ascii=False, default=float)
+
+
 def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:
     """Insert the page (and its field readings); returns (kind as stored, is a duplicate scan). The
     colour rescan of a form waiting for one replaces its readings and is no duplicate."""
@@ -109,7 +117,8 @@ def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:
         file_sha256=res.file_sha256, page_index=res.page_index,
         form_id=res.form_id if kind in ("form", "not_in_roster") else None, kind=kind,
         rotation=res.rotation, residual_mm=res.residual_mm, identified_by=res.identified_by,
-        image_path=res.image_path, created_at=now()))
+        image_path=res.image_path, created_at=now(),
+        readings=readings_json(res.readings) if kind == "unidentified" and res.readings else None))
     if kind == "form":
         reopen_if_rejected_by_a_reviewer(conn, res.form_id)
         upsert_fields(conn, res.form_id, res)

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from forms.layout import Layout, load_layout
+from formstation.safefs import private_umask
 from ocr.align import ALIGN_DPI, MarkFinder, align, warp
 from ocr.identify import PrintedIdReader, barcode_anywhere, barcode_in_region, is_blank
 from ocr.pages import decode_page
@@ -61,6 +62,7 @@ def exit_with_parent(parent: int, poll_s: float = 0.5) -> None:
 def init_worker(layout_key: str, workspace: str, read_fields: bool = True, parent: int | None = None) -> None:
     """Build the engines of this process; `parent`: the pid of the pool's process, to exit with it."""
     global _ENGINES
+    private_umask()  # page images and crops are children's data (a Dask worker starts on its own)
     if parent is not None:
         exit_with_parent(parent)
     # one thread per worker process: the pool (or the Dask cluster) supplies the parallelism, and

@@ -10,6 +10,7 @@ encrypted): no plaintext file is created.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -210,6 +211,31 @@ def _check_target(out: Path) -> None:
                            "choose a new or empty folder (an export replaces the whole folder)")
 
 
+def remove_leftovers(out: Path) -> list[Path]:
+    """Remove what an export to `out` killed midway left beside it (`.<name>.part-<pid>-*`,
+    `.<name>.old-<pid>`: partial plain data of children), unless its process still runs."""
+    gone = []
+    for p in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
+        kind, _, rest = p.name[len(out.name) + 2:].partition("-")
+        pid = rest.split("-")[0]
+        if kind not in ("part", "old") or not p.is_dir() or (pid.isdigit() and _running(int(pid))):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        log.warning("removed %s, left by an export that was killed", p.name)
+        gone.append(p)
+    return gone
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextmanager
 def staging(out: Path) -> Iterator[Path]:
     """A private temporary folder beside `out`, renamed to `out` when the block completes.
@@ -220,7 +246,8 @@ def staging(out: Path) -> Iterator[Path]:
     out = out.absolute()
     _check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.part-", dir=out.parent))
+    remove_leftovers(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.part-{os.getpid()}-", dir=out.parent))
     try:
         yield tmp
         if out.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 from sqlalchemy import select
@@ -102,3 +103,100 @@ def test_short_passphrase_refused(printed, tmp_path, capsys):
     assert "at least 12" in capsys.readouterr().err and not (tmp_path / "e").exists()
     with pytest.raises(StationError):  # the review station's downloads pass the passphrase itself
         export(store, tmp_path / "e", passphrase=b"short")
+
+
+def _open_modes(root: Path) -> list[str]:
+    """Files and folders under root that group or others may read, write or enter."""
+    return [f"{p.relative_to(root)} {oct(p.stat().st_mode & 0o777)}" for p in [root, *root.rglob("*")]
+            if p.stat().st_mode & 0o077]
+
+
+def test_personal_data_at_rest_is_owner_only_and_readings_stay_in_the_store(tmp_path, monkeypatch):
+    """Roster, print, a scan whose barcode and printed ID are gone (read, waits unidentified),
+    export: with a permissive umask, nothing is readable by others, no readings file is written,
+    and a reviewer's match still gives the form the page's readings."""
+    import cv2
+    import numpy as np
+    import pypdfium2 as pdfium
+
+    from forms.layout import load_layout
+    from formstation.cli import main
+    from ocr import pipeline
+    from ocr.align import ALIGN_DPI
+    from review_ui import matching
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    old = os.umask(0o022)
+    try:
+        ws = tmp_path / "ws"
+        roster = demo.write_roster(tmp_path / "roster.csv", seed=3, per_class=1, classes=demo.DEMO_CLASSES[2:3])
+        w = ["--workspace", str(ws)]
+        assert main([*w, "roster", "import", str(roster)]) == 0
+        assert main([*w, "print", "--out", str(ws / "print")]) == 0
+        (pdf,) = (ws / "print").rglob("*.pdf")
+        doc = pdfium.PdfDocument(str(pdf))
+        page = np.array(doc[0].render(scale=ALIGN_DPI / 72, grayscale=True).to_pil())
+        doc.close()
+        layout = load_layout()
+        for box in (layout.barcode_box, layout.zone("id_number").box):
+            x0, y0, x1, y1 = box.to_px(ALIGN_DPI)
+            page[y0 - 6:y1 + 6, x0 - 6:x1 + 6] = 255
+        cv2.imwrite(str(tmp_path / "torn.png"), page)
+        assert main([*w, "ingest", "--quiet", "--workers", "1", str(tmp_path / "torn.png")]) == 0
+        assert main([*w, "export", "--out", str(ws / "export")]) == 0
+    finally:
+        os.umask(old)
+    assert not _open_modes(ws), _open_modes(ws)[:5]
+    assert not list(ws.rglob("*.readings.json"))
+    from formstation.store import Store, pages
+
+    store = Store.open(ws)
+    with store.tx() as conn:
+        (p,) = conn.execute(select(pages).where(pages.c.kind == "unidentified")).all()
+        fid = conn.execute(select(forms.c.form_id)).scalar()
+        assert p.readings and len(pipeline.load_readings(p.readings)) > 5
+        matching.match_page(conn, p.page_id, fid, "rita")
+    assert pipeline.reread_form(store, fid)[1] > 5  # the readings join the form
+
+
+def test_export_killed_midway_leaves_no_plain_data_after_the_next_run(printed, tmp_path):
+    import subprocess
+    import sys
+
+    from output.export import staging
+
+    store, _layout, _pdfs = printed
+    out = tmp_path / "exp"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / f".exp.part-{dead.stdout.strip()}-x1y2"  # as `kill -9` during an export leaves it
+    (left / "photos").mkdir(parents=True)
+    (left / "card_data.csv").write_text("表单编号,姓名\n", encoding="utf-8")
+    legacy = tmp_path / ".exp.part-k3j9q"  # the name an earlier version gave its temporary folder
+    legacy.mkdir()
+    with staging(out) as busy:  # another export to the same folder, still running (this process)
+        export(store, out)
+        assert busy.exists()
+    assert not left.exists() and not legacy.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_readings_files_of_an_older_store_move_into_the_store(workspace):
+    from sqlalchemy import text
+
+    from formstation.store import Store, meta, now, pages
+
+    store = Store.open(workspace)
+    with store.tx() as conn:  # the store as version 3 left it
+        conn.execute(text("ALTER TABLE pages DROP COLUMN readings"))
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="3"))
+        conn.execute(text("INSERT INTO pages (file_sha256, page_index, kind, image_path, created_at) "
+                          "VALUES ('ab', 0, 'unidentified', 'pages/ab/p0000.jpg', :t)"), {"t": now()})
+    store.engine.dispose()
+    legacy = workspace / "pages" / "ab" / "p0000.readings.json"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text('[{"name": "phone", "value": "13800138000", "confidence": 0.9, "box": [0, 0, 1, 1]}]')
+    store = Store.open(workspace)
+    with store.tx() as conn:
+        assert "13800138000" in conn.execute(select(pages.c.readings)).scalar()
+    assert not legacy.exists()
+    store.engine.dispose()
