@@ -21,7 +21,7 @@ from forms.layout import Layout, load_layout
 from formstation.safefs import private_umask
 from ocr.align import ALIGN_DPI, MarkFinder, align, warp
 from ocr.identify import PrintedIdReader, barcode_anywhere, barcode_in_region, is_blank
-from ocr.pages import decode_page
+from ocr.pages import AbsurdPage, decode_page
 from ocr.types import PageResult, RawPage
 
 PAGE_JPEG_QUALITY = 80
@@ -123,6 +123,8 @@ def process_page(eng: Engines, raw: RawPage) -> PageResult:
     t0 = time.perf_counter()
     try:
         gray, color = decode_page(raw)
+    except AbsurdPage as e:
+        return PageResult(raw.file_sha256, raw.page_index, "unreadable", note=f"page {raw.page_index + 1}: {e}")
     except Exception as e:
         return PageResult(raw.file_sha256, raw.page_index, "unreadable", note=f"cannot decode page: {e}")
     t["decode"] = time.perf_counter() - t0

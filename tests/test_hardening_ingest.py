@@ -170,3 +170,27 @@ def test_ingest_exit_code_and_summary_say_what_was_quarantined_and_skipped(print
     assert "quarantined: 1 (0 failed)" in out and "skipped: 2" in out
     assert f"skipped {batch / 'c-scan.bmp'}" in out and f"skipped {batch / 'd-phone.jfif'}" in out
     assert main(["ingest", "--quiet", "--workers", "1", str(pdfs[1])]) == ExitCode.OK
+
+
+def test_pages_of_absurd_shape_are_refused_before_any_resize(printed, tmp_path):
+    """A 2x20000 px PNG (a few hundred bytes) drove a worker to 3 GB in the blank check's resize."""
+    import numpy as np
+    from PIL import Image
+
+    store, layout, pdfs = printed
+    _sqlite_only(store)
+    strip = tmp_path / "strip.png"
+    Image.fromarray(np.full((20000, 2), 255, np.uint8)).save(strip, optimize=True)
+    assert strip.stat().st_size < 1000
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(str(pdfs[0]))
+    good = doc[0].render(scale=200 / 72, grayscale=True).to_pil()
+    doc.close()
+    tiff = tmp_path / "mixed.tif"
+    good.save(tiff, save_all=True, append_images=[Image.new("L", (3, 3000), 255), good], compression="tiff_lzw")
+    s = ingest_paths(store, layout, [strip, tiff], workers=1, read_fields=False)
+    reasons = dict(s.quarantine)
+    assert "not the shape of a form page" in reasons["strip.png"] and "2x20000 px" in reasons["strip.png"]
+    assert reasons["mixed.tif"].startswith("page 2: 3x3000 px is not the shape of a form page")
+    assert s.forms == 2  # the TIFF's good pages before and after the strip
