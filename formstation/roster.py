@@ -91,7 +91,12 @@ def read_table(path: Path, sheet: str | None = None) -> list[list[str]]:
 
 
 def _header_map(path: Path, header: list[str]) -> dict[str, int]:
-    cols = {h.strip(): i for i, h in enumerate(header)}
+    names = [h.strip() for h in header]
+    twice = sorted({h for h in names if h in HEADERS or h in OPTIONAL} & {h for h in names if names.count(h) > 1})
+    if twice:
+        raise StationError(f"{path}: column(s) {', '.join(twice)} appear more than once; keep one of each "
+                           "(otherwise one would silently replace the other)")
+    cols = {h: i for i, h in enumerate(names)}
     missing = [h for h in HEADERS if h not in cols]
     if missing:
         raise StationError(
@@ -126,16 +131,35 @@ def _check_row(vals: dict[str, str], seen: dict[str, int]) -> str | None:
 
 
 def _resolve_photo(vals: dict[str, str], base: Path, rowno: int, report: ImportReport) -> None:
+    """照片: an image file under the roster's folder (a path leaving it, e.g. /etc/passwd or
+    ../x.jpg, or a file that is not an image, is a warning and the row imports without a photo)."""
     p = vals.get("photo_path") or ""
+    vals["photo_path"] = None
     if not p:
-        vals["photo_path"] = None
         return
-    photo = (base / p).resolve() if not Path(p).is_absolute() else Path(p)
-    if photo.is_file():
-        vals["photo_path"] = str(photo)
+    root = base.resolve()
+    photo = (root / p).resolve()
+    if not photo.is_relative_to(root):
+        why = "outside the roster's folder"
+    elif not photo.is_file():
+        why = "file not found"
     else:
-        report.warnings.append(RowProblem(rowno, f"照片 {p}: file not found; imported without a photo"))
-        vals["photo_path"] = None
+        why = _not_an_image(photo)
+    if why:
+        report.warnings.append(RowProblem(rowno, f"照片 {p}: {why}; imported without a photo"))
+    else:
+        vals["photo_path"] = str(photo)
+
+
+def _not_an_image(path: Path) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except Exception as e:  # Pillow raises many types for a file that is no image
+        return f"not a readable image ({type(e).__name__})"
+    return None
 
 
 def import_roster(store: Store, path: Path, sheet: str | None = None) -> ImportReport:

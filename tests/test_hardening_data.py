@@ -200,3 +200,71 @@ def test_readings_files_of_an_older_store_move_into_the_store(workspace):
         assert "13800138000" in conn.execute(select(pages.c.readings)).scalar()
     assert not legacy.exists()
     store.engine.dispose()
+
+
+# ------------------------------------------------------------------ roster import
+
+def test_a_known_header_twice_is_refused_and_changes_nothing(tmp_path, workspace):
+    import pytest
+
+    from formstation.errors import StationError
+    from formstation.store import Store
+
+    rows = demo.roster_rows(seed=5, per_class=2)
+    path = tmp_path / "r.csv"
+    with path.open("w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([*demo.HEADER[:7], "姓名"])  # a second 姓名 column (e.g. the parent's name)
+        w.writerows([*r[:7], "家长"] for r in rows)
+    store = Store.open(workspace)
+    with pytest.raises(StationError, match="姓名 appear more than once"):
+        import_roster(store, path)
+    with store.tx() as conn:
+        assert conn.execute(select(persons.c.name)).first() is None
+
+
+def test_full_width_id_is_the_same_person(tmp_path, workspace):
+    from formstation.store import Store
+
+    rows = demo.roster_rows(seed=5, per_class=3)  # what _roster writes
+    full = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
+    store = Store.open(workspace)
+    import_roster(store, _roster(tmp_path / "a.csv", lambda r: None))
+
+    def edit(r):
+        r[0][4] = r[0][4].translate(full)  # the same child, typed with a Chinese input method
+
+    rep = import_roster(store, _roster(tmp_path / "b.csv", edit))
+    assert (rep.added, rep.problems) == (0, [])
+    with store.tx() as conn:
+        ids = list(conn.execute(select(persons.c.id_number)).scalars())
+    assert len(ids) == len(rows) and all(i.isascii() for i in ids)
+
+
+def test_roster_photo_only_an_image_under_the_roster_folder(tmp_path, workspace):
+    import numpy as np
+    from PIL import Image
+
+    from formstation.store import Store
+
+    folder = tmp_path / "roster"
+    (folder / "photos").mkdir(parents=True)
+    Image.fromarray(np.full((441, 358, 3), 230, np.uint8)).save(folder / "photos" / "ok.jpg")
+    (folder / "photos" / "fake.jpg").write_text("not an image")
+    (tmp_path / "outside.jpg").write_bytes((folder / "photos" / "ok.jpg").read_bytes())
+    rows = [*demo.roster_rows(seed=5, per_class=1)]
+    for r, p in zip(rows, ("photos/ok.jpg", "/etc/passwd", "../outside.jpg", "photos/fake.jpg"), strict=True):
+        r[7] = p
+    path = folder / "r.csv"
+    with path.open("w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(demo.HEADER)
+        w.writerows(rows)
+    rep = import_roster(Store.open(workspace), path)
+    assert rep.added == 4
+    why = {w.row: w.reason for w in rep.warnings}
+    assert "outside the roster's folder" in why[3] and "outside the roster's folder" in why[4]
+    assert "not a readable image" in why[5] and 2 not in why
+    with Store.open(workspace).tx() as conn:
+        photos = [p for p in conn.execute(select(persons.c.photo_path)).scalars() if p]
+    assert photos == [str((folder / "photos" / "ok.jpg").resolve())]
