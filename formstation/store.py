@@ -34,7 +34,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from formstation.safefs import make_private_dir, narrow, private_umask
 
@@ -274,6 +274,16 @@ class Store:
                 log.warning("store unreachable (%s); trying again in %.1f s", type(e.orig).__name__, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def run_racing(self, work: Callable[[Connection], T]) -> T:
+        """`run`, once more when a unique key was taken by another station's commit between this
+        transaction's check and its insert (two stations ingesting the same file at once): the
+        second try sees that row (`work` must check before it inserts)."""
+        try:
+            return self.run(work)
+        except IntegrityError as e:
+            log.info("another station stored the same row meanwhile (%s); checking again", type(e.orig).__name__)
+            return self.run(work)
 
     def schema_version(self, conn: Connection) -> int:
         if not self.engine.dialect.has_table(conn, "meta"):

@@ -244,7 +244,7 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
     done = _file_pages_done(store, sha)
     errors: list[str] = []
     fault = False
-    n = 0
+    n = new = 0
     try:
         raws = (r for r in iter_pages(path, sha) if r.page_index not in done)
         for res in runner.map(raws):
@@ -252,9 +252,11 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
             if res.kind in ("unreadable", "failed"):
                 errors.append(res.note)
                 fault |= res.kind == "failed"
-            else:
-                kind, dup = store.run(lambda conn, res=res: persist.store_page(conn, res))
-                _count(summary, kind, dup)
+            else:  # a page another station stored meanwhile (same file, same time) is not counted
+                kind, dup, fresh = store.run_racing(lambda conn, res=res: persist.store_page(conn, res))
+                if fresh:
+                    new += 1
+                    _count(summary, kind, dup)
                 if res.form_id and kind == "form":
                     summary.touched_forms.add(res.form_id)
                 summary.add_timings(res.timings)
@@ -262,6 +264,9 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
             progress.advance(1)
     except UnreadableFile as e:
         errors.append(str(e))
+    if n and not new and not errors:  # every page was stored by another station meanwhile
+        summary.files -= 1
+        summary.already_ingested += 1
     reason = "; ".join(errors)
     persist.finish_file(store, sha, path, len(done) + n, reason, fault)
     if reason:

@@ -96,13 +96,14 @@ def readings_json(readings) -> str:
                       ensure_ascii=False, default=float)
 
 
-def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:
-    """Insert the page (and its field readings); returns (kind as stored, is a duplicate scan). The
-    colour rescan of a form waiting for one replaces its readings and is no duplicate."""
+def store_page(conn: Connection, res: PageResult) -> tuple[str, bool, bool]:
+    """Insert the page (and its field readings); returns (kind as stored, is a duplicate scan, was
+    stored by this call: False when it was in already, e.g. stored by another station). The colour
+    rescan of a form waiting for one replaces its readings and is no duplicate."""
     key = and_(pages.c.file_sha256 == res.file_sha256, pages.c.page_index == res.page_index)
     old = conn.execute(select(pages.c.kind).where(key)).first()
     if old is not None:
-        return old.kind, False
+        return old.kind, False, False
     kind = res.kind
     if kind == "form":
         row = conn.execute(select(forms.c.status).where(forms.c.form_id == res.form_id)).first()
@@ -128,7 +129,7 @@ def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:
             _acknowledge(conn, res.form_id, f"DUPLICATE_SCAN@{n}")
         conn.execute(forms.update().where(forms.c.form_id == res.form_id).values(
             status="received", received_at=now(), decided_at=None))
-    return kind, dup and not requested
+    return kind, dup and not requested, True
 
 
 def finish_file(store: Store, sha: str, path: Path, n_pages: int, reason: str, station_fault: bool = False) -> None:
@@ -141,7 +142,7 @@ def finish_file(store: Store, sha: str, path: Path, n_pages: int, reason: str, s
         conn.execute(scan_files.insert().values(sha256=sha, name=shown(path.name), size=path.stat().st_size,
                                                 received_at=now(), status=status, pages=n_pages,
                                                 reason=reason or None))
-    store.run(write)
+    store.run_racing(write)
 
 
 def after_batch(store: Store, form_ids: set[str]) -> None:

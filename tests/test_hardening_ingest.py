@@ -194,3 +194,30 @@ def test_pages_of_absurd_shape_are_refused_before_any_resize(printed, tmp_path):
     assert "not the shape of a form page" in reasons["strip.png"] and "2x20000 px" in reasons["strip.png"]
     assert reasons["mixed.tif"].startswith("page 2: 3x3000 px is not the shape of a form page")
     assert s.forms == 2  # the TIFF's good pages before and after the strip
+
+
+def test_two_stations_ingesting_one_file_at_once_store_and_count_each_page_once(printed):
+    """Station B stores the whole file exactly between station A's check for a page and A's insert
+    of it (the narrowest race): A neither crashes (UniqueViolation on PostgreSQL) nor counts B's pages."""
+    from sqlalchemy import event, func
+
+    from formstation.store import Store, pages
+
+    store_a, layout, pdfs = printed
+    store_b = Store.open(store_a.workspace)
+    other = []
+
+    def station_b_first(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("INSERT INTO PAGES") and not other:
+            other.append(ingest_paths(store_b, layout, [pdfs[0]], workers=1, read_fields=False))
+
+    event.listen(store_a.engine, "before_cursor_execute", station_b_first)
+    a = ingest_paths(store_a, layout, [pdfs[0]], workers=1, read_fields=False)
+    event.remove(store_a.engine, "before_cursor_execute", station_b_first)
+    (b,) = other
+    assert (b.files, b.pages, b.forms) == (1, 3, 3)
+    assert (a.files, a.already_ingested, a.pages, a.forms, a.quarantined) == (0, 1, 0, 0, 0)
+    with store_a.tx() as conn:
+        assert conn.execute(select(func.count()).select_from(pages)).scalar() == 3
+        assert list(conn.execute(select(scan_files.c.status)).scalars()) == ["done"]
+    store_b.engine.dispose()
