@@ -276,11 +276,21 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
         on_quarantine(path, reason)
 
 
+def make_runner(store: Store, layout: Layout, workers: int | None = None, read_fields: bool = True,
+                scheduler: str | None = None) -> _Runner | _DaskRunner:
+    """The pages' runner (worker pool or Dask client); one may serve many batches (`watch` keeps
+    one warm instead of starting a pool for every file). Close it when done."""
+    if scheduler:
+        return _DaskRunner(layout, store.workspace, scheduler, read_fields)
+    return _Runner(layout, store.workspace, workers or os.cpu_count() or 1, read_fields)
+
+
 def ingest_paths(store: Store, layout: Layout, paths: list[Path], workers: int | None = None,
                  progress: Progress | None = None, read_fields: bool = True,
                  on_quarantine: Callable[[Path, str], None] | None = None,
-                 scheduler: str | None = None) -> Summary:
-    """Ingest files/folders; returns the summary. Forms touched are decided afterwards."""
+                 scheduler: str | None = None, runner: _Runner | _DaskRunner | None = None) -> Summary:
+    """Ingest files/folders; returns the summary. Forms touched are decided afterwards. With
+    `runner` (make_runner), its pool is used and left open; otherwise one is made for this call."""
     progress = progress or NoProgress()
     files, skipped = split_inputs(paths)
     for p in files:
@@ -288,18 +298,18 @@ def ingest_paths(store: Store, layout: Layout, paths: list[Path], workers: int |
             from formstation.errors import StationError
 
             raise StationError(f"{p}: no such file or folder")
-    workers = workers or os.cpu_count() or 1
     summary = Summary(skipped=[shown(str(p)) for p in skipped])
     progress.start(sum(page_count(p) for p in files))
-    runner = (_DaskRunner(layout, store.workspace, scheduler, read_fields) if scheduler
-              else _Runner(layout, store.workspace, workers, read_fields))
+    own = runner is None
+    runner = runner or make_runner(store, layout, workers, read_fields, scheduler)
     quarantine = on_quarantine or (lambda p, r: quarantine_file(store, p, r))
     roster_ids = _roster_ids(store)
     try:
         for p in files:
             ingest_file(store, runner, p, summary, progress, roster_ids, quarantine)
     finally:
-        runner.close()
+        if own:
+            runner.close()
         progress.finish()
     persist.after_batch(store, summary.touched_forms)
     return summary

@@ -14,7 +14,7 @@ from formstation.commands import open_store
 from formstation.errors import ExitCode
 from formstation.safefs import free_target
 from formstation.store import now
-from ocr.ingest import Summary, ingest_paths, quarantine_file
+from ocr.ingest import Summary, ingest_paths, make_runner, quarantine_file
 from ocr.pages import SCAN_SUFFIXES
 
 log = logging.getLogger("formstation.watch")
@@ -99,6 +99,15 @@ def watch(store, layout, folder: Path, workers: int | None, settle: float, once:
     done_dir, q_dir = folder / "done", folder / "quarantine"
     done_dir.mkdir(exist_ok=True)
     q_dir.mkdir(exist_ok=True)
+    runner = make_runner(store, layout, workers, read_fields)  # one warm pool for every file
+    try:
+        return _watch_loop(store, layout, folder, runner, settle, once, poll)
+    finally:
+        runner.close()
+
+
+def _watch_loop(store, layout, folder: Path, runner, settle: float, once: bool, poll: float) -> int:
+    done_dir, q_dir = folder / "done", folder / "quarantine"
     seen: dict = {}
     handled = 0
     while True:
@@ -110,8 +119,7 @@ def watch(store, layout, folder: Path, workers: int | None, settle: float, once:
             def to_quarantine(path: Path, reason: str, _q=quarantined) -> None:
                 _q.append(quarantine_file(store, path, reason, q_dir, move=True))
 
-            s = ingest_paths(store, layout, [p], workers=workers, on_quarantine=to_quarantine,
-                             read_fields=read_fields)
+            s = ingest_paths(store, layout, [p], on_quarantine=to_quarantine, runner=runner)
             if not quarantined and p.exists():  # never over an earlier file of the same name
                 shutil.move(str(p), str(free_target(done_dir, p.name, now().replace(":", ""))))
             print_summary(s)

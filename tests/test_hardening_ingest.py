@@ -221,3 +221,28 @@ def test_two_stations_ingesting_one_file_at_once_store_and_count_each_page_once(
         assert conn.execute(select(func.count()).select_from(pages)).scalar() == 3
         assert list(conn.execute(select(scan_files.c.status)).scalars()) == ["done"]
     store_b.engine.dispose()
+
+
+def test_hot_folder_keeps_one_warm_worker_pool_for_every_file(printed, tmp_path, monkeypatch):
+    """Starting a pool per file made 18 one-page JPEGs take 19.3 s in `watch` against 5.0 s in `ingest`."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import ocr.ingest
+
+    store, layout, pdfs = printed
+    _sqlite_only(store)
+    pools = []
+
+    class CountedPool(ProcessPoolExecutor):
+        def __init__(self, *a, **kw):
+            pools.append(1)
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(ocr.ingest, "ProcessPoolExecutor", CountedPool)
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    for i, pdf in enumerate([*pdfs, pdfs[0]]):
+        (hot / f"scan-{i}.pdf").write_bytes(pdf.read_bytes())
+    assert watch(store, layout, hot, workers=2, settle=0, once=True, poll=0, read_fields=False) == 3
+    assert len(pools) == 1
+    assert len(list((hot / "done").iterdir())) == 3
