@@ -268,3 +268,53 @@ def test_roster_photo_only_an_image_under_the_roster_folder(tmp_path, workspace)
     with Store.open(workspace).tx() as conn:
         photos = [p for p in conn.execute(select(persons.c.photo_path)).scalars() if p]
     assert photos == [str((folder / "photos" / "ok.jpg").resolve())]
+
+
+# ------------------------------------------------------------------ the day ages are computed on
+
+def test_ages_count_from_the_day_the_form_was_printed_unless_a_campaign_date_is_set(tmp_path, workspace):
+    """A form printed today for a child who turned 16 ten days ago needs no guardian: it was
+    rejected for missing guardian fields while the ages' day was a constant (2026-09-01)."""
+    from datetime import date, timedelta
+
+    from forms.layout import load_layout
+    from formstation import idnumber
+    from formstation.config import load_config
+    from formstation.printjob import print_forms
+    from formstation.store import Store, now, reasons, upsert_field
+    from ocr.rules import decide_forms
+
+    today = date.today()
+    born = date(today.year - 16, today.month, min(today.day, 28)) - timedelta(days=10)
+    child = idnumber.make("450481", born, 123)
+
+    def edit(rows):
+        del rows[1:]
+        rows[0][4], rows[0][3] = child, "男"
+
+    store = Store.open(workspace)
+    import_roster(store, _roster(tmp_path / "r.csv", edit))
+
+    def decided(campaign: date | None) -> tuple[str, set[str]]:
+        print_forms(store, load_layout(), tmp_path / "print", campaign_date=campaign)
+        with store.tx() as conn:
+            fid = conn.execute(select(forms.c.form_id)).scalar()
+            for name, value in {"corrected_name": "", "corrected_id": "", "phone": "13800138000",
+                                "photo": "pasted", "photo_face": "yes", "photo_background": "light",
+                                "photo_color": "color", "id_copy": "absent", "applicant_signature": "present",
+                                "guardian_id": "", "guardian_phone": "", "guardian_relation": "",
+                                "guardian_signature": "absent"}.items():
+                upsert_field(conn, fid, name, {"value": value, "confidence": 0.99, "source": "read",
+                                               "updated_at": now()})
+            conn.execute(forms.update().values(status="received"))
+        decide_forms(store, {fid})
+        with store.tx() as conn:
+            return (conn.execute(select(forms.c.status)).scalar(),
+                    set(conn.execute(select(reasons.c.code)).scalars()))
+
+    assert decided(None) == ("accepted", set())
+    assert load_config(workspace).campaign_date is None
+    day_before = born.replace(year=born.year + 16) - timedelta(days=1)  # a campaign set for the day before
+    status, codes = decided(day_before)
+    assert load_config(workspace).campaign_date == day_before
+    assert status == "rejected" and "GUARDIAN_ID_MISSING" in codes
