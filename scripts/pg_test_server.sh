@@ -15,14 +15,15 @@ owned() { [[ $(id -u) -eq 0 ]] && chown postgres: "$@"; chmod 600 "$@" 2>/dev/nu
 running() { as_pg "$BIN/pg_ctl -D $DATA status" >/dev/null 2>&1; }
 case "${1:-start}" in
   start)
-    if [[ -f "$DATA/PG_VERSION" && ! -s "$PW_FILE" ]]; then  # made by an earlier version with 'trust'
-      running && as_pg "$BIN/pg_ctl -D $DATA -m fast stop" >/dev/null
-      rm -rf "$DATA"
-    fi
     if [[ ! -f "$DATA/PG_VERSION" ]]; then
       mkdir -p "$DATA"; chmod 700 "$DATA"; [[ $(id -u) -eq 0 ]] && chown postgres: "$DATA"
       (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$PW_FILE"); owned "$PW_FILE"
       as_pg "$BIN/initdb -D $DATA --auth-local=peer --auth-host=scram-sha-256 --pwfile=$PW_FILE -U postgres -E UTF8 --locale=C.UTF-8" >/dev/null
+    elif [[ ! -s "$PW_FILE" ]]; then  # made by an earlier version with 'trust': given a password, in place
+      running && as_pg "$BIN/pg_ctl -D $DATA -m fast stop" >/dev/null
+      (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$PW_FILE"); owned "$PW_FILE"
+      as_pg "$BIN/postgres --single -D $DATA postgres" >/dev/null <<<"ALTER USER postgres PASSWORD '$(cat "$PW_FILE")';"
+      as_pg "printf '%s\n' 'local all all peer' 'host all all 127.0.0.1/32 scram-sha-256' 'host all all ::1/128 scram-sha-256' > $DATA/pg_hba.conf"
     fi
     PW=$(cat "$PW_FILE")
     (umask 077; echo "127.0.0.1:$PORT:*:postgres:$PW" > "$PGPASS"); owned "$PGPASS"

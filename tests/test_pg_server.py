@@ -52,6 +52,11 @@ def test_test_server_needs_a_password_and_stops():
         assert hba and all(row[-1] in ("peer", "scram-sha-256") for row in hba)
         assert not Path(f"/tmp/.s.PGSQL.{port}").exists()  # the socket is inside the data folder
         assert script("start").strip() == url  # started again: the same server, the same password
+        Path(f"{data}.password").unlink()  # as a data folder an earlier (trust) version made
+        again = script("start").strip()
+        assert again != url and ":" in again.split("://", 1)[1].partition("@")[0]
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=formstation_test connect_timeout=5")
         script("stop")
         assert not _open(port)
     finally:
