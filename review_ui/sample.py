@@ -166,7 +166,7 @@ def build(workspace: Path, work_dir: Path, per_class: int = 5, classes=demo.DEMO
     import_roster(store, demo.write_roster(work_dir / "roster.csv", seed=seed, per_class=per_class, classes=classes))
     sample = Sample(store)
     received = set()
-    for ci, pf in enumerate(print_forms(store, lay, work_dir / "print")):
+    for ci, pf in enumerate(print_forms(store, lay, work_dir / "print", campaign_date=demo.CAMPAIGN)):
         with store.tx() as conn:
             rows = list(conn.execute(select(forms.c.form_id, persons.c.name)
                                      .join(persons, forms.c.person_id == persons.c.person_id)

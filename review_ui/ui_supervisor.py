@@ -95,7 +95,8 @@ def thresholds(ctx: Ctx) -> None:
         st.number_input("unusual handwriting: share of doubtful boxes on a form", 0.05, 1.0,
                         float(cfg.unusual_writing_share), 0.05, key="t_writing",
                         help="above it, even surely read numbers of the form go to a reviewer")
-        st.date_input("campaign date (ages are computed on this day)", cfg.campaign_date, key="t_date")
+        st.date_input("campaign date (ages are computed on this day)", cfg.campaign_date, key="t_date",
+                      help="empty: the day each form was printed")
         st.form_submit_button("Save thresholds", on_click=on_save_thresholds, args=(ctx,))
 
 

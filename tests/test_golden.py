@@ -28,7 +28,7 @@ def _round_trip(tmp: Path, writers: str = "heldout"):
     fs = ["--workspace", str(ws)]
     roster = demo.write_roster(tmp / "roster.csv", seed=11, per_class=4)
     assert main([*fs, "roster", "import", str(roster)]) == 0
-    assert main([*fs, "print", "--out", str(tmp / "print")]) == 0
+    assert main([*fs, "print", "--out", str(tmp / "print"), "--campaign-date", demo.CAMPAIGN.isoformat()]) == 0
     pdfs = sorted(str(p) for p in (tmp / "print").glob("*.pdf"))
     assert main([*fs, "simulate", *pdfs, "--out", str(tmp / "sim"), "--seed", "3", "--profile", "typical",
                  "--writers", writers, "-q"]) == 0
