@@ -104,6 +104,8 @@ def save_form(conn: Connection, form_id: str, user: str, values: dict[str, str],
         _log(conn, user, "acknowledge", form_id, None, old, merged)
     status = _redecide(conn, form_id, workspace)
     _close(conn, user, form_id, "save", snap, status)
+    if status != "review":  # the lease ends with the decision (a form still in review stays with its reviewer)
+        queue.release(conn, form_id, user)
     return status
 
 

@@ -10,6 +10,7 @@ import io
 from collections import Counter
 
 from formstation.store import Store
+from output.tables import rare_chars
 from review_ui import data, fieldinfo
 from review_ui.ui_common import Ctx, esc, img_tag, reason_html
 from review_ui.wording import EN
@@ -212,17 +213,6 @@ def class_phones_html(ctx: Ctx, view: data.FormView) -> str:
     n = sum("fs-carrier" in c for c in cells)
     return (f"<div>The class's phones ({n} of {len(rows)} carry <code>{esc(number)}</code>, framed):</div>"
             f"<div class='fs-phones'>{''.join(cells)}</div>")
-
-
-def rare_chars(name: str) -> str:
-    """The characters of a name outside GB 2312 (what RARE_CHARACTER is about)."""
-    out = []
-    for ch in name:
-        try:
-            ch.encode("gb2312")
-        except UnicodeEncodeError:
-            out.append(ch)
-    return "".join(dict.fromkeys(out))
 
 
 def _name_crop(store: Store, page_image: str | None, zone: str) -> str:

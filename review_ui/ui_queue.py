@@ -290,7 +290,14 @@ def _page_and_history(ctx: Ctx, view: data.FormView) -> None:
 
 
 def _empty_queue(ctx: Ctx) -> None:
-    st.success("The queue is empty. Nothing waits for review.")
+    with ctx.store.tx() as conn:
+        waiting = queue.queue_size(conn)
+    skipped = len(_ss().get("q_skipped") or ())
+    if waiting:
+        st.info(f"{waiting} forms still wait for review ({skipped} skipped by you, the others open with "
+                "another reviewer): Look again offers the skipped ones.")
+    else:
+        st.success("The queue is empty. Nothing waits for review.")
     st.button("Undo my last decision", on_click=on_undo, args=(ctx,), key="q_undo_empty")
     ui_keys.hotkeys()
     if st.button("Look again", key="q_again"):

@@ -14,7 +14,7 @@ import streamlit as st
 from sqlalchemy import func, insert, select
 
 from formstation.config import KINDS, load_config, save_config
-from formstation.store import audit, leases, now, pages
+from formstation.store import audit, now, pages
 from review_ui import auth, queue, stats
 from review_ui.ui_common import Ctx, flash, show_flash
 
@@ -34,7 +34,7 @@ def dashboard(ctx: Ctx) -> None:
         rates = stats.throughput(conn)
         waiting = queue.queue_size(conn)
         unident = conn.execute(select(func.count()).select_from(pages).where(pages.c.kind == "unidentified")).scalar()
-        leased = conn.execute(select(func.count()).select_from(leases)).scalar()
+        leased = queue.active_leases(conn)
         rescans = stats.rescans(conn)
         why = stats.review_reasons(conn)
         strangers = stats.not_in_roster(conn)

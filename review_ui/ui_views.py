@@ -105,6 +105,23 @@ def _on_foreign(ctx: Ctx, page_id: int) -> None:
     flash("info", f"page {page_id} marked as foreign")
 
 
+def _rotate(page_id: int) -> None:
+    key = f"u_rot_{page_id}"
+    st.session_state[key] = (st.session_state.get(key, 0) + 90) % 360
+
+
+def _upright_image(ctx: Ctx, rel: str | None, turn: int) -> None:
+    """The page as stored (turned upright by its marks when it aligned), turned further on request."""
+    path = (ctx.store.workspace / rel) if rel else None
+    if not turn or path is None or not path.is_file():
+        image(ctx.store, rel)
+        return
+    from PIL import Image
+
+    with Image.open(path) as im:
+        st.image(im.rotate(-turn, expand=True), width="stretch")
+
+
 def unidentified(ctx: Ctx) -> None:
     st.header("Unidentified pages")
     show_flash()
@@ -115,10 +132,12 @@ def unidentified(ctx: Ctx) -> None:
         return
     st.caption(f"{len(rows)} pages wait to be matched")
     page = rows[0]
-    st.subheader(f"Page {page.page_id} (file {page.file_sha256[:12]}…, page {page.page_index + 1})")
+    st.subheader(f"{page.file_name or 'scan file ' + page.file_sha256[:12] + '…'}, page {page.page_index + 1}")
     left, right = st.columns([3, 2])
     with left:
-        image(ctx.store, page.image_path)
+        turn = st.session_state.get(f"u_rot_{page.page_id}", 0)
+        st.button("Rotate ↻ 90°", key=f"u_rotate_{page.page_id}", on_click=_rotate, args=(page.page_id,))
+        _upright_image(ctx, page.image_path, turn)
     with right:
         _match_controls(ctx, page)
 

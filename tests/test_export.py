@@ -255,6 +255,7 @@ def test_a_rare_character_is_marked_in_card_data_and_listed(batch, tmp_path):
     store, info, _out, _res = batch
     k0 = info["K0"]
     from formstation.store import fields
+    from output.tables import _gb2312
 
     with store.tx() as conn:
         old = conn.execute(fields.select().where(fields.c.form_id == k0.form_id, fields.c.name == "corrected_name")).first()
@@ -271,19 +272,12 @@ def test_a_rare_character_is_marked_in_card_data_and_listed(batch, tmp_path):
     card = {r[0]: dict(zip(CARD_HEADER, r, strict=True)) for r in _csv(tmp_path / "again" / "card_data.csv")[1:]}
     assert card[k0.form_id]["冷僻字"] == "䶮" and card[k0.form_id]["姓名"] == "王䶮"
     for r in card.values():  # every other name: its characters outside GB 2312, or nothing
-        assert r["冷僻字"] == "".join(c for c in r["姓名"] if not _in_gb2312(c))
+        assert r["冷僻字"] == "".join(c for c in r["姓名"] if not _gb2312(c))
     rare = _csv(tmp_path / "again" / "rare_characters.csv")
     assert rare[0] == ["表单编号", "学校", "班级", "姓名", "身份证号码", "冷僻字"]
     assert [k0.form_id, k0.school, k0.class_name, "王䶮", k0.id_number, "䶮"] in rare[1:]
     assert sorted(r[0] for r in rare[1:]) == sorted(f for f, r in card.items() if r["冷僻字"])
 
-
-def _in_gb2312(c: str) -> bool:
-    try:
-        c.encode("gb2312")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 def test_photos_and_class_sheets(batch):

@@ -236,3 +236,38 @@ def test_point3_check_matches_the_rules(review):
     assert fieldinfo.check("guardian_id", good) is None and fieldinfo.check("corrected_id", good) is None
     assert "birth date" in fieldinfo.check("guardian_id", good[:10] + "1399" + good[14:])
     assert fieldinfo.check("phone", "13912345678") is None and fieldinfo.check("guardian_phone", "23912345678")
+
+
+def test_point10_leases_end_with_the_decision_and_skips_are_counted(review):
+    from formstation.store import leases
+    from review_ui import queue
+
+    at = login("rita")
+    fid = field_key(at).split("_")[1]
+    enter(at, review.truth[fid]["phone"])
+    finish(at, fid)
+    assert _status(review, fid) == "accepted"
+    with review.store.tx() as conn:
+        held = {r.form_id for r in conn.execute(select(leases.c.form_id).where(leases.c.user_name == "rita"))}
+        assert fid not in held and queue.active_leases(conn) == len(held) == 1  # only the form she is on now
+    n = 0
+    while any(b.key == "q_skip" for b in at.button):  # skip every form left
+        at.button(key="q_skip").click().run()
+        n += 1
+    with review.store.tx() as conn:
+        waiting = queue.queue_size(conn)
+    assert waiting == n > 0 and any(f"{waiting} forms still wait" in i.value for i in at.info)
+
+
+def test_point13_an_unidentified_page_is_named_by_its_scan_file_and_can_be_turned(review):
+    from formstation.store import pages, scan_files
+
+    with review.store.tx() as conn:
+        page = conn.execute(select(pages).where(pages.c.kind == "unidentified")).first()
+        conn.execute(scan_files.insert().values(sha256=page.file_sha256, name="batch-07.pdf", status="done", pages=3))
+    at = login("rita")
+    at.sidebar.radio(key="nav_page").set_value("Unidentified").run()
+    assert at.subheader[0].value == "batch-07.pdf, page 1"
+    assert page.file_sha256[:12] not in at.subheader[0].value
+    at.button(key=f"u_rotate_{page.page_id}").click().run()
+    assert not at.exception and at.session_state[f"u_rot_{page.page_id}"] == 90
