@@ -46,8 +46,8 @@ FORMAT = "formstation-export"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MIN_PASSPHRASE = 12  # characters
-CARD_WIDTHS = (11, 24, 14, 10, 5, 21, 10, 21, 13, 20, 16, 21, 14, 9, 60)
-REJECTION_WIDTHS = (11, 24, 14, 10, 21, 26, 50)
+CARD_WIDTHS = (11, 24, 14, 10, 5, 21, 10, 21, 13, 20, 16, 21, 14, 9, 60, 8)
+REJECTION_WIDTHS = (11, 24, 14, 10, 21, 26, 50, 40)
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,8 @@ def write_bundle(sink: Sink, forms: Sequence[ExportForm], workspace: Path, gener
     _put_table(sink, "card_data", "制卡数据", t.CARD_HEADER, card, CARD_WIDTHS)
     rej = t.rejection_rows(t.by_status(forms, "rejected"))
     _put_table(sink, "rejections", "退回原因", t.REJECTION_HEADER, rej, REJECTION_WIDTHS)
+    rare = t.rare_rows(accepted)
+    sink.put("rare_characters.csv", csv_bytes(t.RARE_HEADER, rare), rows=len(rare))
     pending = t.pending_rows(t.by_status(forms, "review", "rescan"))
     sink.put("pending.csv", csv_bytes(t.PENDING_HEADER, pending), rows=len(pending))
     missing = t.not_returned_rows(t.by_status(forms, "printed"))
