@@ -81,7 +81,8 @@ def save_config(workspace: str | Path, cfg: Config) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"campaign_date = {cfg.campaign_date.isoformat()}", ""] if cfg.campaign_date else []
     lines.append("[thresholds]")
-    lines += [f"{k} = {cfg.thresholds[k]:.3f}" for k in (*KINDS, *FIELD_KEYS)]
+    lines += [f"{k} = {cfg.thresholds[k]:.3f}" for k in KINDS]
+    lines += [f"{k} = {cfg.thresholds[k]:.4f}" for k in FIELD_KEYS]
     lines.append(f"alignment_residual_mm = {cfg.alignment_residual_mm:.3f}")
     lines.append(f"unusual_writing_share = {cfg.unusual_writing_share:.3f}")
     tmp = path.with_suffix(".toml.part")
