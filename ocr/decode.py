@@ -141,6 +141,11 @@ def _is_id(cells: int) -> bool:
     return cells == 18
 
 
+def is_checked(cells: int) -> bool:
+    """Whether a comb of `cells` boxes is decoded under a check digit (an ID number)."""
+    return _is_id(cells)
+
+
 def _is_phone(cells: int, alphabet: str) -> bool:
     return cells == 11 and alphabet == "0123456789"
 
