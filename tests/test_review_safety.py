@@ -6,8 +6,10 @@ rate-limited and logged."""
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
+import zipfile
 
 import pytest
 import pyzipper
@@ -164,6 +166,8 @@ def test_point4_each_save_says_the_outcome_and_why(review):
 
 
 def test_point8_the_export_is_offered_encrypted_only_and_leaves_no_plain_copy(review, tmp_path, monkeypatch):
+    import streamlit.testing.v1  # noqa: F401 (imported first: its own temporary folder is not the export's)
+
     tmp = tmp_path / "systemp"
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
@@ -181,11 +185,13 @@ def test_point8_the_export_is_offered_encrypted_only_and_leaves_no_plain_copy(re
     zname = next(n for n in names if n.endswith(".zip"))
     zpath = tmp_path / zname
     zpath.write_bytes(at.session_state["d_files"][zname])
-    with pyzipper.AESZipFile(zpath) as z:
+    with pyzipper.AESZipFile(zpath) as z:  # one entry, export.zip, the files inside (issue 18.11)
+        assert z.namelist() == ["export.zip"]
         with pytest.raises(RuntimeError):
-            z.read("card_data.csv")
+            z.read("export.zip")
         z.setpassword(b"a long passphrase 17")
-        assert z.read("card_data.csv").startswith("\ufeff表单编号".encode())
+        with zipfile.ZipFile(io.BytesIO(z.read("export.zip"))) as inner:
+            assert inner.read("card_data.csv").startswith("\ufeff表单编号".encode())
 
 
 def test_point9_a_demoted_supervisor_loses_the_downloads_at_once_and_the_change_is_audited(review):
