@@ -210,6 +210,7 @@ def form_lookup(ctx: Ctx) -> None:
             st.caption("no form matches")
         return
     fid = st.selectbox("Form", [h["form_id"] for h in hits], key="l_pick",
-                       format_func=lambda f: next(f"{h['form_id']} {h['name']} · {h['class_name']} · {h['status']}"
+                       # no status in the label: the browser keeps a keyed box's labels, a reopen changes it
+                       format_func=lambda f: next(f"{h['form_id']} {h['name']} · {h['class_name']}"
                                                   for h in hits if h["form_id"] == f))
     _lookup_one(ctx, fid)
