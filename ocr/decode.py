@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from formstation.idnumber import WEIGHTS, birth_date
+from ocr.types import CLASSES
 
-CLASSES = "0123456789X"
 TOP_K = 4
 BEAM = 400
 EPS = 1e-9

@@ -24,7 +24,7 @@ from forms.printing import FontMissing, blank_form
 from formstation import idnumber
 from ocr import decode, presence
 from ocr.align import ALIGN_DPI
-from ocr.digits import default_classifier, read_strip
+from ocr.digits import CellClassifier, default_classifier, read_strip
 from ocr.rewrite import Printed, find_rewrites, printed_ink
 from ocr.types import WRITING_DOUBT, FieldReading
 
@@ -96,9 +96,9 @@ class OcrEngine:
 class PageReader:
     """Reads all handwriting zones of one layout. Create once per process."""
 
-    def __init__(self, layout: Layout, threads: int | None = None) -> None:
+    def __init__(self, layout: Layout, threads: int | None = None, digits: CellClassifier | None = None) -> None:
         self.layout = layout
-        self.digits = default_classifier()
+        self.digits = digits if digits is not None else default_classifier()
         self.ocr = OcrEngine(threads)
         self.faces = presence.FaceFinder()
         self._cells: dict[str, list[np.ndarray | None]] = {}  # this page's comb cell probabilities
