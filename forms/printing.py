@@ -164,7 +164,10 @@ def draw_form(c: Canvas, layout: Layout, rec: PrintRecord) -> None:
     _draw_barcode(p, layout, PageCode(rec.form_id, layout.key, 1))
     p.text(layout.width_mm / 2, 30, layout.title, 18, anchor="center")
     p.text(layout.width_mm / 2, 37, layout.subtitle, 10, anchor="center")
-    p.text(24, 26, f"{rec.school}  {rec.class_name}", 8.5, grey=0.2)
+    head = f"{rec.school}  {rec.class_name}"
+    title_left = layout.width_mm / 2 - pdfmetrics.stringWidth(layout.title, FONT, 18) / mm / 2
+    clear = 24 + pdfmetrics.stringWidth(head, FONT, 8.5) / mm + 2 < title_left  # else below the subtitle
+    p.text(24, 26 if clear else 42, head, 8.5, grey=0.2)
     for s in layout.sections:
         p.rect(s.box, grey=0.0, width=0.8)
         p.text(s.box.x + 2, s.box.y + 4.2, s.title, 9.5)
