@@ -137,6 +137,11 @@ def decode_phone(probs: list[np.ndarray | None]) -> Decoded:
 CELL_SURE = 0.99  # a cell read at least this sure is not pointed out to the reviewer
 
 
+def is_checked(constraint: str) -> bool:
+    """Whether a comb field is decoded under a check digit (an ID number)."""
+    return constraint == "id_gb11643"
+
+
 def decode_comb(probs: list[np.ndarray | None], constraint: str, alphabet: str) -> Decoded:
     """A comb field decoded by the constraint its layout gives it (forms.layout.Constraint): an
     ID number (`id_gb11643`), a mobile number (`mobile_cn`), or box by box (`none`)."""

@@ -58,7 +58,7 @@ class RuleConfig:
     campaign_date: date | None = None  # None: each form's printed_on (formstation.config)
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     alignment_residual_mm: float = 1.0
-    unusual_writing_share: float = 0.40  # formstation.config.Config.unusual_writing_share
+    unusual_writing_share: float = 0.25  # formstation.config.Config.unusual_writing_share
 
 
 @dataclass(frozen=True)

@@ -200,8 +200,10 @@ def test_supervisor_dashboard_and_thresholds(review):
     assert counts["LOW_CONFIDENCE"] == len(low & set(in_review)) > 0 and max(counts.values()) <= len(in_review)
     at.sidebar.radio(key="nav_page").set_value("Thresholds").run()
     at.number_input(key="t_digits").set_value(0.75)
+    at.number_input(key="t_phone").set_value(0.9123)
     next(b for b in at.button if b.label == "Save thresholds").click().run()
-    assert "digits = 0.750" in (review.store.workspace / "station.toml").read_text()
+    saved = (review.store.workspace / "station.toml").read_text()
+    assert "digits = 0.750" in saved and "phone = 0.9123" in saved
     with review.store.tx() as conn:
         assert conn.execute(select(audit.c.user_name).where(audit.c.action == "config")).scalar() == "sam"
 
