@@ -6,6 +6,7 @@ Geometry is in millimetres from the page's top-left corner. The one mm -> px tra
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,26 @@ DEFAULT_LAYOUT = "ssc_application_v1"
 MM_PER_INCH = 25.4
 
 FieldKind = Literal["printed", "text", "digits", "checkbox", "signature", "photo", "attachment"]
+# what a field means, for the rules, the decoder, the review station and the export (not its name):
+# printed roles name the roster column the field shows; handwritten roles what the rules check
+PRINTED_ROLES = {"school": "school", "class": "class_name", "student_no": "student_no", "printed_name": "name",
+                 "gender": "gender", "printed_id": "id_number", "bank": "bank", "printed_photo": "photo_path"}
+HANDWRITTEN_ROLES = ("corrected_name", "corrected_id", "applicant_phone", "applicant_photo", "id_copy",
+                     "applicant_signature", "guardian_id", "guardian_phone", "guardian_relation",
+                     "guardian_signature")
+Role = Literal["school", "class", "student_no", "printed_name", "gender", "printed_id", "bank", "printed_photo",
+               "corrected_name", "corrected_id", "applicant_phone", "applicant_photo", "id_copy",
+               "applicant_signature", "guardian_id", "guardian_phone", "guardian_relation", "guardian_signature"]
+# how a comb field is decoded and checked: an ID number (GB 11643, check character), a mainland
+# mobile number, or box by box
+Constraint = Literal["id_gb11643", "mobile_cn", "none"]
+CONSTRAINT_SHAPES = {"id_gb11643": (18, "0123456789X"), "mobile_cn": (11, "0123456789")}
+# which domain rules a layout's forms are decided by (ocr.rules); form-level checks always apply
+RuleSet = Literal["corrections", "applicant_phone", "class_phone", "photo", "guardian", "signature"]
+# what an export column shows: a form's own value, or "role:<role>" / "option:<role>" (the
+# ticked option's label) of the field with that role, or "field:<name>"
+EXPORT_VALUES = ("form_id", "school", "class", "student_no", "bank", "final_name", "final_gender", "final_id",
+                 "printed_name", "printed_id", "photo_file", "rare_characters")
 
 
 class LayoutError(Exception):
@@ -35,7 +56,7 @@ class Box:
 
     def to_px(self, dpi: float) -> tuple[int, int, int, int]:
         """The one mm -> px transform: (x0, y0, x1, y1) pixel bounds at `dpi` on an aligned page."""
-        k = dpi / MM_PER_INCH
+        k = mm_to_px(1.0, dpi)
         return (round(self.x * k), round(self.y * k), round((self.x + self.w) * k), round((self.y + self.h) * k))
 
     def cells(self, n: int) -> tuple[Box, ...]:
@@ -66,6 +87,11 @@ class Zone:
     cells: int = 0
     alphabet: str = ""
     options: tuple[CheckOption, ...] = ()
+    role: str = ""
+    constraint: str = "none"
+    pair_with: str = ""  # another comb field a family may write the same number in (read jointly)
+    optional: bool = False  # a field the form may leave empty (no *_MISSING reason)
+    hint: str = ""  # shown to the reviewer beside the field
 
     def cell_boxes(self) -> tuple[Box, ...]:
         return self.box.cells(self.cells) if self.cells else ()
@@ -92,6 +118,14 @@ class Section:
 
 
 @dataclass(frozen=True)
+class ExportSpec:
+    """Which card data file a layout's accepted forms go to, and its columns (header, value)."""
+
+    card_file: str
+    columns: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class Layout:
     layout_id: str
     version: int
@@ -106,6 +140,8 @@ class Layout:
     zones: tuple[Zone, ...]
     guide_box: Box
     guide_lines: tuple[str, ...]
+    rules: tuple[str, ...] = ()
+    export: ExportSpec | None = None
 
     @property
     def key(self) -> str:
@@ -118,6 +154,28 @@ class Layout:
                 return z
         raise KeyError(f"layout {self.key} has no field {name!r}")
 
+    def by_role(self, role: str) -> Zone | None:
+        """The field with this role, or None when the layout has none."""
+        return next((z for z in self.zones if z.role == role), None)
+
+    def name_of(self, role: str) -> str:
+        """The name of the field with this role ('' when the layout has none)."""
+        z = self.by_role(role)
+        return z.name if z else ""
+
+    def kind_of(self, name: str) -> str:
+        """The zone kind of a field the reader writes, derived readings (`photo_face`,
+        `id_copy_number`: named after their zone) counting as their zone's kind; '' if none."""
+        for z in self.zones:
+            if name == z.name or (name.startswith(z.name + "_") and name[len(z.name) + 1:] in DERIVED.get(z.kind, ())):
+                return z.kind
+        return ""
+
+    @property
+    def read_fields(self) -> tuple[str, ...]:
+        """The fields the reader writes from its zones (every zone that is not printed)."""
+        return tuple(z.name for z in self.zones if z.kind != "printed")
+
     def zones_of(self, *kinds: str) -> tuple[Zone, ...]:
         return tuple(z for z in self.zones if z.kind in kinds)
 
@@ -125,6 +183,15 @@ class Layout:
         """(width, height) in pixels of the whole page at `dpi`."""
         _, _, w, h = Box(0, 0, self.width_mm, self.height_mm).to_px(dpi)
         return w, h
+
+
+# readings the reader derives from a zone, named `<zone>_<suffix>` (ocr.read)
+DERIVED = {"photo": ("face", "background", "color", "scan"), "attachment": ("number",)}
+
+
+def mm_to_px(mm: float, dpi: float) -> float:
+    """The one mm -> px factor for lengths (Box.to_px for boxes)."""
+    return mm * dpi / MM_PER_INCH
 
 
 # ---------------------------------------------------------------- schema (pydantic, strict keys)
@@ -155,6 +222,11 @@ class _FieldSpec(_Strict):
     cells: int | None = Field(default=None, ge=1, le=40)
     alphabet: str | None = None
     options: dict[str, _OptionSpec] | None = None
+    role: Role | None = None
+    constraint: Constraint | None = None
+    pair_with: str | None = None
+    optional: bool = False
+    hint: str = ""
     _b = field_validator("box")(_check_box)
 
 
@@ -186,6 +258,11 @@ class _PageSpec(_Strict):
     height_mm: float = Field(gt=0)
 
 
+class _ExportSpec(_Strict):
+    card_file: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    columns: list[tuple[str, str]]
+
+
 class _LayoutSpec(_Strict):
     layout_id: str
     version: int = Field(ge=1)
@@ -197,6 +274,8 @@ class _LayoutSpec(_Strict):
     sections: list[_SectionSpec] = []
     fields: dict[str, _FieldSpec]
     guide: _GuideSpec
+    rules: list[RuleSet] = []
+    export: _ExportSpec | None = None
 
 
 def _field_problems(name: str, f: _FieldSpec) -> list[str]:
@@ -211,6 +290,36 @@ def _field_problems(name: str, f: _FieldSpec) -> list[str]:
         out.append(f"fields.{name}: kind 'checkbox' needs 'options'")
     if f.kind != "checkbox" and f.options is not None:
         out.append(f"fields.{name}: 'options' is only for kind 'checkbox'")
+    if f.role in PRINTED_ROLES and f.kind != "printed" or f.role in HANDWRITTEN_ROLES and f.kind == "printed":
+        out.append(f"fields.{name}.role: {f.role!r} does not fit kind {f.kind!r}")
+    if f.constraint is not None and f.kind != "digits":
+        out.append(f"fields.{name}.constraint: only for kind 'digits'")
+    shape = CONSTRAINT_SHAPES.get(f.constraint or "none")
+    if shape and (f.cells, f.alphabet) != shape:
+        out.append(f"fields.{name}.constraint: {f.constraint!r} needs cells {shape[0]} and alphabet {shape[1]!r}")
+    return out
+
+
+def _layout_problems(spec: _LayoutSpec) -> list[str]:
+    """Rules across fields: pairs name comb fields of one shape, a role is used once, export
+    columns name known values and roles."""
+    out = []
+    roles = [f.role for f in spec.fields.values() if f.role]
+    out += [f"role {r!r} is used by more than one field" for r in sorted({r for r in roles if roles.count(r) > 1})]
+    for name, f in spec.fields.items():
+        if f.pair_with is None:
+            continue
+        other = spec.fields.get(f.pair_with)
+        if other is None or f.pair_with == name:
+            out.append(f"fields.{name}.pair_with: no other field {f.pair_with!r}")
+        elif f.kind != "digits" or (other.cells, other.alphabet, other.constraint) != (f.cells, f.alphabet, f.constraint):
+            out.append(f"fields.{name}.pair_with: {f.pair_with!r} is not a comb field of the same shape")
+    for i, (_, value) in enumerate(spec.export.columns if spec.export else ()):
+        kind, _, role = value.partition(":")
+        if not (value in EXPORT_VALUES or kind in ("role", "option") and role in roles
+                or kind == "field" and role in spec.fields):
+            out.append(f"export.columns.{i}: unknown value {value!r} (one of {', '.join(EXPORT_VALUES)}, "
+                       "or role:<role> / option:<role> / field:<name> of a field of this layout)")
     return out
 
 
@@ -222,6 +331,9 @@ def _fmt_error(source: str, err: ValidationError) -> str:
             parts.append(f"unknown key '{loc}'")
         elif e["type"] == "missing":
             parts.append(f"missing key '{loc}'")
+        elif e["type"] == "literal_error":
+            what = next(str(p) for p in reversed(e["loc"]) if not isinstance(p, int))
+            parts.append(f"{loc}: unknown {what} {e['input']!r} ({e['msg']})")
         else:
             parts.append(f"{loc}: {e['msg']}")
     return f"{source}: " + "; ".join(parts)
@@ -235,7 +347,8 @@ def _build(spec: _LayoutSpec) -> Layout:
     zones = []
     for name, f in spec.fields.items():
         opts = tuple(CheckOption(k, o.label, _to_box(o.box)) for k, o in (f.options or {}).items())
-        zones.append(Zone(name, f.kind, f.label, _to_box(f.box), f.cells or 0, f.alphabet or "", opts))
+        zones.append(Zone(name, f.kind, f.label, _to_box(f.box), f.cells or 0, f.alphabet or "", opts,
+                          f.role or "", f.constraint or "none", f.pair_with or "", f.optional, f.hint))
     m = spec.marks
     return Layout(
         layout_id=spec.layout_id, version=spec.version, title=spec.title, subtitle=spec.subtitle,
@@ -244,6 +357,8 @@ def _build(spec: _LayoutSpec) -> Layout:
         barcode_format=spec.barcode.format, barcode_box=_to_box(spec.barcode.box),
         sections=tuple(Section(s.title, _to_box(s.box)) for s in spec.sections),
         zones=tuple(zones), guide_box=_to_box(spec.guide.box), guide_lines=tuple(spec.guide.lines),
+        rules=tuple(spec.rules),
+        export=ExportSpec(spec.export.card_file, tuple(tuple(c) for c in spec.export.columns)) if spec.export else None,
     )
 
 
@@ -259,24 +374,40 @@ def parse_layout(text: str, source: str = "<layout>") -> Layout:
         spec = _LayoutSpec.model_validate(raw)
     except ValidationError as e:
         raise LayoutError(_fmt_error(source, e)) from None
-    problems = [p for n, f in spec.fields.items() for p in _field_problems(n, f)]
+    problems = [p for n, f in spec.fields.items() for p in _field_problems(n, f)] + _layout_problems(spec)
     if problems:
         raise LayoutError(f"{source}: " + "; ".join(problems))
     return _build(spec)
 
 
 _CACHE: dict[str, Layout] = {}
+LAYOUT_PATH_ENV = "FORMSTATION_LAYOUT_PATH"  # more folders of layout YAML, searched before layouts/
+
+
+def layout_dirs() -> tuple[Path, ...]:
+    """Where layouts are found by key: the folders in FORMSTATION_LAYOUT_PATH, then `layouts/`."""
+    extra = [Path(p) for p in os.environ.get(LAYOUT_PATH_ENV, "").split(os.pathsep) if p]
+    return (*extra, LAYOUT_DIR)
+
+
+def known_layouts() -> tuple[str, ...]:
+    """The keys of every layout that can be loaded by key, sorted."""
+    return tuple(sorted({x.stem for d in layout_dirs() for x in d.glob("*.yaml")}))
 
 
 def load_layout(name_or_path: str | Path = DEFAULT_LAYOUT) -> Layout:
-    """Load a layout by key (`ssc_application_v1`) from `layouts/`, or by file path. Cached."""
+    """Load a layout by key (`ssc_application_v1`) from the layout folders, or by file path. A
+    layout's key must be its file's stem (the key the barcode carries finds the file). Cached."""
     p = Path(name_or_path)
     if p.suffix not in (".yaml", ".yml"):
-        p = LAYOUT_DIR / f"{name_or_path}.yaml"
+        p = next((d / f"{name_or_path}.yaml" for d in layout_dirs() if (d / f"{name_or_path}.yaml").is_file()),
+                 LAYOUT_DIR / f"{name_or_path}.yaml")
     key = str(p.resolve())
     if key not in _CACHE:
         if not p.is_file():
-            known = ", ".join(sorted(x.stem for x in LAYOUT_DIR.glob("*.yaml")))
-            raise LayoutError(f"unknown layout {str(name_or_path)!r} (known: {known})")
-        _CACHE[key] = parse_layout(p.read_text(encoding="utf-8"), str(p))
+            raise LayoutError(f"unknown layout {str(name_or_path)!r} (known: {', '.join(known_layouts())})")
+        lay = parse_layout(p.read_text(encoding="utf-8"), str(p))
+        if lay.key != p.stem:
+            raise LayoutError(f"{p}: layout_id and version make {lay.key!r}, but the file is named {p.stem!r}")
+        _CACHE[key] = lay
     return _CACHE[key]

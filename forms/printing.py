@@ -21,7 +21,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from forms.barcode import PageCode
-from forms.layout import Box, Layout, Zone
+from forms.layout import PRINTED_ROLES, Box, Layout, Zone
 
 FONT = "FSZenHei"
 FONT_CANDIDATES = (
@@ -46,6 +46,11 @@ class PrintRecord:
     student_no: str
     bank: str
     photo_path: str | None = None
+
+    def value(self, role: str) -> str:
+        """What a printed field of this role shows (forms.layout.PRINTED_ROLES: its roster column)."""
+        col = PRINTED_ROLES.get(role, "")
+        return str(getattr(self, col, "") or "") if col else ""
 
 
 class FontMissing(RuntimeError):
@@ -139,7 +144,7 @@ def _draw_handwritten(p: _Page, z: Zone) -> None:
 
 
 def _draw_printed(p: _Page, z: Zone, rec: PrintRecord) -> None:
-    if z.name == "printed_photo":
+    if z.role == "printed_photo":
         if rec.photo_path and Path(rec.photo_path).is_file():
             x, y, w, h = p._pt(z.box)
             p.c.drawImage(rec.photo_path, x, y, w, h, preserveAspectRatio=True, anchor="c")
@@ -147,10 +152,9 @@ def _draw_printed(p: _Page, z: Zone, rec: PrintRecord) -> None:
             p.rect(z.box, grey=0.7, width=0.4)
             p.text(z.box.x + z.box.w / 2, z.box.y + z.box.h / 2, "无预留照片", 7, grey=0.5, anchor="center")
         return
-    value = {"class": rec.class_name}.get(z.name, getattr(rec, z.name, ""))
     _label(p, z)
     p.rect(z.box, grey=0.6, width=0.4)
-    p.fit_text(z.box, str(value or ""))
+    p.fit_text(z.box, rec.value(z.role))
 
 
 def draw_form(c: Canvas, layout: Layout, rec: PrintRecord) -> None:
@@ -160,7 +164,10 @@ def draw_form(c: Canvas, layout: Layout, rec: PrintRecord) -> None:
     _draw_barcode(p, layout, PageCode(rec.form_id, layout.key, 1))
     p.text(layout.width_mm / 2, 30, layout.title, 18, anchor="center")
     p.text(layout.width_mm / 2, 37, layout.subtitle, 10, anchor="center")
-    p.text(24, 26, f"{rec.school}  {rec.class_name}", 8.5, grey=0.2)
+    head = f"{rec.school}  {rec.class_name}"
+    title_left = layout.width_mm / 2 - pdfmetrics.stringWidth(layout.title, FONT, 18) / mm / 2
+    clear = 24 + pdfmetrics.stringWidth(head, FONT, 8.5) / mm + 2 < title_left  # else below the subtitle
+    p.text(24, 26 if clear else 42, head, 8.5, grey=0.2)
     for s in layout.sections:
         p.rect(s.box, grey=0.0, width=0.8)
         p.text(s.box.x + 2, s.box.y + 4.2, s.title, 9.5)

@@ -54,12 +54,11 @@ def _ensure_form_ids(store: Store, people: list, layout: Layout, files: dict[int
         have = {r.person_id: r.form_id for r in conn.execute(select(forms.c.person_id, forms.c.form_id))}
         for p in people:
             fid = have.get(p.person_id) or form_id_for(p.person_id)
-            values = {"printed_at": now(), "print_file": files[p.person_id]}
+            values = {"printed_at": now(), "print_file": files[p.person_id], "layout_key": layout.key}
             if p.person_id in have:
                 conn.execute(forms.update().where(forms.c.form_id == fid).values(**values))
             else:
-                conn.execute(forms.insert().values(form_id=fid, person_id=p.person_id,
-                                                   layout_key=layout.key, status="printed", **values))
+                conn.execute(forms.insert().values(form_id=fid, person_id=p.person_id, status="printed", **values))
             out[p.person_id] = fid
     return out
 

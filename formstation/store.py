@@ -42,7 +42,7 @@ log = logging.getLogger("formstation.store")
 T = TypeVar("T")
 STORE_PATIENCE_S = 60.0  # how long a batch waits for the database to come back
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 DEFAULT_WORKSPACE = "station-data"
 
 md = MetaData()
@@ -114,6 +114,8 @@ pages = Table(
     # JSON: what the reader made of a page that waits unidentified, for when a reviewer matches it
     # (ocr.pipeline.reread_form); personal data, so in the store, never in a file beside the image
     Column("readings", Text),
+    Column("layout_key", String(64)),  # the layout the page was read with (its barcode's), None: not known
+    Column("reason", String(40)),  # why a page waits unidentified, when the station knows (LAYOUT_UNKNOWN, ...)
     UniqueConstraint("file_sha256", "page_index"),
 )
 
@@ -187,6 +189,8 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_column("fields", "doubt", "TEXT"),
     3: _add_column("fields", "other_scan", "TEXT"),
     4: _add_column("pages", "readings", "TEXT"),
+    5: _add_column("pages", "layout_key", "VARCHAR(64)"),
+    6: _add_column("pages", "reason", "VARCHAR(40)"),
 }
 LEGACY_READINGS_SUFFIX = ".readings.json"  # where version 3 kept an unidentified page's readings
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from forms.layout import Layout
+from forms.layout import MM_PER_INCH, Layout, mm_to_px
 
 ALIGN_DPI = 200
 CORNER_FRACTION = 0.26  # corner search squares, as a share of the page's shorter side
@@ -74,7 +74,7 @@ def align(layout: Layout, finder: MarkFinder, gray: np.ndarray) -> Alignment | N
     found = finder.find(gray)
     if len(found) < 2:
         return None
-    k = ALIGN_DPI / 25.4
+    k = mm_to_px(1.0, ALIGN_DPI)
     src, dst = [], []
     for i, corners in sorted(found.items()):
         src.extend(corners)
@@ -87,7 +87,7 @@ def align(layout: Layout, finder: MarkFinder, gray: np.ndarray) -> Alignment | N
     residual = float(np.sqrt(np.mean(np.sum((proj - dst_a) ** 2, axis=1)))) / k
     side_px = np.mean([np.linalg.norm(c[1] - c[0]) for c in found.values()])
     return Alignment(matrix, len(found), residual, _rotation(matrix),
-                     float(side_px / layout.marks.size_mm * 25.4))
+                     float(side_px / layout.marks.size_mm * MM_PER_INCH))
 
 
 def warp(layout: Layout, gray: np.ndarray, a: Alignment) -> np.ndarray:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from formstation.idnumber import WEIGHTS, birth_date
+from ocr.types import CLASSES
 
-CLASSES = "0123456789X"
 TOP_K = 4
 BEAM = 400
 EPS = 1e-9
@@ -137,33 +137,26 @@ def decode_phone(probs: list[np.ndarray | None]) -> Decoded:
 CELL_SURE = 0.99  # a cell read at least this sure is not pointed out to the reviewer
 
 
-def _is_id(cells: int) -> bool:
-    return cells == 18
+def is_checked(constraint: str) -> bool:
+    """Whether a comb field is decoded under a check digit (an ID number)."""
+    return constraint == "id_gb11643"
 
 
-def is_checked(cells: int) -> bool:
-    """Whether a comb of `cells` boxes is decoded under a check digit (an ID number)."""
-    return _is_id(cells)
-
-
-def _is_phone(cells: int, alphabet: str) -> bool:
-    return cells == 11 and alphabet == "0123456789"
-
-
-def decode_comb(probs: list[np.ndarray | None], cells: int, alphabet: str) -> Decoded:
-    """A comb field decoded by its shape: an 18-box ID number, an 11-digit mobile number, or box by box."""
-    if _is_id(cells):
+def decode_comb(probs: list[np.ndarray | None], constraint: str, alphabet: str) -> Decoded:
+    """A comb field decoded by the constraint its layout gives it (forms.layout.Constraint): an
+    ID number (`id_gb11643`), a mobile number (`mobile_cn`), or box by box (`none`)."""
+    if constraint == "id_gb11643":
         return decode_id(probs)
-    if _is_phone(cells, alphabet):
+    if constraint == "mobile_cn":
         return decode_phone(probs)
     return decode_plain(probs, alphabet)
 
 
-def allowed_at(cells: int, alphabet: str) -> Callable[[int], str]:
+def allowed_at(constraint: str, alphabet: str) -> Callable[[int], str]:
     """The characters each position of a comb field may hold, as `decode_comb` sees them."""
-    if _is_id(cells):
+    if constraint == "id_gb11643":
         return _allowed_id
-    if _is_phone(cells, alphabet):
+    if constraint == "mobile_cn":
         return _allowed_phone
     return lambda pos: alphabet
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import cv2
 import numpy as np
 
-CLASSES = "0123456789X"
+from ocr.types import CLASSES
+
 MLP_MODEL = Path(__file__).resolve().parent / "models" / "digits.npz"  # feature MLP (ocr.train_digits)
 CNN_MODEL = Path(__file__).resolve().parent / "models" / "digits_cnn.npz"  # small CNN (ocr.train_cnn)
 DEFAULT_MODEL = CNN_MODEL
@@ -615,6 +616,14 @@ class OnnxReader:
 
 
 Classifier = DigitClassifier | AveragedClassifier | OnnxReader
+
+
+class CellClassifier(Protocol):
+    """The seam the page reader takes its digit reader through (ocr.read.PageReader): a batch of
+    28x28 cells -> probabilities (n, len(CLASSES)). A reader with `member_probs` (an ensemble)
+    also gives each member's vote."""
+
+    def predict_proba(self, cells28: np.ndarray) -> np.ndarray: ...
 
 
 @cache

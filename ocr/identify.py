@@ -74,7 +74,10 @@ class PrintedIdReader:
         self.config = "--psm 7 -c tessedit_char_whitelist=0123456789X"
 
     def read(self, layout: Layout, aligned: np.ndarray) -> str:
-        x0, y0, x1, y1 = layout.zone("id_number").box.to_px(ALIGN_DPI)
+        z = layout.by_role("printed_id")
+        if z is None:  # a layout that prints no ID: only its barcode identifies a page
+            return ""
+        x0, y0, x1, y1 = z.box.to_px(ALIGN_DPI)
         crop = aligned[y0 + 3:y1 - 3, x0 + 3:x1 - 3]
         crop = cv2.resize(crop, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
         try:

@@ -96,6 +96,13 @@ def readings_json(readings) -> str:
                       ensure_ascii=False, default=float)
 
 
+def page_reason(res: PageResult) -> str | None:
+    """The reason code of a page the worker would not read (`reason:<CODE>: ...` in its note)."""
+    if res.kind == "unidentified" and res.note.startswith("reason:"):
+        return res.note.split(":", 2)[1]
+    return None
+
+
 def store_page(conn: Connection, res: PageResult) -> tuple[str, bool, bool]:
     """Insert the page (and its field readings); returns (kind as stored, is a duplicate scan, was
     stored by this call: False when it was in already, e.g. stored by another station). The colour
@@ -118,7 +125,7 @@ def store_page(conn: Connection, res: PageResult) -> tuple[str, bool, bool]:
         file_sha256=res.file_sha256, page_index=res.page_index,
         form_id=res.form_id if kind in ("form", "not_in_roster") else None, kind=kind,
         rotation=res.rotation, residual_mm=res.residual_mm, identified_by=res.identified_by,
-        image_path=res.image_path, created_at=now(),
+        image_path=res.image_path, created_at=now(), layout_key=res.layout_key, reason=page_reason(res),
         readings=readings_json(res.readings) if kind == "unidentified" and res.readings else None))
     if kind == "form":
         reopen_if_rejected_by_a_reviewer(conn, res.form_id)

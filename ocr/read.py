@@ -24,7 +24,7 @@ from forms.printing import FontMissing, blank_form
 from formstation import idnumber
 from ocr import decode, presence
 from ocr.align import ALIGN_DPI
-from ocr.digits import default_classifier, read_strip
+from ocr.digits import CellClassifier, default_classifier, read_strip
 from ocr.rewrite import Printed, find_rewrites, printed_ink
 from ocr.types import WRITING_DOUBT, FieldReading
 
@@ -96,9 +96,9 @@ class OcrEngine:
 class PageReader:
     """Reads all handwriting zones of one layout. Create once per process."""
 
-    def __init__(self, layout: Layout, threads: int | None = None) -> None:
+    def __init__(self, layout: Layout, threads: int | None = None, digits: CellClassifier | None = None) -> None:
         self.layout = layout
-        self.digits = default_classifier()
+        self.digits = digits if digits is not None else default_classifier()
         self.ocr = OcrEngine(threads)
         self.faces = presence.FaceFinder()
         self._cells: dict[str, list[np.ndarray | None]] = {}  # this page's comb cell probabilities
@@ -138,13 +138,13 @@ class PageReader:
                 struck[r.cell] = (decode.CLASSES[int(np.argmax(own))] if own is not None else "", r.box)
                 probs[r.cell] = p  # the parent's correction stands for the box
         self._cells[z.name] = probs
-        d = decode.decode_comb(probs, z.cells, z.alphabet)
+        d = decode.decode_comb(probs, z.constraint, z.alphabet)
         conf = min(d.confidence, REWRITE_CONFIDENCE) if struck or noted else d.confidence
         detail = {"valid": d.valid, "doubt": doubt_marks(z, d.value, probs, struck, noted)}
         split = members_disagree(d.value, results, struck)
         if split:
             detail["disagree"] = split
-            if decode.is_checked(z.cells):  # see DISAGREE_CONFIDENCE
+            if decode.is_checked(z.constraint):  # see DISAGREE_CONFIDENCE
                 conf = min(conf, DISAGREE_CONFIDENCE)
         if struck or noted:
             detail["rewritten"] = sorted({*struck, *noted})
@@ -183,7 +183,7 @@ class PageReader:
         if present:
             text = "".join(self.ocr.long_lines(crop)).replace(" ", "")
             number = copy_id_number(text)
-            out.append(FieldReading("id_copy_number", number, 0.9 if number else 0.0, box, suggestion=text[:60]))
+            out.append(FieldReading(f"{z.name}_number", number, 0.9 if number else 0.0, box, suggestion=text[:60]))
         return out
 
     def _read_photo(self, z: Zone, page, crop, box, color_crop, workspace: Path, crop_dir: str):
@@ -199,18 +199,17 @@ class PageReader:
         face = self.faces.has_face(found.card)
         return [
             FieldReading(z.name, "pasted", found.confidence, box, detail={"card": card_rel}),
-            FieldReading("photo_face", "yes" if face else "no", 0.9, box),
-            FieldReading("photo_background", "light" if found.light_background else "dark",
+            FieldReading(f"{z.name}_face", "yes" if face else "no", 0.9, box),
+            FieldReading(f"{z.name}_background", "light" if found.light_background else "dark",
                          found.background_confidence, box),
             # a grey or 1-bit scan cannot show whether the photo is a colour photo, and its card photo
             # would be grey: photo_scan 'gray' holds the form until the page is scanned in colour
-            FieldReading("photo_color", ("color" if found.is_color else "grayscale") if scanned_in_color else "unknown",
+            FieldReading(f"{z.name}_color", ("color" if found.is_color else "grayscale") if scanned_in_color else "unknown",
                          found.color_confidence if scanned_in_color else 0.0, box),
-            FieldReading("photo_scan", "color" if scanned_in_color else "gray", 1.0, box),
+            FieldReading(f"{z.name}_scan", "color" if scanned_in_color else "gray", 1.0, box),
         ]
 
 
-PHONE_PAIR = ("phone", "guardian_phone")
 # An ID number (check digit) where a member of the reader's ensemble reads a box otherwise than
 # the decoded value goes to a reviewer whatever the members' mean says: the check-digit search
 # can make a misread look sure. On 500 forms of the calib writers this took the one wrong ID
@@ -253,18 +252,30 @@ def writing_doubt(readings: list[FieldReading], cells: dict[str, list[np.ndarray
     return FieldReading(WRITING_DOUBT, f"{doubtful}/{inked}", 1.0, (0, 0, 0, 0))
 
 
+def _pairs(layout: Layout) -> list[tuple[str, str]]:
+    """The comb fields a family may write one number in twice (the layout's `pair_with`), each pair once."""
+    return sorted({tuple(sorted((z.name, z.pair_with))) for z in layout.zones if z.pair_with})
+
+
 def _paired_phones(readings: list[FieldReading], cells: dict[str, list[np.ndarray | None]],
                    layout: Layout) -> list[FieldReading]:
-    """Where the applicant's and the guardian's phone read as one number, read it from both
-    renderings (`decode.decode_phone_pair`); the joint reading replaces both when it is surer."""
-    if not all(n in cells for n in PHONE_PAIR):
+    """Where two fields the layout pairs (e.g. the applicant's and the guardian's phone) read as one
+    number, read it from both renderings; the joint reading replaces both when it is surer."""
+    for pair in _pairs(layout):
+        readings = _paired(readings, cells, layout, pair)
+    return readings
+
+
+def _paired(readings: list[FieldReading], cells: dict[str, list[np.ndarray | None]], layout: Layout,
+            pair: tuple[str, str]) -> list[FieldReading]:
+    if not all(n in cells for n in pair) or layout.zone(pair[0]).constraint != "mobile_cn":
         return readings
-    joint = decode.decode_phone_pair(*(cells[n] for n in PHONE_PAIR))
+    joint = decode.decode_phone_pair(*(cells[n] for n in pair))
     if joint is None:
         return readings
     out = []
     for r in readings:
-        if r.name in PHONE_PAIR and joint.confidence > r.confidence and not r.detail.get("rewritten"):
+        if r.name in pair and joint.confidence > r.confidence and not r.detail.get("rewritten"):
             detail = dict(r.detail, paired=True, doubt=doubt_marks(layout.zone(r.name), joint.value, cells[r.name]))
             r = FieldReading(r.name, joint.value, round(joint.confidence, 4), r.box, r.source, r.suggestion, detail)
         out.append(r)
@@ -284,7 +295,7 @@ def doubt_marks(z: Zone, value: str, probs: list[np.ndarray | None],
     r = _review_box(z)
     k = MM_PER_INCH / ALIGN_DPI
     cells = z.cell_boxes()
-    allowed = decode.allowed_at(z.cells, z.alphabet)
+    allowed = decode.allowed_at(z.constraint, z.alphabet)
     listed = {d["i"]: d for d in decode.cell_doubts(value, probs, allowed)}
     for key, marks in (("struck", struck), ("above", noted)):
         for i, (read, _) in marks.items():

@@ -16,6 +16,7 @@ from datetime import date
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
+from forms.layout import Layout, load_layout
 from formstation import idnumber
 from formstation.config import DEFAULT_THRESHOLDS
 from formstation.store import (
@@ -33,13 +34,6 @@ from formstation.store import (
 from ocr.reasons import REASONS
 from ocr.types import WRITING_DOUBT
 
-# zone kind of every field the reader writes (derived fields count as their zone's kind)
-FIELD_KIND = {
-    "corrected_name": "text", "corrected_id": "digits", "phone": "digits", "guardian_id": "digits",
-    "guardian_phone": "digits", "guardian_relation": "checkbox", "applicant_signature": "signature",
-    "guardian_signature": "signature", "photo": "photo", "photo_face": "photo", "photo_background": "photo",
-    "photo_color": "photo", "photo_scan": "photo", "id_copy": "attachment", "id_copy_number": "attachment",
-}
 UNUSUAL_MIN_BOXES = 11  # fewer inked boxes say too little about the writer
 CLASS_PHONES = "class phones"  # the other forms' phones, which a suspected class-wide number rests on
 SHARED_PHONE_MIN_SURE = 3  # confidently read forms carrying the number before a class is rejected
@@ -66,6 +60,8 @@ class FormFacts:
     phone_shared_suspected: bool = False  # the same pattern, resting on doubtful readings of other forms
     duplicate_id: bool = False
     printed_on: date | None = None  # the day the form was printed: the ages' day unless one is set
+    # the form's own layout: which field has which role, which rule sets apply (forms.layout_key)
+    layout: Layout = field(default_factory=load_layout, compare=False)
 
 
 @dataclass(frozen=True)
@@ -91,9 +87,19 @@ def _v(f: FormFacts, name: str) -> str:
     return r.value if r else ""
 
 
+def _n(f: FormFacts, role: str) -> str:
+    """The name of the form's field with this role ('' when its layout has none)."""
+    return f.layout.name_of(role)
+
+
+def _r(f: FormFacts, role: str) -> str:
+    """The value of the form's field with this role ('' when its layout has none)."""
+    return _v(f, _n(f, role))
+
+
 def final_values(f: FormFacts) -> tuple[str, str]:
     """(name, id) after correction: the corrected value when one was written."""
-    return (_v(f, "corrected_name") or f.printed_name, _v(f, "corrected_id") or f.printed_id)
+    return (_r(f, "corrected_name") or f.printed_name, _r(f, "corrected_id") or f.printed_id)
 
 
 def _is_rare(name: str) -> bool:
@@ -104,60 +110,70 @@ def _is_rare(name: str) -> bool:
         return True
 
 
-def _phone_rules(f: FormFacts, prefix: str, name: str, out: list[Found]) -> None:
+def _phone_rules(f: FormFacts, prefix: str, role: str, out: list[Found]) -> None:
+    z = f.layout.by_role(role)
+    if z is None:
+        return
+    name = z.name
     v = _v(f, name)
     if not v:
-        out.append(Found(f"{prefix}PHONE_MISSING", name))
+        if not z.optional:
+            out.append(Found(f"{prefix}PHONE_MISSING", name))
     elif not idnumber.is_mobile(v):
         out.append(Found(f"{prefix}PHONE_INVALID", name, f"{idnumber.mask(v)}"))
 
 
 def _correction_rules(f: FormFacts, out: list[Found]) -> None:
-    cname, cid = _v(f, "corrected_name"), _v(f, "corrected_id")
-    if cname and f.readings["corrected_name"].source != "reviewer":
-        out.append(Found("NAME_CORRECTED", "corrected_name"))
-    if (cname or cid) and _v(f, "id_copy") != "present":
-        made = tuple(n for n, v in (("corrected_name", cname), ("corrected_id", cid)) if v)
-        out.append(Found("CORRECTION_WITHOUT_COPY", "id_copy", rests_on=made))
+    n_name, n_id, n_copy = _n(f, "corrected_name"), _n(f, "corrected_id"), _n(f, "id_copy")
+    cname, cid = _v(f, n_name), _v(f, n_id)
+    if cname and f.readings[n_name].source != "reviewer":
+        out.append(Found("NAME_CORRECTED", n_name))
+    if n_copy and (cname or cid) and _v(f, n_copy) != "present":  # no attachment area: no copy asked for
+        made = tuple(n for n, v in ((n_name, cname), (n_id, cid)) if v)
+        out.append(Found("CORRECTION_WITHOUT_COPY", n_copy, rests_on=made))
     if cid and not idnumber.is_valid(cid):
-        out.append(Found("CORRECTED_ID_INVALID", "corrected_id", idnumber.problem(cid) or ""))
-    copy_no = _v(f, "id_copy_number")
+        out.append(Found("CORRECTED_ID_INVALID", n_id, idnumber.problem(cid) or ""))
+    copy_no = _v(f, f"{n_copy}_number") if n_copy else ""
     if cid and copy_no and copy_no != cid:
-        out.append(Found("ID_COPY_MISMATCH", "id_copy_number", rests_on=("corrected_id",)))
+        out.append(Found("ID_COPY_MISMATCH", f"{n_copy}_number", rests_on=(n_id,)))
 
 
 def _photo_rules(f: FormFacts, age: int | None, out: list[Found]) -> None:
-    if age is not None and age < 6:
+    p = _n(f, "applicant_photo")
+    if not p or age is not None and age < 6:
         return
-    if _v(f, "photo") != "pasted":
+    if _v(f, p) != "pasted":
         if not f.has_printed_photo:
-            out.append(Found("PHOTO_MISSING", "photo"))
+            out.append(Found("PHOTO_MISSING", p))
         return
-    if _v(f, "photo_scan") == "gray":  # no colour in the scan: the card photo cannot come from it
-        out.append(Found("PHOTO_SCANNED_IN_GREY", "photo"))
-    if _v(f, "photo_background") == "dark":
-        out.append(Found("PHOTO_NOT_LIGHT_BG", "photo_background"))
-    if _v(f, "photo_color") == "grayscale":
-        out.append(Found("PHOTO_GRAYSCALE", "photo_color"))
-    if _v(f, "photo_face") == "no":
-        out.append(Found("PHOTO_NO_FACE", "photo_face"))
+    if _v(f, f"{p}_scan") == "gray":  # no colour in the scan: the card photo cannot come from it
+        out.append(Found("PHOTO_SCANNED_IN_GREY", p))
+    if _v(f, f"{p}_background") == "dark":
+        out.append(Found("PHOTO_NOT_LIGHT_BG", f"{p}_background"))
+    if _v(f, f"{p}_color") == "grayscale":
+        out.append(Found("PHOTO_GRAYSCALE", f"{p}_color"))
+    if _v(f, f"{p}_face") == "no":
+        out.append(Found("PHOTO_NO_FACE", f"{p}_face"))
 
 
 def _guardian_rules(f: FormFacts, final_id: str, day: date, out: list[Found]) -> None:
-    gid = _v(f, "guardian_id")
-    if not gid:
-        out.append(Found("GUARDIAN_ID_MISSING", "guardian_id"))
+    n = _n(f, "guardian_id")
+    gid = _v(f, n)
+    if not n:
+        pass
+    elif not gid:
+        out.append(Found("GUARDIAN_ID_MISSING", n))
     elif not idnumber.is_valid(gid):
-        out.append(Found("GUARDIAN_ID_INVALID", "guardian_id", idnumber.problem(gid) or ""))
+        out.append(Found("GUARDIAN_ID_INVALID", n, idnumber.problem(gid) or ""))
     elif gid == final_id:
-        out.append(Found("GUARDIAN_IS_APPLICANT", "guardian_id"))
+        out.append(Found("GUARDIAN_IS_APPLICANT", n))
     elif (idnumber.age_on(gid, day) or 0) < 18:
-        out.append(Found("GUARDIAN_NOT_ADULT", "guardian_id"))
+        out.append(Found("GUARDIAN_NOT_ADULT", n))
     _phone_rules(f, "GUARDIAN_", "guardian_phone", out)
-    if not _v(f, "guardian_relation"):
-        out.append(Found("GUARDIAN_RELATION_MISSING", "guardian_relation"))
-    if _v(f, "guardian_signature") != "present":
-        out.append(Found("GUARDIAN_SIGNATURE_MISSING", "guardian_signature"))
+    if _n(f, "guardian_relation") and not _r(f, "guardian_relation"):
+        out.append(Found("GUARDIAN_RELATION_MISSING", _n(f, "guardian_relation")))
+    if _n(f, "guardian_signature") and _r(f, "guardian_signature") != "present":
+        out.append(Found("GUARDIAN_SIGNATURE_MISSING", _n(f, "guardian_signature")))
 
 
 def _acked(f: FormFacts) -> set[str]:
@@ -184,37 +200,35 @@ def _form_level(f: FormFacts, final_name: str, cfg: RuleConfig, out: list[Found]
     out.extend(Found(code) for code, hit in checks if hit and code not in acked)
 
 
-READ_FIELDS = ("corrected_name", "corrected_id", "phone", "guardian_id", "guardian_phone", "guardian_relation",
-               "applicant_signature", "guardian_signature", "photo", "id_copy")
-
-
 def _confirmed_by_copy(f: FormFacts, cfg: RuleConfig) -> bool:
     """The handwritten corrected ID reads exactly as the valid number printed on the pasted ID copy
     (read surely): two independent readings, one of print, agree on 18 characters."""
-    cid, copy = f.readings.get("corrected_id"), f.readings.get("id_copy_number")
+    cid, copy = f.readings.get(_n(f, "corrected_id")), f.readings.get(f"{_n(f, 'id_copy')}_number")
     return (cid is not None and copy is not None and bool(cid.value) and cid.value == copy.value
             and idnumber.is_valid(cid.value) and copy.confidence >= cfg.thresholds.get("attachment", 0.9))
 
 
-def threshold_for(thresholds: dict[str, float], name: str) -> float:
+def threshold_for(thresholds: dict[str, float], name: str, layout: Layout | None = None) -> float:
     """The confidence a reading of field `name` needs: the field's own threshold (digit fields
-    picked from risk-coverage curves), else its zone kind's."""
+    picked from risk-coverage curves: `station.toml` [thresholds] names today's fields), else its
+    zone kind's in `layout` (the default layout when none is given)."""
     if name in thresholds:
         return thresholds[name]
-    return thresholds.get(FIELD_KIND.get(name, ""), 0.9)
+    return thresholds.get((layout or load_layout()).kind_of(name), 0.9)
 
 
 def _low_confidence(f: FormFacts, cfg: RuleConfig) -> list[Found]:
     """Fields read with doubt, and fields that were not read at all (e.g. the page could not be aligned)."""
-    out = [Found("LOW_CONFIDENCE", name, "not read") for name in READ_FIELDS if name not in f.readings]
-    grey = _v(f, "photo_scan") == "gray"
+    out = [Found("LOW_CONFIDENCE", name, "not read") for name in f.layout.read_fields if name not in f.readings]
+    photo = _n(f, "applicant_photo")
+    grey = bool(photo) and _v(f, f"{photo}_scan") == "gray"
     for name, r in sorted(f.readings.items()):
-        kind = FIELD_KIND.get(name)
-        if grey and name == "photo_color":
+        kind = f.layout.kind_of(name)
+        if grey and name == f"{photo}_color":
             continue  # the colour rescan will tell
-        if name == "corrected_id" and _confirmed_by_copy(f, cfg):
+        if name == _n(f, "corrected_id") and _confirmed_by_copy(f, cfg):
             continue
-        if kind and r.source != "reviewer" and r.confidence < threshold_for(cfg.thresholds, name):
+        if kind and r.source != "reviewer" and r.confidence < threshold_for(cfg.thresholds, name, f.layout):
             out.append(Found("LOW_CONFIDENCE", name, f"{r.confidence:.2f}"))
     return out
 
@@ -224,7 +238,7 @@ def _scans_differ(f: FormFacts) -> list[Found]:
     out = []
     for name, r in sorted(f.readings.items()):
         if r.source == "reviewer" and r.other_scan is not None:
-            other = idnumber.mask(r.other_scan) if FIELD_KIND.get(name) == "digits" else r.other_scan
+            other = idnumber.mask(r.other_scan) if f.layout.kind_of(name) == "digits" else r.other_scan
             out.append(Found("SCANS_DIFFER", name, f"later scan: {other or '(empty)'}"))
     return out
 
@@ -246,8 +260,8 @@ def _unusual_writing(f: FormFacts, cfg: RuleConfig) -> list[Found]:
         return []
     out = []
     for name, r in sorted(f.readings.items()):
-        if (FIELD_KIND.get(name) == "digits" and r.value and r.source != "reviewer"
-                and r.confidence >= threshold_for(cfg.thresholds, name)):
+        if (f.layout.kind_of(name) == "digits" and r.value and r.source != "reviewer"
+                and r.confidence >= threshold_for(cfg.thresholds, name, f.layout)):
             out.append(Found("UNUSUAL_HANDWRITING", name, f"{doubtful} of {inked} boxes doubtful"))
     return out
 
@@ -257,6 +271,14 @@ def _reopened(f: FormFacts) -> list[Found]:
     return [Found("REOPENED", None, _v(f, REOPEN_FIELD))] if REOPEN_FIELD in f.readings else []
 
 
+def _class_phone(f: FormFacts, out: list[Found]) -> None:
+    if f.phone_shared_by_class:
+        out.append(Found("PHONE_SHARED_BY_CLASS", _n(f, "applicant_phone")))
+    elif f.phone_shared_suspected and "PHONE_SHARED_BY_CLASS" not in _acked(f):
+        # a form-level doubt for a reviewer (group view by class): reject it or save to clear it
+        out.append(Found("PHONE_SHARED_BY_CLASS", None, "suspected", rests_on=(CLASS_PHONES,)))
+
+
 def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
     """Status and reasons for one form from its facts. Pure."""
     final_name, final_id = final_values(f)
@@ -264,21 +286,22 @@ def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
     day = cfg.campaign_date or f.printed_on or date.today()
     age = idnumber.age_on(age_id, day)
     out: list[Found] = []
-    _correction_rules(f, out)
-    _phone_rules(f, "", "phone", out)
-    if f.phone_shared_by_class:
-        out.append(Found("PHONE_SHARED_BY_CLASS", "phone"))
-    elif f.phone_shared_suspected and "PHONE_SHARED_BY_CLASS" not in _acked(f):
-        # a form-level doubt for a reviewer (group view by class): reject it or save to clear it
-        out.append(Found("PHONE_SHARED_BY_CLASS", None, "suspected", rests_on=(CLASS_PHONES,)))
+    rules = f.layout.rules
+    if "corrections" in rules:
+        _correction_rules(f, out)
+    if "applicant_phone" in rules:
+        _phone_rules(f, "", "applicant_phone", out)
+    if "class_phone" in rules:
+        _class_phone(f, out)
     by_age: list[Found] = []  # findings that exist because of the applicant's age
-    _photo_rules(f, age, by_age)
-    if age is not None and age < 16:
+    if "photo" in rules:
+        _photo_rules(f, age, by_age)
+    if "guardian" in rules and age is not None and age < 16:
         _guardian_rules(f, final_id, day, by_age)
-    elif _v(f, "applicant_signature") != "present":
-        by_age.append(Found("SIGNATURE_MISSING", "applicant_signature"))
+    elif "signature" in rules and _r(f, "applicant_signature") != "present":
+        by_age.append(Found("SIGNATURE_MISSING", _n(f, "applicant_signature")))
     if age_id != f.printed_id:  # the age comes from a corrected ID: those findings rest on it too
-        by_age = [replace(x, rests_on=(*x.rests_on, "corrected_id")) for x in by_age]
+        by_age = [replace(x, rests_on=(*x.rests_on, _n(f, "corrected_id"))) for x in by_age]
     out += by_age
     _form_level(f, final_name, cfg, out)
     out += _scans_differ(f)
@@ -318,7 +341,7 @@ def _class_keys(conn: Connection, form_ids: set[str]) -> set[tuple[str, str]]:
 def _load_facts(conn: Connection, form_ids: set[str], cfg: RuleConfig) -> list[FormFacts]:
     """Facts for the received forms of every class the given forms belong to."""
     classes = _class_keys(conn, form_ids)
-    q = (select(forms.c.form_id, forms.c.printed_at, persons.c.name, persons.c.id_number, persons.c.photo_path,
+    q = (select(forms.c.form_id, forms.c.printed_at, forms.c.layout_key, persons.c.name, persons.c.id_number, persons.c.photo_path,
                 persons.c.school, persons.c.class_name)
          .join(persons, forms.c.person_id == persons.c.person_id)
          .where(forms.c.status != "printed"))
@@ -337,11 +360,15 @@ def _load_facts(conn: Connection, form_ids: set[str], cfg: RuleConfig) -> list[F
 
 def _all_final_ids(conn: Connection) -> Counter:
     """How many received forms carry each final ID number (across the whole store)."""
-    q = (select(forms.c.form_id, persons.c.id_number, fields.c.value)
+    q = (select(forms.c.form_id, forms.c.layout_key, persons.c.id_number)
          .join(persons, forms.c.person_id == persons.c.person_id)
-         .outerjoin(fields, and_(fields.c.form_id == forms.c.form_id, fields.c.name == "corrected_id"))
          .where(forms.c.status != "printed"))
-    return Counter(_id_for_duplicates(r.value, r.id_number) for r in conn.execute(q))
+    rows = list(conn.execute(q))
+    names = {load_layout(k).name_of("corrected_id") for k in {r.layout_key for r in rows}} - {""}
+    corrected = {(r.form_id, r.name): r.value for r in conn.execute(
+        select(fields.c.form_id, fields.c.name, fields.c.value).where(fields.c.name.in_(names)))}
+    return Counter(_id_for_duplicates(corrected.get((r.form_id, load_layout(r.layout_key).name_of("corrected_id"))),
+                                      r.id_number) for r in rows)
 
 
 def _id_for_duplicates(corrected: str | None, printed: str) -> str:
@@ -375,21 +402,26 @@ def _class_sharing(phones: list[Reading], threshold: float) -> tuple[bool, bool]
 
 def _with_class_facts(rows, reads, page_info, id_counts: Counter, threshold: float) -> list[FormFacts]:
     by_class: dict[tuple[str, str], list[Reading]] = {}
-    for r in rows:
-        by_class.setdefault((r.school, r.class_name), []).append(
-            reads.get(r.form_id, {}).get("phone") or Reading("", 1.0, "read"))
+    layouts = {k: load_layout(k) for k in {r.layout_key for r in rows}}
+    for r in rows:  # the class's forms whose layout asks for one phone per family
+        lay = layouts[r.layout_key]
+        if "class_phone" in lay.rules and lay.name_of("applicant_phone"):
+            by_class.setdefault((r.school, r.class_name), []).append(
+                reads.get(r.form_id, {}).get(lay.name_of("applicant_phone")) or Reading("", 1.0, "read"))
     sharing = {key: _class_sharing(phones, threshold) for key, phones in by_class.items()}
     out = []
     for r in rows:
         rd = reads.get(r.form_id, {})
-        shared, suspected = sharing[(r.school, r.class_name)]
+        lay = layouts[r.layout_key]
+        shared, suspected = sharing.get((r.school, r.class_name), (False, False))
         n, res = page_info.get(r.form_id, (1, None))
-        cid = rd.get("corrected_id")
+        cid = rd.get(lay.name_of("corrected_id"))
         final_id = _id_for_duplicates(cid.value if cid else "", r.id_number)
         out.append(FormFacts(r.form_id, r.name, r.id_number, bool(r.photo_path), rd, n, res,
                              phone_shared_by_class=shared, phone_shared_suspected=suspected,
                              duplicate_id=id_counts.get(final_id, 0) > 1,
-                             printed_on=date.fromisoformat(r.printed_at[:10]) if r.printed_at else None))
+                             printed_on=date.fromisoformat(r.printed_at[:10]) if r.printed_at else None,
+                             layout=lay))
     return out
 
 

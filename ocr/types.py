@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# the characters a comb box may hold, in the order every digit reader's probabilities use
+CLASSES = "0123456789X"
 # a derived reading of the whole page: "doubtful/inked" comb boxes (ocr.read.writing_doubt, ocr.rules)
 WRITING_DOUBT = "writing_doubt"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from forms.layout import Layout, load_layout
+from forms.layout import Layout, LayoutError, known_layouts, load_layout
 from formstation.safefs import private_umask
 from ocr.align import ALIGN_DPI, MarkFinder, align, warp
 from ocr.identify import PrintedIdReader, barcode_anywhere, barcode_in_region, is_blank
@@ -25,22 +25,61 @@ from ocr.pages import AbsurdPage, decode_page
 from ocr.types import PageResult, RawPage
 
 PAGE_JPEG_QUALITY = 80
+# a page whose own layout's marks fit it worse than this is no page of that layout (a form
+# printed with another geometry under its key, or a page of a foreign form): never read
+LAYOUT_MISMATCH_MM = 3.0
 log = logging.getLogger("formstation.worker")
 
 
-class Engines:
-    """Everything a worker needs, built once: layout, mark finder, printed-ID OCR, field readers."""
+class LayoutEngines:
+    """What reading pages of one layout needs: its mark finder and its field reader."""
 
-    def __init__(self, layout: Layout, workspace: Path, read_fields: bool = True, threads: int | None = None) -> None:
+    def __init__(self, layout: Layout, read_fields: bool, threads: int | None, base=None) -> None:
         self.layout = layout
-        self.workspace = workspace
         self.finder = MarkFinder(layout)
-        self.id_reader = PrintedIdReader()
         self.reader = None
         if read_fields:
             from ocr.read import PageReader
 
-            self.reader = PageReader(layout, threads)
+            # the digit reader, text OCR and face finder are the process's: one of each, whatever the layouts
+            self.reader = PageReader(layout, threads, base.digits if base else None)
+            if base is not None:
+                self.reader.ocr, self.reader.faces = base.ocr, base.faces
+
+
+class Engines:
+    """Everything a worker needs, built once: the layout a page is first aligned with (`layout`),
+    printed-ID OCR, and per layout named by a barcode its mark finder and field reader (made on
+    the first page of that layout, then kept: one reader per layout per worker)."""
+
+    def __init__(self, layout: Layout, workspace: Path, read_fields: bool = True, threads: int | None = None) -> None:
+        self.layout = layout
+        self.workspace = workspace
+        self.read_fields, self.threads = read_fields, threads
+        self.id_reader = PrintedIdReader()
+        self._by_key: dict[str, LayoutEngines | None] = {}
+        first = self.of(layout.key, layout)
+        assert first is not None
+        self.finder, self.reader = first.finder, first.reader
+        # every known layout's barcode place: a page is aligned with `layout` first, its code
+        # may sit where another layout puts it
+        self.barcode_layouts = [layout, *(x for x in (self._load(k) for k in known_layouts()) if x is not None
+                                          and x.barcode_box != layout.barcode_box)]
+
+    @staticmethod
+    def _load(key: str) -> Layout | None:
+        try:
+            return load_layout(key)
+        except LayoutError:
+            return None
+
+    def of(self, key: str, layout: Layout | None = None) -> LayoutEngines | None:
+        """The engines of the layout with this key; None when this station has no such layout."""
+        if key not in self._by_key:
+            lay = layout or self._load(key)
+            base = getattr(self, "reader", None)
+            self._by_key[key] = None if lay is None else LayoutEngines(lay, self.read_fields, self.threads, base)
+        return self._by_key[key]
 
 
 _ENGINES: Engines | None = None
@@ -151,19 +190,44 @@ def _process(eng: Engines, raw: RawPage, gray: np.ndarray, color: np.ndarray | N
     page = warp(eng.layout, gray, a)
     t["warp"] = time.perf_counter() - t1
     t1 = time.perf_counter()
-    code = barcode_in_region(eng.layout, page)
+    code = next((c for c in (barcode_in_region(x, page) for x in eng.barcode_layouts) if c is not None), None)
+    if code is None:  # a layout whose marks sit elsewhere: the whole page, then its own marks
+        code = barcode_anywhere(gray)[0]
     t["barcode"] = time.perf_counter() - t1
+    own = eng.of(code.layout_key) if code is not None else eng.of(eng.layout.key)
+    if code is not None and own is None:
+        return _not_read(eng, raw, page, a, t, code, "LAYOUT_UNKNOWN",
+                         f"the barcode names layout {code.layout_key!r}, which this station does not have")
+    if own.layout.key != eng.layout.key:
+        a = align(own.layout, own.finder, gray)
+        if a is None:
+            return _not_read(eng, raw, page, None, t, code, "LAYOUT_MISMATCH",
+                             f"the marks of layout {own.layout.key} are not found on the page")
+        page = warp(own.layout, gray, a)
+    if a.residual_mm > LAYOUT_MISMATCH_MM:
+        return _not_read(eng, raw, page, a, t, code, "LAYOUT_MISMATCH",
+                         f"the marks fit layout {own.layout.key} only within {a.residual_mm:.1f} mm")
     res = PageResult(raw.file_sha256, raw.page_index, "form", rotation=a.rotation,
-                     residual_mm=round(a.residual_mm, 3), timings=t)
+                     residual_mm=round(a.residual_mm, 3), timings=t, layout_key=own.layout.key)
     if code is not None:
-        res = replace(res, form_id=code.form_id, page_no=code.page, layout_key=code.layout_key,
-                      identified_by="barcode")
+        res = replace(res, form_id=code.form_id, page_no=code.page, identified_by="barcode")
     else:
         t1 = time.perf_counter()
-        text = eng.id_reader.read(eng.layout, page)
+        text = eng.id_reader.read(own.layout, page)
         t["printed_id"] = time.perf_counter() - t1
-        res = replace(res, kind="unidentified", note=f"printed_id:{text}", layout_key=eng.layout.key)
-    return _finish(eng, raw, res, page, color_cropper(a, color))
+        res = replace(res, kind="unidentified", note=f"printed_id:{text}")
+    return _finish(eng, own, raw, res, page, color_cropper(a, color))
+
+
+def _not_read(eng: Engines, raw: RawPage, page: np.ndarray, a, t: dict, code, reason: str,
+              why: str) -> PageResult:
+    """A page never read with another layout's geometry: unidentified, its reason code kept
+    (`reason:<CODE>: why`), the form id its barcode names kept for the reviewer who matches it."""
+    img_rel = _save_page(eng, raw, page)
+    return PageResult(raw.file_sha256, raw.page_index, "unidentified", rotation=a.rotation if a else None,
+                      residual_mm=round(a.residual_mm, 3) if a else None, image_path=img_rel, timings=t,
+                      layout_key=code.layout_key if code else None,
+                      note=f"reason:{reason}: {why} (form {code.form_id if code else '?'})")
 
 
 def color_cropper(a, color: np.ndarray | None):
@@ -179,15 +243,16 @@ def color_cropper(a, color: np.ndarray | None):
     return crop
 
 
-def _finish(eng: Engines, raw: RawPage, res: PageResult, page: np.ndarray, color_crop=None) -> PageResult:
+def _finish(eng: Engines, own: LayoutEngines, raw: RawPage, res: PageResult, page: np.ndarray,
+            color_crop=None) -> PageResult:
     t1 = time.perf_counter()
     img_rel = _save_page(eng, raw, page)
     res.timings["save"] = time.perf_counter() - t1
     readings = ()
-    if eng.reader is not None and res.kind in ("form", "unidentified"):
+    if own.reader is not None and res.kind in ("form", "unidentified"):
         t1 = time.perf_counter()
         crop_dir = f"crops/{raw.file_sha256[:16]}/p{raw.page_index:04d}"
-        readings = eng.reader.read(page, eng.workspace, crop_dir, color_crop)
+        readings = own.reader.read(page, eng.workspace, crop_dir, color_crop)
         res.timings["read"] = time.perf_counter() - t1
     return replace(res, image_path=img_rel, readings=readings)
 

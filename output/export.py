@@ -121,8 +121,9 @@ def write_bundle(sink: Sink, forms: Sequence[ExportForm], workspace: Path, gener
                  school: str | None) -> BundleReport:
     accepted = t.by_status(forms, "accepted")
     photo_rel, warnings = _write_photos(sink, accepted, workspace)
-    card = t.card_rows(accepted, photo_rel)
-    _put_table(sink, "card_data", "制卡数据", t.CARD_HEADER, card, CARD_WIDTHS)
+    for stem, (header, card) in t.card_files(forms, accepted, photo_rel).items():
+        widths = CARD_WIDTHS if header == t.CARD_HEADER else tuple(max(10, 2 * len(h) + 4) for h in header)
+        _put_table(sink, stem, "制卡数据", header, card, widths)
     rej = t.rejection_rows(t.by_status(forms, "rejected"))
     _put_table(sink, "rejections", "退回原因", t.REJECTION_HEADER, rej, REJECTION_WIDTHS)
     rare = t.rare_rows(accepted)

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from forms.layout import DEFAULT_LAYOUT, PRINTED_ROLES, Layout, load_layout
 from formstation import idnumber
 from formstation.store import Store, fields, forms, persons, reasons
 
 STATUSES = ("printed", "received", "review", "rescan", "accepted", "rejected")
-# printed (pre-filled) values, under the layout's field names
+# printed (pre-filled) values, under today's layout's field names (another layout's: its printed zones)
 PRINTED_FIELDS = ("school", "class", "student_no", "name", "gender", "id_number", "bank", "printed_photo")
 
 
@@ -50,6 +51,16 @@ class ExportForm:
     decided_at: str | None
     fields: tuple[tuple[str, FieldValue], ...] = ()  # read/reviewed fields, sorted by name
     reasons: tuple[ReasonRow, ...] = ()
+    layout_key: str = DEFAULT_LAYOUT  # the layout the form was printed with (forms.layout_key)
+
+    @property
+    def layout(self) -> Layout:
+        return load_layout(self.layout_key)
+
+    def role_value(self, role: str) -> str:
+        """The value of the form's field with this role ('' when its layout has none)."""
+        name = self.layout.name_of(role)
+        return self.value(name) if name else ""
 
     def field(self, name: str) -> FieldValue | None:
         return next((f for n, f in self.fields if n == name), None)
@@ -60,11 +71,11 @@ class ExportForm:
 
     @property
     def final_name(self) -> str:
-        return self.value("corrected_name").strip() or self.name
+        return self.role_value("corrected_name").strip() or self.name
 
     @property
     def final_id(self) -> str:
-        return idnumber.normalize(self.value("corrected_id")) or self.id_number
+        return idnumber.normalize(self.role_value("corrected_id")) or self.id_number
 
     @property
     def final_gender(self) -> str:
@@ -74,11 +85,17 @@ class ExportForm:
             return idnumber.gender(cid)
         return self.gender
 
+    def printed(self, role: str) -> str:
+        """What the form's printed field of this role shows (forms.layout.PRINTED_ROLES)."""
+        if role == "printed_photo":
+            return "present" if self.roster_photo else "absent"
+        col = PRINTED_ROLES.get(role, "")
+        return {"class_name": self.class_name, "id_number": self.id_number}.get(col, getattr(self, col, "")) if col else ""
+
     @property
     def printed_values(self) -> dict[str, str]:
-        return {"school": self.school, "class": self.class_name, "student_no": self.student_no,
-                "name": self.name, "gender": self.gender, "id_number": self.id_number, "bank": self.bank,
-                "printed_photo": "present" if self.roster_photo else "absent"}
+        """The printed fields of the form's layout, by field name."""
+        return {z.name: self.printed(z.role) for z in self.layout.zones if z.kind == "printed"}
 
 
 def sort_key(f: ExportForm) -> tuple[str, str, str, str]:
@@ -87,7 +104,7 @@ def sort_key(f: ExportForm) -> tuple[str, str, str, str]:
 
 def load_forms(store: Store, school: str | None = None) -> tuple[ExportForm, ...]:
     """Every form (of one school if given) with its fields and reasons, in export order."""
-    q = (select(forms.c.form_id, forms.c.status, forms.c.received_at, forms.c.decided_at,
+    q = (select(forms.c.form_id, forms.c.status, forms.c.received_at, forms.c.decided_at, forms.c.layout_key,
                 persons.c.school, persons.c.class_name, persons.c.student_no, persons.c.name,
                 persons.c.gender, persons.c.id_number, persons.c.bank, persons.c.photo_path)
          .join(persons, forms.c.person_id == persons.c.person_id))
@@ -103,7 +120,7 @@ def load_forms(store: Store, school: str | None = None) -> tuple[ExportForm, ...
         student_no=r.student_no or "", name=r.name, gender=r.gender or "", id_number=r.id_number,
         bank=r.bank or "", roster_photo=r.photo_path or None, received_at=r.received_at,
         decided_at=r.decided_at, fields=tuple(sorted(fmap.get(r.form_id, {}).items())),
-        reasons=tuple(rmap.get(r.form_id, ()))) for r in base]
+        reasons=tuple(rmap.get(r.form_id, ())), layout_key=r.layout_key) for r in base]
     return tuple(sorted(out, key=sort_key))
 
 

@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from forms.layout import DEFAULT_LAYOUT, ExportSpec, Layout, load_layout
 from formstation.printjob import safe_name
 from ocr.reasons import REASONS, zh
-from output.records import PRINTED_FIELDS, ExportForm
+from output.records import ExportForm
 
 CARD_HEADER = ("表单编号", "学校", "班级", "姓名", "性别", "身份证号码", "核对前姓名", "核对前身份证号码",
                "联系电话", "学籍号", "开户银行", "代理人证件号码", "代理人联系电话", "代理人关系", "照片文件",
@@ -53,7 +54,7 @@ def plan_photos(accepted: Sequence[ExportForm], workspace: Path) -> tuple[PhotoP
     """
     plans, used = [], set()
     for f in accepted:
-        photo = f.field("photo")
+        photo = f.field(f.layout.name_of("applicant_photo") or "photo")
         if photo and photo.value == "pasted" and photo.crop_path:
             src, kind = workspace / photo.crop_path, "pasted"
         elif f.roster_photo:
@@ -69,12 +70,56 @@ def plan_photos(accepted: Sequence[ExportForm], workspace: Path) -> tuple[PhotoP
     return tuple(plans)
 
 
-def card_rows(accepted: Sequence[ExportForm], photo_rel: Mapping[str, str]) -> Table:
-    return tuple((
-        f.form_id, f.school, f.class_name, f.final_name, f.final_gender, f.final_id, f.name, f.id_number,
-        f.value("phone"), f.student_no, f.bank, f.value("guardian_id"), f.value("guardian_phone"),
-        RELATION_ZH.get(f.value("guardian_relation"), f.value("guardian_relation")),
-        photo_rel.get(f.form_id, ""), rare_chars(f.final_name)) for f in accepted)
+def export_spec(lay: Layout) -> ExportSpec:
+    """The card data file a layout's forms go to: its own, else today's layout's."""
+    spec = lay.export or load_layout(DEFAULT_LAYOUT).export
+    assert spec is not None, "the default layout declares its export"
+    return spec
+
+
+def column_value(f: ExportForm, value: str, photo_rel: Mapping[str, str]) -> str:
+    """One cell of a card data file: what the layout's export column `value` names (forms.layout)."""
+    own = {"form_id": f.form_id, "school": f.school, "class": f.class_name, "student_no": f.student_no,
+           "bank": f.bank, "printed_name": f.name, "printed_id": f.id_number}
+    if value in own:
+        return own[value]
+    if value == "final_name":
+        return f.final_name
+    if value == "final_gender":
+        return f.final_gender
+    if value == "final_id":
+        return f.final_id
+    if value == "photo_file":
+        return photo_rel.get(f.form_id, "")
+    if value == "rare_characters":
+        return rare_chars(f.final_name)
+    kind, _, name = value.partition(":")
+    if kind == "field":
+        return f.value(name)
+    v = f.role_value(name)
+    if kind == "option":
+        z = f.layout.by_role(name)
+        return next((o.label for o in z.options if o.name == v), v) if z else v
+    return v
+
+
+def card_files(forms: Sequence[ExportForm], accepted: Sequence[ExportForm],
+               photo_rel: Mapping[str, str]) -> dict[str, tuple[tuple[str, ...], Table]]:
+    """Card data file stem -> (header, rows of its accepted forms): today's `card_data` always,
+    another layout's file when the export holds forms of that layout."""
+    specs = {export_spec(load_layout(DEFAULT_LAYOUT)).card_file: export_spec(load_layout(DEFAULT_LAYOUT))}
+    for key in sorted({f.layout_key for f in forms}):
+        spec = export_spec(load_layout(key))
+        if spec.card_file in specs and specs[spec.card_file].columns != spec.columns:
+            raise ValueError(f"layout {key}: card file {spec.card_file!r} is declared with other columns elsewhere")
+        specs[spec.card_file] = spec
+    return {stem: (tuple(h for h, _ in spec.columns), card_rows(
+        [f for f in accepted if export_spec(f.layout).card_file == stem], photo_rel, spec)) for stem, spec in specs.items()}
+
+
+def card_rows(accepted: Sequence[ExportForm], photo_rel: Mapping[str, str], spec: ExportSpec | None = None) -> Table:
+    spec = spec or export_spec(load_layout(DEFAULT_LAYOUT))
+    return tuple(tuple(column_value(f, value, photo_rel) for _, value in spec.columns) for f in accepted)
 
 
 def rare_chars(name: str) -> str:
@@ -141,11 +186,11 @@ def form_record(f: ExportForm, photo_rel: Mapping[str, str]) -> dict:
     fields = {n: {"value": v, "confidence": 1.0, "source": "printed", "updated_by": None}
               for n, v in f.printed_values.items()}
     for name, fv in f.fields:
-        key = name if name not in PRINTED_FIELDS else f"read_{name}"
+        key = name if name not in fields else f"read_{name}"
         fields[key] = {"value": fv.value, "source": fv.source, "updated_by": fv.updated_by,
                        "confidence": None if fv.confidence is None else round(fv.confidence, 4)}
     return {
-        "form_id": f.form_id, "status": f.status, "school": f.school, "class": f.class_name,
+        "form_id": f.form_id, "layout": f.layout_key, "status": f.status, "school": f.school, "class": f.class_name,
         "student_no": f.student_no, "received_at": f.received_at, "decided_at": f.decided_at,
         "final": {"name": f.final_name, "id_number": f.final_id, "gender": f.final_gender},
         "fields": fields, "flags": flags(f, photo_rel),
@@ -158,13 +203,13 @@ def form_record(f: ExportForm, photo_rel: Mapping[str, str]) -> dict:
 
 def flags(f: ExportForm, photo_rel: Mapping[str, str]) -> list[str]:
     out = []
-    if f.value("corrected_name").strip():
+    if f.role_value("corrected_name").strip():
         out.append("name_corrected")
-    if f.value("corrected_id").strip():
+    if f.role_value("corrected_id").strip():
         out.append("id_corrected")
     if any(r.code == "RARE_CHARACTER" for r in f.reasons) or not _gb2312(f.final_name):
         out.append("rare_character")
-    if f.value("photo") == "pasted":
+    if f.role_value("applicant_photo") == "pasted":
         out.append("photo_pasted")
     if f.roster_photo:
         out.append("roster_photo")

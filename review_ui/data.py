@@ -205,7 +205,7 @@ def shared_phone_doubts(conn: Connection, school: str, class_name: str) -> set[s
 
 def unidentified_pages(conn: Connection, limit: int = 200) -> list:
     q = (select(pages.c.page_id, pages.c.file_sha256, pages.c.page_index, pages.c.image_path, pages.c.created_at,
-                scan_files.c.name.label("file_name"))
+                pages.c.reason, scan_files.c.name.label("file_name"))
          .outerjoin(scan_files, scan_files.c.sha256 == pages.c.file_sha256)
          .where(and_(pages.c.kind == "unidentified", pages.c.form_id.is_(None))).order_by(pages.c.page_id)
          .limit(limit))

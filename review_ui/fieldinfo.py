@@ -7,23 +7,16 @@ from functools import cache
 from forms.layout import Layout, load_layout
 from formstation import idnumber
 
-# fields the reader derives beside the layout's zones (see ocr/read.py)
+# readings the reader derives beside a zone, named `<zone>_<suffix>` (see ocr/read.py), by suffix
 DERIVED_LABELS = {
-    "photo_face": "照片人像 (photo face)",
-    "photo_background": "照片底色 (photo background)",
-    "photo_color": "照片彩色 (photo colour)",
-    "id_copy_number": "复印件上的号码 (number on the ID copy)",
+    "face": "照片人像 (photo face)",
+    "background": "照片底色 (photo background)",
+    "color": "照片彩色 (photo colour)",
+    "number": "复印件上的号码 (number on the ID copy)",
 }
-CHOICES: dict[str, tuple[str, ...]] = {
-    "photo": ("pasted", "absent"),
-    "photo_face": ("yes", "no"),
-    "photo_background": ("light", "dark"),
-    "photo_color": ("color", "grayscale"),
-    "applicant_signature": ("present", "absent"),
-    "guardian_signature": ("present", "absent"),
-    "id_copy": ("present", "absent"),
-}
-DIGIT_SHAPES = {"id_copy_number": (18, "0123456789X")}
+DERIVED_CHOICES = {"face": ("yes", "no"), "background": ("light", "dark"), "color": ("color", "grayscale")}
+KIND_CHOICES = {"photo": ("pasted", "absent"), "signature": ("present", "absent"), "attachment": ("present", "absent")}
+ID_SHAPE = (18, "0123456789X")
 
 
 @cache
@@ -31,30 +24,38 @@ def layout(key: str | None = None) -> Layout:
     return load_layout(key) if key else load_layout()
 
 
+def _derived(name: str, lay: Layout) -> str:
+    """The suffix of a derived reading (`photo_face` -> 'face'), '' for a zone's own field."""
+    if any(z.name == name for z in lay.zones) or not lay.kind_of(name):
+        return ""
+    return name.rsplit("_", 1)[-1]
+
+
 def label(name: str, lay: Layout | None = None) -> str:
     lay = lay or layout()
     try:
         return f"{lay.zone(name).label} ({name})"
     except KeyError:
-        return DERIVED_LABELS.get(name, name)
+        return DERIVED_LABELS.get(_derived(name, lay), name)
 
 
 def choices(name: str, lay: Layout | None = None) -> tuple[str, ...]:
     """Allowed values for a choice field ('' always allowed: nothing on the paper); () for free text."""
-    if name in CHOICES:
-        return CHOICES[name]
     lay = lay or layout()
+    suffix = _derived(name, lay)
+    if suffix:
+        return DERIVED_CHOICES.get(suffix, ())
     try:
         z = lay.zone(name)
     except KeyError:
         return ()
-    return tuple(o.name for o in z.options) if z.kind == "checkbox" else ()
+    return tuple(o.name for o in z.options) if z.kind == "checkbox" else KIND_CHOICES.get(z.kind, ())
 
 
 def digit_shape(name: str, lay: Layout | None = None) -> tuple[int, str] | None:
-    if name in DIGIT_SHAPES:
-        return DIGIT_SHAPES[name]
     lay = lay or layout()
+    if _derived(name, lay) == "number":
+        return ID_SHAPE
     try:
         z = lay.zone(name)
     except KeyError:
@@ -63,14 +64,16 @@ def digit_shape(name: str, lay: Layout | None = None) -> tuple[int, str] | None:
 
 
 def meaning(name: str, lay: Layout | None = None) -> str | None:
-    """'id' (an 18-box ID number with its check character) or 'mobile' (an 11-digit mobile number)
-    for a comb field, by its shape as the constraint decoder sees it (ocr.decode.decode_comb)."""
-    shape = digit_shape(name, lay)
-    if shape == (18, "0123456789X"):
+    """'id' (an ID number with its check character) or 'mobile' (a mobile number) for a comb
+    field, by the constraint its layout gives it (as the decoder reads it: ocr.decode.decode_comb)."""
+    lay = lay or layout()
+    if _derived(name, lay) == "number":
         return "id"
-    if shape == (11, "0123456789"):
-        return "mobile"
-    return None
+    try:
+        constraint = lay.zone(name).constraint
+    except KeyError:
+        return None
+    return {"id_gb11643": "id", "mobile_cn": "mobile"}.get(constraint)
 
 
 def check(name: str, value: str, lay: Layout | None = None) -> str | None:
@@ -90,12 +93,12 @@ def check(name: str, value: str, lay: Layout | None = None) -> str | None:
 
 
 @cache
-def cell_fracs(name: str) -> tuple[tuple[float, float, float, float], ...]:
+def cell_fracs(name: str, layout_key: str | None = None) -> tuple[tuple[float, float, float, float], ...]:
     """Each comb box's place in the field's review crop (the reader's `_review_box`), as fractions
     [x0, y0, x1, y1] of the crop's width and height: where a frame goes over box i."""
     from ocr.read import _review_box
 
-    z = layout().zone(name)
+    z = layout(layout_key).zone(name)
     r = _review_box(z)
     return tuple(((c.x - r.x) / r.w, (c.y - r.y) / r.h, (c.x + c.w - r.x) / r.w, (c.y + c.h - r.y) / r.h)
                  for c in z.cell_boxes())
@@ -125,10 +128,17 @@ def normalize(name: str, typed: str, lay: Layout | None = None) -> tuple[str, st
 
 
 def hint(name: str, lay: Layout | None = None) -> str:
+    """How to type the field, after the layout's own hint for it when it has one."""
+    lay = lay or layout()
     opts = choices(name, lay)
     if opts:
-        return " / ".join(opts) + " (a first letter is enough; empty = nothing on paper)"
-    shape = digit_shape(name, lay)
-    if shape:
-        return f"{shape[0]} characters ({shape[1]}); empty = nothing on paper"
-    return "as written on the paper; empty = nothing written"
+        how = " / ".join(opts) + " (a first letter is enough; empty = nothing on paper)"
+    elif shape := digit_shape(name, lay):
+        how = f"{shape[0]} characters ({shape[1]}); empty = nothing on paper"
+    else:
+        how = "as written on the paper; empty = nothing written"
+    try:
+        own = lay.zone(name).hint
+    except KeyError:
+        own = ""
+    return f"{own} · {how}" if own else how

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ocr.reasons import REASONS
+from ocr.reasons import REASONS, zh
 from review_ui import data, decisions, fieldinfo, matching, ui_panels
 from review_ui.ui_common import Ctx, flash, image, reason_text, show_flash
 
@@ -133,6 +133,8 @@ def unidentified(ctx: Ctx) -> None:
     st.caption(f"{len(rows)} pages wait to be matched")
     page = rows[0]
     st.subheader(f"{page.file_name or 'scan file ' + page.file_sha256[:12] + '…'}, page {page.page_index + 1}")
+    if page.reason:
+        st.warning(f"`{page.reason}` {zh(page.reason)}")
     left, right = st.columns([3, 2])
     with left:
         turn = st.session_state.get(f"u_rot_{page.page_id}", 0)

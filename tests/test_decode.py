@@ -127,12 +127,12 @@ def test_doubted_boxes_are_the_unsure_moved_and_empty_ones():
     probs[4] = np.full(11, 0.01)
     probs[4][1], probs[4][7] = 0.55, 0.37  # a 1 that could be a 7
     d = decode_phone(probs)
-    marks = cell_doubts(d.value, probs, allowed_at(11, "0123456789"))
+    marks = cell_doubts(d.value, probs, allowed_at("mobile_cn", "0123456789"))
     assert [(m["i"], m["read"], m["alt"]) for m in marks] == [(4, "1", "7")]
     assert abs(marks[0]["p"] - 0.55) < 0.01  # its share among the digits
 
     probs[9] = None  # a box left empty: the reviewer is pointed at it too
-    marks = cell_doubts(decode_phone(probs).value, probs, allowed_at(11, "0123456789"))
+    marks = cell_doubts(decode_phone(probs).value, probs, allowed_at("mobile_cn", "0123456789"))
     assert [(m["i"], m["read"]) for m in marks] == [(4, "1"), (9, "")]
 
     idn = "45048120080327062X"
@@ -140,9 +140,9 @@ def test_doubted_boxes_are_the_unsure_moved_and_empty_ones():
     probs[15] = np.full(11, 0.005)
     probs[15][2], probs[15][6] = 0.52, 0.43  # the check character moves this box from 2 to 6
     d = decode_id(probs)
-    marks = cell_doubts(d.value, probs, allowed_at(18, "0123456789X"))
+    marks = cell_doubts(d.value, probs, allowed_at("id_gb11643", "0123456789X"))
     assert d.value == idn and [(m["i"], m["read"], m["alt"]) for m in marks] == [(15, "6", "2")]
-    assert cell_doubts(idn, _probs(idn, sure=0.999), allowed_at(18, "0123456789X")) == []
+    assert cell_doubts(idn, _probs(idn, sure=0.999), allowed_at("id_gb11643", "0123456789X")) == []
 
 
 def test_a_box_the_constraint_moved_is_listed_even_where_one_character_is_allowed():
