@@ -21,6 +21,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -40,7 +41,7 @@ log = logging.getLogger("formstation.store")
 T = TypeVar("T")
 STORE_PATIENCE_S = 60.0  # how long a batch waits for the database to come back
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 DEFAULT_WORKSPACE = "station-data"
 
 md = MetaData()
@@ -129,6 +130,25 @@ fields = Table(
     Column("other_scan", Text),
     Column("updated_by", Text),
     Column("updated_at", String(32)),
+    Column("reader_version", String(64)),  # the reader version that made a reading (ocr.versions)
+)
+
+# The comb boxes a reviewer saved (ocr.labels): the 28x28 cell the reader saw and the character the
+# reviewer's value has there, to adapt the reader to the campaign's handwriting (ocr.adapt). Children's
+# handwriting: never exported; it goes with the store (and the workspace).
+labelled_cells = Table(
+    "labelled_cells", md,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("form_id", String(16), nullable=False, index=True),
+    Column("field", String(32), nullable=False),
+    Column("box", Integer, nullable=False),
+    Column("label", String(1), nullable=False),
+    Column("cell", LargeBinary, nullable=False),  # 784 bytes, uint8 28x28, ink high
+    Column("value", Text, nullable=False),  # the field's value as the reviewer saved it
+    Column("rewrite", Integer, nullable=False, default=0),  # 1: the glyph rewritten above a struck-out box
+    Column("reviewer", Text, nullable=False),
+    Column("reader_version", String(64)),
+    Column("saved_at", String(32), nullable=False),
 )
 
 reasons = Table(
@@ -181,6 +201,8 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: lambda conn: md.create_all(conn),
     2: _add_column("fields", "doubt", "TEXT"),
     3: _add_column("fields", "other_scan", "TEXT"),
+    4: _add_column("fields", "reader_version", "VARCHAR(64)"),
+    5: lambda conn: labelled_cells.create(conn, checkfirst=True),
 }
 
 

@@ -49,6 +49,7 @@ def upsert_fields(conn: Connection, form_id: str, res: PageResult) -> None:
             "value": r.value, "confidence": r.confidence, "source": r.source,
             "box": json.dumps(list(r.box)), "crop_path": r.detail.get("crop"),
             "suggestion": r.suggestion, "updated_by": None, "updated_at": at, "other_scan": None,
+            "reader_version": r.detail.get("reader"),
             "doubt": json.dumps(r.detail["doubt"]) if r.detail.get("doubt") else None})
 
 

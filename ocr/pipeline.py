@@ -32,7 +32,7 @@ def save_readings(workspace: Path, image_rel: str, readings: Iterable[FieldReadi
     """Keep an unidentified page's readings beside its image (what the store needs of each)."""
     rows = [{"name": r.name, "value": r.value, "confidence": r.confidence, "box": list(r.box),
              "source": r.source, "suggestion": r.suggestion,
-             "detail": {k: r.detail[k] for k in ("crop", "doubt") if k in r.detail}} for r in readings]
+             "detail": {k: r.detail[k] for k in ("crop", "doubt", "reader") if k in r.detail}} for r in readings]
     path = readings_path(workspace, image_rel)
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(json.dumps(rows, ensure_ascii=False, default=float), encoding="utf-8")

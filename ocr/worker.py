@@ -36,8 +36,10 @@ class Engines:
         self.reader = None
         if read_fields:
             from ocr.read import PageReader
+            from ocr.versions import Follower
 
             self.reader = PageReader(layout, threads)
+            self.follow = Follower(workspace)  # the workspace's current reader version, per scan file
 
 
 _ENGINES: Engines | None = None
@@ -99,6 +101,8 @@ def _unaligned(eng: Engines, raw: RawPage, gray: np.ndarray, t: dict) -> PageRes
 
 
 def process_page(eng: Engines, raw: RawPage) -> PageResult:
+    if eng.reader is not None:
+        eng.reader.digits = eng.follow.reader_for(raw.file_sha256, eng.reader.digits)
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     try:

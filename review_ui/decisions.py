@@ -15,6 +15,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from formstation.store import ACK_FIELD, audit, fields, forms, merged_acks, now, reasons, upsert_field
+from ocr import labels
 from ocr.reasons import REASONS
 from review_ui import queue
 
@@ -92,6 +93,7 @@ def save_form(conn: Connection, form_id: str, user: str, values: dict[str, str],
         _write_field(conn, form_id, name, row)
         old_value = (old or {}).get("value") or ""
         _log(conn, user, "edit" if old_value != value else "confirm", form_id, name, old_value, value)
+    labels.keep_labelled(conn, workspace, form_id, user, values)  # the reader learns from them (ocr.adapt)
     if ack:
         old = (snap["fields"][ACK_FIELD] or {}).get("value") or ""
         merged = merged_acks(old, ack)
@@ -148,6 +150,7 @@ def undo_last(conn: Connection, user: str) -> str | None:
     if later is not None:
         raise DecisionError(f"{d.form_id}: changed by {later.user_name} after your decision; open it and fix it instead")
     snap = json.loads(d.old_value)
+    labels.drop(conn, d.form_id, snap["fields"])  # the undone values label no cell
     for name, row in snap["fields"].items():
         cur = _field_row(conn, d.form_id, name)
         _write_field(conn, d.form_id, name, row)
