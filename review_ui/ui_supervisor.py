@@ -14,7 +14,7 @@ from sqlalchemy import func, insert, select
 
 from formstation.config import KINDS, load_config, save_config
 from formstation.store import audit, leases, now, pages
-from review_ui import queue, stats
+from review_ui import queue, stats, ui_reader
 from review_ui.ui_common import Ctx, flash, show_flash
 
 STATUS_COLS = ["accepted", "in review", "colour rescan", "rejected", "not returned"]
@@ -97,6 +97,7 @@ def thresholds(ctx: Ctx) -> None:
                         help="above it, even surely read numbers of the form go to a reviewer")
         st.date_input("campaign date (ages are computed on this day)", cfg.campaign_date, key="t_date")
         st.form_submit_button("Save thresholds", on_click=on_save_thresholds, args=(ctx,))
+    ui_reader.versions(ctx)
 
 
 def on_download(ctx: Ctx, name: str, school: str | None) -> None:
