@@ -7,6 +7,7 @@ reader adapt` fits a candidate, compares it on held-out forms and promotes it on
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -258,3 +259,36 @@ def test_labelled_cells_are_kept_in_the_store_on_both_backends(printed, tmp_path
     with store.tx() as conn:
         assert labels.reviewed_forms(conn) == len({r.form_id for r in rows})
         assert labels.forget(conn) == len(rows)
+
+
+def test_the_supervisor_lists_the_versions_and_rolls_back(station):
+    from streamlit.testing.v1 import AppTest
+
+    from review_ui import auth
+
+    store, truth = station
+    ws = store.workspace
+    clear_queue(store, truth, "rita")
+    out = learning.run_adapt(store)
+    assert out.promoted, out.message
+    with store.tx() as conn:
+        auth.add_user(conn, "sam", "supervisor", "secret-pass-2")
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "review_ui" / "app.py"),
+                           default_timeout=60).run()
+    at.text_input(key="login_name").input("sam")
+    at.text_input(key="login_password").input("secret-pass-2")
+    at.button[0].click().run()
+    at.sidebar.radio(key="nav_page").set_value("Thresholds").run()
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "version" in d.value.columns)
+    assert list(table["version"]) == [versions.shipped_version(), out.version]
+    assert list(table["current"]) == [False, True]
+    assert table["cell accuracy"].iloc[1] == out.figures["candidate"]["cell_accuracy"]
+    at.selectbox(key="rv_pick").set_value(versions.shipped_version())
+    at.button(key="rv_use").click().run()
+    assert not at.exception, at.exception
+    assert versions.current_name(ws) == versions.shipped_version()
+    assert any("is now the current reader" in s.value for s in at.success)
+    with store.tx() as conn:
+        row = conn.execute(select(audit).where(audit.c.action == "reader_current").order_by(audit.c.id.desc())).first()
+    assert (row.user_name, row.new_value) == ("sam", versions.shipped_version())
