@@ -83,6 +83,13 @@ def apply(conn: Connection, form_id: str, readings: tuple[FieldReading, ...], ve
 
 def reread_waiting(store: Store) -> Reread:
     """Re-read every form waiting in review with the current reader version, then decide them."""
+    with store.tx() as conn:
+        todo = waiting(conn)
+    return reread_forms(store, todo)
+
+
+def reread_forms(store: Store, todo: list[tuple[str, str]]) -> Reread:
+    """Re-read these forms ((form id, layout key)) with the current reader version, then decide them."""
     from ocr.read import PageReader
     from ocr.rules import decide_forms
     from ocr.versions import current_name, load_reader
@@ -90,8 +97,6 @@ def reread_waiting(store: Store) -> Reread:
     ws = Path(store.workspace)
     version = current_name(ws)
     reader = load_reader(ws, version)
-    with store.tx() as conn:
-        todo = waiting(conn)
     readers: dict[str, PageReader] = {}
     done: set[str] = set()
     n_fields = n_changed = 0
