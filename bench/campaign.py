@@ -52,7 +52,7 @@ def _prepare(out: Path, n_forms: int, seed: int, profile: str, writers: str = "h
         demo.write_roster(roster, seed, per_class, classes)
         _truncate_csv(roster, len(rows))
         import_roster(store, roster)
-        print_forms(store, load_layout(), key / "print")
+        print_forms(store, load_layout(), key / "print", campaign_date=demo.CAMPAIGN)
         pdfs = sorted(str(p) for p in (key / "print").glob("*.pdf"))
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "formstation.cli", "--workspace", str(ws), "simulate", *pdfs,

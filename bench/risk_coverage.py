@@ -78,6 +78,25 @@ def plot(scores: dict[str, list[tuple[float, bool]]], path: Path, title: str) ->
     plt.close(fig)
 
 
+def doubt_shares(ws: Path) -> list[float]:
+    """Per form with at least UNUSUAL_MIN_BOXES inked comb boxes: the share of them the reader
+    doubts (ocr.read.writing_doubt), for setting `unusual_writing_share`."""
+    from sqlalchemy import select
+
+    from formstation.store import fields
+    from ocr.rules import UNUSUAL_MIN_BOXES
+    from ocr.types import WRITING_DOUBT
+
+    with Store.open(ws).tx() as conn:
+        values = [r.value for r in conn.execute(select(fields.c.value).where(fields.c.name == WRITING_DOUBT))]
+    out = []
+    for v in values:
+        d, n = (int(x) for x in (v or "0/0").split("/"))
+        if n >= UNUSUAL_MIN_BOXES:
+            out.append(d / n)
+    return out
+
+
 def gather(pairs: list[tuple[Path, Path]]) -> dict[str, list[tuple[float, bool]]]:
     out: dict[str, list[tuple[float, bool]]] = {n: [] for n in DIGIT_FIELDS}
     for ws, truth in pairs:
@@ -101,6 +120,11 @@ def main() -> None:
     for name in DIGIT_FIELDS:
         if scores[name]:
             print(f"{name} = {pick_threshold(scores[name], args.target):.4f}")
+    shares = sorted(x for ws, _ in pairs for x in doubt_shares(ws))
+    if shares:
+        q = [shares[min(len(shares) - 1, int(p * len(shares)))] for p in (0.5, 0.9, 0.95, 0.99)]
+        print(f"\ndoubtful share of inked boxes per form (n={len(shares)}): median {q[0]:.0%}, "
+              f"90th {q[1]:.0%}, 95th {q[2]:.0%}, 99th {q[3]:.0%}")
     if args.plot:
         plot(scores, args.plot, "risk-coverage, digit fields")
         print(f"wrote {args.plot}")

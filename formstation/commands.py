@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import date
 from pathlib import Path
 
 from forms.layout import load_layout
@@ -37,7 +38,7 @@ def cmd_roster_import(args: argparse.Namespace) -> int:
 
 def cmd_print(args: argparse.Namespace) -> int:
     layout = load_layout(args.layout)
-    out = print_forms(open_store(args), layout, Path(args.out), args.school, args.class_name)
+    out = print_forms(open_store(args), layout, Path(args.out), args.school, args.class_name, args.campaign_date)
     for f in out:
         print(f"{f.path}: {f.pages} forms ({f.school} {f.class_name})")
     print(f"printed {sum(f.pages for f in out)} forms in {len(out)} files")
@@ -48,6 +49,14 @@ def cmd_demo_roster(args: argparse.Namespace) -> int:
     path = demo.write_roster(Path(args.out), seed=args.seed, per_class=args.per_class)
     print(f"wrote {path} ({args.per_class * len(demo.DEMO_CLASSES)} students)")
     return ExitCode.OK
+
+
+def iso_date(text: str) -> date:
+    """argparse type for a YYYY-MM-DD date."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,6 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--out", required=True, help="folder for the PDFs")
     pr.add_argument("--school", default=None)
     pr.add_argument("--class", dest="class_name", default=None)
+    pr.add_argument("--campaign-date", type=iso_date, default=None, metavar="YYYY-MM-DD",
+                    help="the day ages are computed on (under 6: no photo; under 16: a guardian); kept in "
+                         "station.toml, shown on the supervisor's page; default: the day each form is printed")
     pr.set_defaults(func=cmd_print)
 
     dr = sub.add_parser("demo-roster", help="write a synthetic demo roster CSV")

@@ -35,7 +35,9 @@ class Config:
     # the writers the reader was measured on (0.40: more than on 19 in 20 held-out forms): its
     # surely read numbers go to a reviewer too (ocr.rules UNUSUAL_HANDWRITING)
     unusual_writing_share: float = 0.40
-    campaign_date: date = date(2026, 9, 1)
+    # the day the applicants' ages are computed on (under 6: no photo; under 16: a guardian);
+    # None: the day each form was printed (ocr.rules), for a campaign nobody set a date for
+    campaign_date: date | None = None
 
 
 def _parse(raw: dict, path: Path) -> Config:
@@ -77,8 +79,10 @@ def load_config(workspace: str | Path) -> Config:
 def save_config(workspace: str | Path, cfg: Config) -> Path:
     path = Path(workspace) / CONFIG_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"campaign_date = {cfg.campaign_date.isoformat()}", "", "[thresholds]"]
-    lines += [f"{k} = {cfg.thresholds[k]:.3f}" for k in (*KINDS, *FIELD_KEYS)]
+    lines = [f"campaign_date = {cfg.campaign_date.isoformat()}", ""] if cfg.campaign_date else []
+    lines.append("[thresholds]")
+    lines += [f"{k} = {cfg.thresholds[k]:.3f}" for k in KINDS]
+    lines += [f"{k} = {cfg.thresholds[k]:.4f}" for k in FIELD_KEYS]
     lines.append(f"alignment_residual_mm = {cfg.alignment_residual_mm:.3f}")
     lines.append(f"unusual_writing_share = {cfg.unusual_writing_share:.3f}")
     tmp = path.with_suffix(".toml.part")

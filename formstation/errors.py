@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     INPUT = 3            # missing/unreadable/wrong-format input file, unknown layout
     NOTHING_TO_DO = 4    # valid invocation that selects nothing (e.g. no form for that school)
     STORE = 5            # the store cannot be opened or is newer than this program
+    QUARANTINED = 6      # ingest ran to the end, but some files were quarantined or failed (listed)
 
 
 class StationError(Exception):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARS = "10X98765432"  # index = (sum of weighted digits) mod 11
-_SHAPE = re.compile(r"^\d{17}[\dX]$")
-MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")  # ASCII only: \d would take full-width and other digits
+MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
 
 
 def check_char(first17: str) -> str:
@@ -43,7 +44,8 @@ def is_valid(id_number: str) -> bool:
 
 
 def normalize(id_number: str) -> str:
-    return (id_number or "").strip().upper().replace(" ", "")
+    """Spaces removed, full-width digits and Ｘ made ASCII (NFKC), x made X: one person, one string."""
+    return unicodedata.normalize("NFKC", id_number or "").strip().upper().replace(" ", "")
 
 
 def gender(id_number: str) -> str:

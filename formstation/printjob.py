@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import select
 
 from forms.layout import Layout
 from forms.printing import PrintRecord, render_pdf
+from formstation.config import load_config, save_config
 from formstation.errors import ExitCode, StationError
 from formstation.store import Store, forms, now, persons
 
@@ -63,7 +65,9 @@ def _ensure_form_ids(store: Store, people: list, layout: Layout, files: dict[int
 
 
 def print_forms(store: Store, layout: Layout, out_dir: Path, school: str | None = None,
-                class_name: str | None = None) -> list[PrintedFile]:
+                class_name: str | None = None, campaign_date: date | None = None) -> list[PrintedFile]:
+    """One PDF per school/class. `campaign_date`: the day ages are computed on, kept in the
+    workspace's station.toml (without one, ages count from the day each form was printed)."""
     people = _select_people(store, school, class_name)
     if not people:
         sel = " / ".join(x for x in (school, class_name) if x) or "the roster"
@@ -74,6 +78,9 @@ def print_forms(store: Store, layout: Layout, out_dir: Path, school: str | None 
     names = {k: out_dir / f"{safe_name(k[0])}_{safe_name(k[1])}.pdf" for k in groups}
     files = {p.person_id: names[k].name for k, ps in groups.items() for p in ps}
     ids = _ensure_form_ids(store, people, layout, files)
+    if campaign_date is not None:
+        cfg = load_config(store.workspace)
+        save_config(store.workspace, replace(cfg, campaign_date=campaign_date))
     out_dir.mkdir(parents=True, exist_ok=True)
     result = []
     for (sch, cls), ps in groups.items():

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from formstation import idnumber
 from formstation.errors import StationError
+from formstation.safefs import FORMULA_START
 from formstation.store import Store, now, persons, roster_imports
 
 # header -> column in `persons`
@@ -25,6 +26,7 @@ HEADERS = {
 }
 OPTIONAL = {"照片": "photo_path"}
 REQUIRED_NONEMPTY = ("school", "class_name", "name", "id_number")
+TEXT_COLUMNS = ("school", "class_name", "name", "student_no", "bank")  # exported as text: no formulas
 ROW_COLUMNS = ("school", "class_name", "name", "gender", "id_number", "student_no", "bank", "photo_path")
 
 
@@ -89,7 +91,12 @@ def read_table(path: Path, sheet: str | None = None) -> list[list[str]]:
 
 
 def _header_map(path: Path, header: list[str]) -> dict[str, int]:
-    cols = {h.strip(): i for i, h in enumerate(header)}
+    names = [h.strip() for h in header]
+    twice = sorted({h for h in names if h in HEADERS or h in OPTIONAL} & {h for h in names if names.count(h) > 1})
+    if twice:
+        raise StationError(f"{path}: column(s) {', '.join(twice)} appear more than once; keep one of each "
+                           "(otherwise one would silently replace the other)")
+    cols = {h: i for i, h in enumerate(names)}
     missing = [h for h in HEADERS if h not in cols]
     if missing:
         raise StationError(
@@ -114,22 +121,45 @@ def _check_row(vals: dict[str, str], seen: dict[str, int]) -> str | None:
         return f"身份证号码 {idnumber.mask(vals['id_number'])}: {why}"
     if vals["id_number"] in seen:
         return f"身份证号码 {idnumber.mask(vals['id_number'])} duplicates row {seen[vals['id_number']]}"
+    for col in TEXT_COLUMNS:
+        if vals.get(col, "").startswith(FORMULA_START):
+            header = next(h for h, c in HEADERS.items() if c == col)
+            return f"{header} starts with {vals[col][0]!r}, as a spreadsheet formula does; correct the cell"
     if vals.get("gender") not in ("", "男", "女"):
         return f"性别 must be 男 or 女, not {vals['gender']!r}"
     return None
 
 
 def _resolve_photo(vals: dict[str, str], base: Path, rowno: int, report: ImportReport) -> None:
+    """照片: an image file under the roster's folder (a path leaving it, e.g. /etc/passwd or
+    ../x.jpg, or a file that is not an image, is a warning and the row imports without a photo)."""
     p = vals.get("photo_path") or ""
+    vals["photo_path"] = None
     if not p:
-        vals["photo_path"] = None
         return
-    photo = (base / p).resolve() if not Path(p).is_absolute() else Path(p)
-    if photo.is_file():
-        vals["photo_path"] = str(photo)
+    root = base.resolve()
+    photo = (root / p).resolve()
+    if not photo.is_relative_to(root):
+        why = "outside the roster's folder"
+    elif not photo.is_file():
+        why = "file not found"
     else:
-        report.warnings.append(RowProblem(rowno, f"照片 {p}: file not found; imported without a photo"))
-        vals["photo_path"] = None
+        why = _not_an_image(photo)
+    if why:
+        report.warnings.append(RowProblem(rowno, f"照片 {p}: {why}; imported without a photo"))
+    else:
+        vals["photo_path"] = str(photo)
+
+
+def _not_an_image(path: Path) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except Exception as e:  # Pillow raises many types for a file that is no image
+        return f"not a readable image ({type(e).__name__})"
+    return None
 
 
 def import_roster(store: Store, path: Path, sheet: str | None = None) -> ImportReport:

@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
 from pathlib import Path
 
 from forms.layout import load_layout
 from formstation import demo
-from formstation.commands import open_store
+from formstation.commands import iso_date, open_store
 from formstation.errors import ExitCode, StationError
-
-
-def _date(s: str) -> date:
-    try:
-        return date.fromisoformat(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {s!r}") from None
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -62,11 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--rates", default=None, help="YAML overriding rates: {fill: {...}, scan: {...}}")
     sp.add_argument("--formats", default=None,
                     help="comma-separated output formats to cycle through: pdf,tiff_g4,tiff_jpeg,jpeg_dir")
-    sp.add_argument("--campaign-date", type=_date, default=demo.CAMPAIGN,
+    sp.add_argument("--campaign-date", type=iso_date, default=demo.CAMPAIGN,
                     help=f"date ages are computed at (default {demo.CAMPAIGN.isoformat()})")
-    sp.add_argument("--writers", choices=("heldout", "train", "val", "other"), default="heldout",
+    sp.add_argument("--writers", choices=("heldout", "train", "val", "other", "calib"), default="heldout",
                     help="whose digits: heldout (default; never trained on, for measuring), the digit "
-                         "reader's train / val writers (to make page-style training cells) or other "
-                         "(scikit-learn's load_digits: writers unlike any the reader learned from)")
+                         "reader's train / val writers (to make page-style training cells), other "
+                         "(scikit-learn's load_digits: writers unlike any the reader learned from) or "
+                         "calib (MNIST 60k's held-out block: for picking confidence thresholds)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sp.set_defaults(func=cmd_simulate)

@@ -35,13 +35,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from formstation.safefs import make_private_dir, narrow, private_umask
 
 log = logging.getLogger("formstation.store")
 T = TypeVar("T")
 STORE_PATIENCE_S = 60.0  # how long a batch waits for the database to come back
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DEFAULT_WORKSPACE = "station-data"
 
 md = MetaData()
@@ -110,6 +112,9 @@ pages = Table(
     Column("identified_by", String(16)),  # barcode | printed_text | reviewer
     Column("image_path", Text),
     Column("created_at", String(32)),
+    # JSON: what the reader made of a page that waits unidentified, for when a reviewer matches it
+    # (ocr.pipeline.reread_form); personal data, so in the store, never in a file beside the image
+    Column("readings", Text),
     UniqueConstraint("file_sha256", "page_index"),
 )
 
@@ -201,9 +206,11 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: lambda conn: md.create_all(conn),
     2: _add_column("fields", "doubt", "TEXT"),
     3: _add_column("fields", "other_scan", "TEXT"),
-    4: _add_column("fields", "reader_version", "VARCHAR(64)"),
-    5: lambda conn: labelled_cells.create(conn, checkfirst=True),
+    4: _add_column("pages", "readings", "TEXT"),
+    5: _add_column("fields", "reader_version", "VARCHAR(64)"),
+    6: lambda conn: labelled_cells.create(conn, checkfirst=True),
 }
+LEGACY_READINGS_SUFFIX = ".readings.json"  # where version 3 kept an unidentified page's readings
 
 
 def now() -> str:
@@ -255,7 +262,8 @@ class Store:
     @classmethod
     def open(cls, workspace: str | Path | None = None, url: str | None = None) -> Store:
         ws = Path(workspace or os.environ.get("FORMSTATION_WORKSPACE") or DEFAULT_WORKSPACE)
-        ws.mkdir(parents=True, exist_ok=True)
+        private_umask()  # the store, page images, crops and exports: children's data, owner-only
+        make_private_dir(ws)
         url = url or os.environ.get("DATABASE_URL") or f"sqlite:///{(ws / 'station.db').resolve()}"
         # pre-ping: a pooled connection that a database restart cut is replaced, not used
         engine = create_engine(url, future=True, pool_pre_ping=True)
@@ -263,6 +271,8 @@ class Store:
             event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(ws, engine)
         store.migrate()
+        for name in ("station.db", "station.db-wal", "station.db-shm"):
+            narrow(ws / name)
         return store
 
     @contextmanager
@@ -287,6 +297,16 @@ class Store:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    def run_racing(self, work: Callable[[Connection], T]) -> T:
+        """`run`, once more when a unique key was taken by another station's commit between this
+        transaction's check and its insert (two stations ingesting the same file at once): the
+        second try sees that row (`work` must check before it inserts)."""
+        try:
+            return self.run(work)
+        except IntegrityError as e:
+            log.info("another station stored the same row meanwhile (%s); checking again", type(e.orig).__name__)
+            return self.run(work)
+
     def schema_version(self, conn: Connection) -> int:
         if not self.engine.dialect.has_table(conn, "meta"):
             return 0
@@ -302,6 +322,17 @@ class Store:
                 MIGRATIONS[v](conn)
                 conn.execute(meta.delete().where(meta.c.key == "schema_version"))
                 conn.execute(meta.insert().values(key="schema_version", value=str(v)))
+            if 0 < current < 4:
+                self._adopt_readings_files(conn)
+
+    def _adopt_readings_files(self, conn: Connection) -> None:
+        """Move the readings version 3 kept beside unidentified pages' images into the store."""
+        for r in conn.execute(select(pages.c.page_id, pages.c.image_path).where(pages.c.image_path.is_not(None))).all():
+            path = (self.workspace / r.image_path).with_suffix(LEGACY_READINGS_SUFFIX)
+            if path.is_file():
+                conn.execute(pages.update().where(pages.c.page_id == r.page_id)
+                             .values(readings=path.read_text(encoding="utf-8")))
+                path.unlink()
 
     def path(self, *parts: str) -> Path:
         p = self.workspace.joinpath(*parts)

@@ -14,6 +14,7 @@ import shutil
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -21,14 +22,16 @@ from typing import Protocol
 from sqlalchemy import select
 
 from forms.layout import Layout
+from formstation.safefs import fitting, free_target, make_private_dir, shown
 from formstation.store import Store, forms, now, pages, persons, scan_files
-from ocr import persist, pipeline
+from ocr import persist
 from ocr.identify import match_id
-from ocr.pages import UnreadableFile, expand_inputs, iter_pages, page_count, sha256_file
+from ocr.pages import UnreadableFile, iter_pages, page_count, sha256_file, split_inputs
 from ocr.types import PageResult, RawPage
 from ocr.worker import Engines, init_worker, process_page, run_page, run_page_lazy
 
 log = logging.getLogger("formstation.ingest")
+REASON_SUFFIX = ".reason.txt"
 
 
 class Progress(Protocol):
@@ -53,8 +56,10 @@ class Summary:
     unidentified: int = 0
     duplicates: int = 0
     not_in_roster: int = 0
-    quarantined: int = 0
+    quarantined: int = 0  # files quarantined: damaged, or failed (below)
+    failed: int = 0  # of those, files on which the station itself failed (ingesting them again retries)
     quarantine: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files in the folders given that are no scans
     touched_forms: set[str] = field(default_factory=set)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -64,18 +69,30 @@ class Summary:
 
 
 class _Runner:
-    """Runs pages inline (workers=1) or in a process pool, with a bounded number in flight."""
+    """Runs pages inline (workers=1) or in a process pool, with a bounded number in flight.
+
+    A worker that dies (killed, out of memory) breaks the pool: a new pool takes over and the pages
+    that were in flight are tried again one by one, so the page that kills a worker again is known
+    for sure; it becomes a 'failed' result (its file is quarantined with the reason), the batch goes on.
+    """
 
     def __init__(self, layout: Layout, workspace: Path, workers: int, read_fields: bool) -> None:
         self.pool = None
+        self.workers, self.initargs = workers, (layout.key, str(workspace), read_fields, os.getpid())
         self.inflight = max(2, workers * 3)
         if workers > 1:
-            # spawn, not fork: forking a process whose OpenCV/ONNX thread pools already run can deadlock
-            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=init_worker,
-                                            initargs=(layout.key, str(workspace), read_fields))
+            self.pool = self._new_pool()
         else:
             self.engines = Engines(layout, workspace, read_fields)
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn, not fork: forking a process whose OpenCV/ONNX thread pools already run can deadlock
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=init_worker, initargs=self.initargs)
+
+    def _restart(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new_pool()
 
     def map(self, raws: Iterable[RawPage]) -> Iterable[PageResult]:
         """Results in page order; at most `inflight` pages decoded and waiting at once."""
@@ -83,15 +100,46 @@ class _Runner:
             for raw in raws:
                 yield _error_result(raw) if raw.error else process_page(self.engines, raw)
             return
-        q: deque[Future | PageResult] = deque()
+        q: deque[tuple[RawPage, Future | PageResult]] = deque()
         for raw in raws:
-            q.append(_error_result(raw) if raw.error else self.pool.submit(run_page, raw))
+            q.append((raw, _error_result(raw) if raw.error else self.pool.submit(run_page, raw)))
             while len(q) >= self.inflight:
-                f = q.popleft()
-                yield f if isinstance(f, PageResult) else f.result()
+                yield from self._next(q)
         while q:
-            f = q.popleft()
-            yield f if isinstance(f, PageResult) else f.result()
+            yield from self._next(q)
+
+    def _next(self, q: deque) -> Iterable[PageResult]:
+        raw, f = q.popleft()
+        if isinstance(f, PageResult):
+            yield f
+            return
+        try:
+            yield f.result()
+            return
+        except BrokenProcessPool:
+            pending = [(raw, f), *q]
+            q.clear()
+        log.warning("a worker process died; a new one takes over, %d page(s) in flight are tried again",
+                    len(pending))
+        self._restart()
+        for raw, f in pending:
+            if isinstance(f, PageResult):
+                yield f
+            elif f.done() and not f.cancelled() and f.exception() is None:
+                yield f.result()
+            else:
+                yield self._alone(raw)
+
+    def _alone(self, raw: RawPage) -> PageResult:
+        """One page in the pool on its own: a second death is this page's doing."""
+        try:
+            return self.pool.submit(run_page, raw).result()
+        except BrokenProcessPool:
+            self._restart()
+            log.error("page %d of %s: the worker died on it twice", raw.page_index + 1, raw.file_sha256[:16])
+            return PageResult(raw.file_sha256, raw.page_index, "failed", note=(
+                f"page {raw.page_index + 1}: the worker process died on this page twice (killed or out of "
+                "memory); the file is kept in quarantine: please report it, then ingest it again"))
 
     def close(self) -> None:
         if self.pool is not None:
@@ -134,14 +182,17 @@ def _error_result(raw: RawPage) -> PageResult:
 
 
 def quarantine_file(store: Store, path: Path, reason: str, dest: Path | None = None, move: bool = False) -> Path:
-    """Keep a damaged file with its reason beside it: `<dest>/<name>` + `<name>.reason.txt`."""
-    dest = dest or store.workspace / "quarantine"
-    dest.mkdir(parents=True, exist_ok=True)
-    target = dest / path.name
-    if target.exists() and target.resolve() != path.resolve():
-        target = dest / f"{path.stem}.{now().replace(':', '')}{path.suffix}"
-    (shutil.move if move else shutil.copy2)(str(path), str(target))
-    target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+    """Keep a damaged file with its reason beside it: `<dest>/<name>` + `<name>.reason.txt`. An
+    earlier file of that name is never overwritten; a name too long for its reason file is
+    shortened (the reason file then names the original)."""
+    dest = make_private_dir(dest or store.workspace / "quarantine")
+    target = path if path.parent.resolve() == dest.resolve() else None  # ingested from quarantine again
+    if target is None:
+        target = free_target(dest, path.name, now().replace(":", ""))
+        (shutil.move if move else shutil.copy2)(str(path), str(target))
+    why = target.with_name(fitting(target.name, REASON_SUFFIX) + REASON_SUFFIX)
+    note = reason if why.name == path.name + REASON_SUFFIX else f"{reason}\nfile: {shown(target.name)}"
+    why.write_text(note + "\n", encoding="utf-8")
     return target
 
 
@@ -187,13 +238,13 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
     sha = sha256_file(path)
     if _already_done(store, sha):
         summary.already_ingested += 1
-        log.info("%s: already ingested (same content), skipped", path.name)
+        log.info("%s: already ingested (same content), skipped", shown(path.name))
         return
     summary.files += 1
     done = _file_pages_done(store, sha)
     errors: list[str] = []
     fault = False
-    n = 0
+    n = new = 0
     try:
         raws = (r for r in iter_pages(path, sha) if r.page_index not in done)
         for res in runner.map(raws):
@@ -201,11 +252,11 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
             if res.kind in ("unreadable", "failed"):
                 errors.append(res.note)
                 fault |= res.kind == "failed"
-            else:
-                if res.kind == "unidentified" and res.readings and res.image_path:
-                    pipeline.save_readings(store.workspace, res.image_path, res.readings)  # for a match
-                kind, dup = store.run(lambda conn, res=res: persist.store_page(conn, res))
-                _count(summary, kind, dup)
+            else:  # a page another station stored meanwhile (same file, same time) is not counted
+                kind, dup, fresh = store.run_racing(lambda conn, res=res: persist.store_page(conn, res))
+                if fresh:
+                    new += 1
+                    _count(summary, kind, dup)
                 if res.form_id and kind == "form":
                     summary.touched_forms.add(res.form_id)
                 summary.add_timings(res.timings)
@@ -213,38 +264,52 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
             progress.advance(1)
     except UnreadableFile as e:
         errors.append(str(e))
+    if n and not new and not errors:  # every page was stored by another station meanwhile
+        summary.files -= 1
+        summary.already_ingested += 1
     reason = "; ".join(errors)
     persist.finish_file(store, sha, path, len(done) + n, reason, fault)
     if reason:
         summary.quarantined += 1
-        summary.quarantine.append((path.name, reason))
+        summary.failed += int(fault)
+        summary.quarantine.append((shown(path.name), reason))
         on_quarantine(path, reason)
+
+
+def make_runner(store: Store, layout: Layout, workers: int | None = None, read_fields: bool = True,
+                scheduler: str | None = None) -> _Runner | _DaskRunner:
+    """The pages' runner (worker pool or Dask client); one may serve many batches (`watch` keeps
+    one warm instead of starting a pool for every file). Close it when done."""
+    if scheduler:
+        return _DaskRunner(layout, store.workspace, scheduler, read_fields)
+    return _Runner(layout, store.workspace, workers or os.cpu_count() or 1, read_fields)
 
 
 def ingest_paths(store: Store, layout: Layout, paths: list[Path], workers: int | None = None,
                  progress: Progress | None = None, read_fields: bool = True,
                  on_quarantine: Callable[[Path, str], None] | None = None,
-                 scheduler: str | None = None) -> Summary:
-    """Ingest files/folders; returns the summary. Forms touched are decided afterwards."""
+                 scheduler: str | None = None, runner: _Runner | _DaskRunner | None = None) -> Summary:
+    """Ingest files/folders; returns the summary. Forms touched are decided afterwards. With
+    `runner` (make_runner), its pool is used and left open; otherwise one is made for this call."""
     progress = progress or NoProgress()
-    files = expand_inputs(paths)
+    files, skipped = split_inputs(paths)
     for p in files:
         if not p.exists():
             from formstation.errors import StationError
 
             raise StationError(f"{p}: no such file or folder")
-    workers = workers or os.cpu_count() or 1
-    summary = Summary()
+    summary = Summary(skipped=[shown(str(p)) for p in skipped])
     progress.start(sum(page_count(p) for p in files))
-    runner = (_DaskRunner(layout, store.workspace, scheduler, read_fields) if scheduler
-              else _Runner(layout, store.workspace, workers, read_fields))
+    own = runner is None
+    runner = runner or make_runner(store, layout, workers, read_fields, scheduler)
     quarantine = on_quarantine or (lambda p, r: quarantine_file(store, p, r))
     roster_ids = _roster_ids(store)
     try:
         for p in files:
             ingest_file(store, runner, p, summary, progress, roster_ids, quarantine)
     finally:
-        runner.close()
+        if own:
+            runner.close()
         progress.finish()
     persist.after_batch(store, summary.touched_forms)
     return summary

@@ -12,7 +12,9 @@ from pathlib import Path
 from forms.layout import load_layout
 from formstation.commands import open_store
 from formstation.errors import ExitCode
-from ocr.ingest import Summary, ingest_paths, quarantine_file
+from formstation.safefs import free_target
+from formstation.store import now
+from ocr.ingest import Summary, ingest_paths, make_runner, quarantine_file
 from ocr.pages import SCAN_SUFFIXES
 from ocr.reader_cli import auto_argument
 
@@ -50,12 +52,21 @@ class TerminalProgress:
             self.stream.write("\n")
 
 
-def print_summary(s: Summary, stream=sys.stdout) -> None:
+def print_summary(s: Summary, stream=None) -> None:
+    stream = stream or sys.stdout
     print(f"files: {s.files} new, {s.already_ingested} already ingested | pages: {s.pages} | forms: {s.forms} | "
           f"blank backs: {s.blank_backs} | unidentified: {s.unidentified} | duplicates: {s.duplicates} | "
-          f"not in roster: {s.not_in_roster} | quarantined: {s.quarantined}", file=stream)
+          f"not in roster: {s.not_in_roster} | quarantined: {s.quarantined} ({s.failed} failed) | "
+          f"skipped: {len(s.skipped)}", file=stream)
     for name, reason in s.quarantine:
         print(f"quarantined {name}: {reason}", file=stream)
+    for name in s.skipped:
+        print(f"skipped {name}: not a scan file (PDF, TIFF, JPEG or PNG); convert it to ingest it", file=stream)
+
+
+def exit_code(s: Summary) -> ExitCode:
+    """OK when every file went in; QUARANTINED when some were quarantined or failed (listed)."""
+    return ExitCode.QUARANTINED if s.quarantined else ExitCode.OK
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -66,7 +77,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                      scheduler=args.scheduler)
     print_summary(s)
     _auto_adapt(store, args.auto)
-    return ExitCode.OK
+    return exit_code(s)
 
 
 def _auto_adapt(store, every: int | None) -> None:
@@ -99,6 +110,16 @@ def watch(store, layout, folder: Path, workers: int | None, settle: float, once:
     done_dir, q_dir = folder / "done", folder / "quarantine"
     done_dir.mkdir(exist_ok=True)
     q_dir.mkdir(exist_ok=True)
+    runner = make_runner(store, layout, workers, read_fields)  # one warm pool for every file
+    try:
+        return _watch_loop(store, layout, folder, runner, settle, once, poll, auto)
+    finally:
+        runner.close()
+
+
+def _watch_loop(store, layout, folder: Path, runner, settle: float, once: bool, poll: float,
+                auto: int | None = None) -> int:
+    done_dir, q_dir = folder / "done", folder / "quarantine"
     seen: dict = {}
     handled = 0
     while True:
@@ -110,10 +131,9 @@ def watch(store, layout, folder: Path, workers: int | None, settle: float, once:
             def to_quarantine(path: Path, reason: str, _q=quarantined) -> None:
                 _q.append(quarantine_file(store, path, reason, q_dir, move=True))
 
-            s = ingest_paths(store, layout, [p], workers=workers, on_quarantine=to_quarantine,
-                             read_fields=read_fields)
-            if not quarantined and p.exists():
-                shutil.move(str(p), str(done_dir / p.name))
+            s = ingest_paths(store, layout, [p], on_quarantine=to_quarantine, runner=runner)
+            if not quarantined and p.exists():  # never over an earlier file of the same name
+                shutil.move(str(p), str(free_target(done_dir, p.name, now().replace(":", ""))))
             print_summary(s)
             _auto_adapt(store, auto)
             seen.pop(p, None)

@@ -82,8 +82,9 @@ def load_page_cells(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [np.zeros((0, 28, 28), np.uint8)], [np.zeros(0, np.int64)]
     for p in paths:
         with np.load(p) as d:
-            if str(d["writers"]) == "heldout":
-                raise SystemExit(f"{p}: cells of the held-out writers are for measuring, never for training")
+            if str(d["writers"]) in ("heldout", "calib", "other"):
+                raise SystemExit(f"{p}: cells of the {d['writers']} writers are for measuring and calibrating, "
+                                 "never for training")
             xs.append(d["x"])
             ys.append(d["y"].astype(np.int64))
     return np.concatenate(xs), np.concatenate(ys)

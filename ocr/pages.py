@@ -20,6 +20,10 @@ RENDER_DPI = 300
 MAX_PIXELS = 80_000_000  # a 600 dpi A3 page is 70 MP; anything larger is treated as a bomb
 MAX_PAGES = 5000
 SCAN_SUFFIXES = {".pdf", ".tif", ".tiff", ".jpg", ".jpeg", ".png"}
+# the shape of a form page (A4 is 1:1.41; A3, Letter and Legal fit too): anything else is refused before
+# any resize (a 2x20000 px PNG of 234 bytes made the blank check allocate gigabytes)
+MAX_ASPECT = 2.5
+MIN_SIDE_PX = 600  # an A4 page at 72 dpi
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
@@ -37,13 +41,24 @@ def sha256_file(path: Path) -> str:
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
     """Files as given, folders expanded (sorted) to the scan files inside them."""
-    out = []
+    return split_inputs(paths)[0]
+
+
+def split_inputs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(files to ingest, files skipped): files as given, folders expanded (sorted) to the scan files
+    inside them; the other files found in folders are skipped, and listed so the clerk hears of them
+    (hidden files and quarantine reason files are not listed)."""
+    out, skipped = [], []
     for p in paths:
-        if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in SCAN_SUFFIXES))
-        else:
+        if not p.is_dir():
             out.append(p)
-    return out
+            continue
+        for q in sorted(q for q in p.rglob("*") if q.is_file()):
+            if q.suffix.lower() in SCAN_SUFFIXES:
+                out.append(q)
+            elif not q.name.startswith(".") and not q.name.endswith(".reason.txt"):
+                skipped.append(q)
+    return out, skipped
 
 
 def page_count(path: Path) -> int:
@@ -64,8 +79,21 @@ def page_count(path: Path) -> int:
     return 1
 
 
+class AbsurdPage(ValueError):
+    """A page whose size cannot be a scanned form page (refused with the reason, file quarantined)."""
+
+
+def check_shape(width: int, height: int) -> None:
+    """Raise AbsurdPage unless width x height px can be a scanned form page."""
+    short, long = sorted((int(width), int(height)))
+    if short < MIN_SIDE_PX or long > MAX_ASPECT * short:
+        raise AbsurdPage(f"{width}x{height} px is not the shape of a form page (expected at least "
+                         f"{MIN_SIDE_PX} px a side, at most {MAX_ASPECT:g} times as long as wide)")
+
+
 def _to_array(im: Image.Image) -> np.ndarray:
     """Gray for bilevel/gray pages, BGR for colour pages (photos need colour)."""
+    check_shape(im.width, im.height)
     if im.width * im.height > MAX_PIXELS:
         raise UnreadableFile(f"page of {im.width}x{im.height} px exceeds the {MAX_PIXELS:,} pixel limit")
     if im.mode in ("1", "L", "I;16", "I", "F", "LA"):
@@ -90,6 +118,7 @@ def _pdf_pages(path: Path, sha: str) -> Iterator[RawPage]:
                 imgs = list(page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=1))
                 if len(imgs) == 1 and imgs[0].get_filters() == ["DCTDecode"]:
                     w, h = imgs[0].get_px_size()
+                    check_shape(w, h)
                     if w * h > MAX_PIXELS:
                         raise UnreadableFile(f"page {i + 1}: {w}x{h} px exceeds the pixel limit")
                     yield RawPage(sha, i, data=bytes(imgs[0].get_data(decode_simple=False)))
@@ -102,6 +131,8 @@ def _pdf_pages(path: Path, sha: str) -> Iterator[RawPage]:
                     yield RawPage(sha, i, image=np.ascontiguousarray(arr[:, :, :3]))
             except UnreadableFile:
                 raise
+            except AbsurdPage as e:
+                yield RawPage(sha, i, error=f"page {i + 1}: {e}")
             except Exception as e:
                 yield RawPage(sha, i, error=f"page {i + 1}: cannot be decoded ({type(e).__name__}: {e})")
     finally:
@@ -126,6 +157,7 @@ def _pillow_pages(path: Path, sha: str) -> Iterator[RawPage]:
                 if i:
                     im.seek(i)
                 if single_jpeg:
+                    check_shape(*im.size)  # before the pixels are decoded
                     im.load()
                     yield RawPage(sha, i, data=path.read_bytes())
                     return
@@ -134,6 +166,11 @@ def _pillow_pages(path: Path, sha: str) -> Iterator[RawPage]:
                 return
             except UnreadableFile:
                 raise
+            except AbsurdPage as e:
+                yield RawPage(sha, i, error=f"page {i + 1}: {e}")
+                if single_jpeg:
+                    return
+                continue
             except Exception as e:
                 yield RawPage(sha, i, error=f"page {i + 1}: cannot be decoded ({type(e).__name__}: {e})")
                 return  # nothing readable follows a break in the file
@@ -162,6 +199,7 @@ def decode_page(page: RawPage) -> tuple[np.ndarray, np.ndarray | None]:
         img = cv2.imdecode(np.frombuffer(page.data, np.uint8), cv2.IMREAD_UNCHANGED)
         if img is None:
             raise ValueError("embedded image cannot be decoded")
+    check_shape(img.shape[1], img.shape[0])
     if img.size > MAX_PIXELS * (3 if img.ndim == 3 else 1):
         raise ValueError("image exceeds the pixel limit")
     if img.ndim == 2:

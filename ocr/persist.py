@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
+from formstation.safefs import shown
 from formstation.store import (
     ACK_FIELD,
     Store,
@@ -88,13 +89,22 @@ def _acknowledge(conn: Connection, form_id: str, code: str) -> None:
                                                 "updated_at": now()})
 
 
-def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:
-    """Insert the page (and its field readings); returns (kind as stored, is a duplicate scan). The
-    colour rescan of a form waiting for one replaces its readings and is no duplicate."""
+def readings_json(readings) -> str:
+    """An unidentified page's readings as the store keeps them (pages.readings; what each needs)."""
+    return json.dumps([{"name": r.name, "value": r.value, "confidence": r.confidence, "box": list(r.box),
+                        "source": r.source, "suggestion": r.suggestion,
+                        "detail": {k: r.detail[k] for k in ("crop", "doubt", "reader") if k in r.detail}} for r in readings],
+                      ensure_ascii=False, default=float)
+
+
+def store_page(conn: Connection, res: PageResult) -> tuple[str, bool, bool]:
+    """Insert the page (and its field readings); returns (kind as stored, is a duplicate scan, was
+    stored by this call: False when it was in already, e.g. stored by another station). The colour
+    rescan of a form waiting for one replaces its readings and is no duplicate."""
     key = and_(pages.c.file_sha256 == res.file_sha256, pages.c.page_index == res.page_index)
     old = conn.execute(select(pages.c.kind).where(key)).first()
     if old is not None:
-        return old.kind, False
+        return old.kind, False, False
     kind = res.kind
     if kind == "form":
         row = conn.execute(select(forms.c.status).where(forms.c.form_id == res.form_id)).first()
@@ -109,7 +119,8 @@ def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:
         file_sha256=res.file_sha256, page_index=res.page_index,
         form_id=res.form_id if kind in ("form", "not_in_roster") else None, kind=kind,
         rotation=res.rotation, residual_mm=res.residual_mm, identified_by=res.identified_by,
-        image_path=res.image_path, created_at=now()))
+        image_path=res.image_path, created_at=now(),
+        readings=readings_json(res.readings) if kind == "unidentified" and res.readings else None))
     if kind == "form":
         reopen_if_rejected_by_a_reviewer(conn, res.form_id)
         upsert_fields(conn, res.form_id, res)
@@ -119,7 +130,7 @@ def store_page(conn: Connection, res: PageResult) -> tuple[str, bool]:
             _acknowledge(conn, res.form_id, f"DUPLICATE_SCAN@{n}")
         conn.execute(forms.update().where(forms.c.form_id == res.form_id).values(
             status="received", received_at=now(), decided_at=None))
-    return kind, dup and not requested
+    return kind, dup and not requested, True
 
 
 def finish_file(store: Store, sha: str, path: Path, n_pages: int, reason: str, station_fault: bool = False) -> None:
@@ -129,10 +140,10 @@ def finish_file(store: Store, sha: str, path: Path, n_pages: int, reason: str, s
 
     def write(conn: Connection) -> None:
         conn.execute(scan_files.delete().where(scan_files.c.sha256 == sha))
-        conn.execute(scan_files.insert().values(sha256=sha, name=path.name, size=path.stat().st_size,
+        conn.execute(scan_files.insert().values(sha256=sha, name=shown(path.name), size=path.stat().st_size,
                                                 received_at=now(), status=status, pages=n_pages,
                                                 reason=reason or None))
-    store.run(write)
+    store.run_racing(write)
 
 
 def after_batch(store: Store, form_ids: set[str]) -> None:

@@ -54,11 +54,12 @@ class FormFacts:
     phone_shared_by_class: bool = False  # every phone of the class is one number, read with confidence
     phone_shared_suspected: bool = False  # the same pattern, resting on doubtful readings of other forms
     duplicate_id: bool = False
+    printed_on: date | None = None  # the day the form was printed: the ages' day unless one is set
 
 
 @dataclass(frozen=True)
 class RuleConfig:
-    campaign_date: date = date(2026, 9, 1)
+    campaign_date: date | None = None  # None: each form's printed_on (formstation.config)
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     alignment_residual_mm: float = 1.0
     unusual_writing_share: float = 0.40  # formstation.config.Config.unusual_writing_share
@@ -244,7 +245,8 @@ def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
     """Status and reasons for one form from its facts. Pure."""
     final_name, final_id = final_values(f)
     age_id = final_id if idnumber.is_valid(final_id) else f.printed_id
-    age = idnumber.age_on(age_id, cfg.campaign_date)
+    day = cfg.campaign_date or f.printed_on or date.today()
+    age = idnumber.age_on(age_id, day)
     out: list[Found] = []
     _correction_rules(f, out)
     _phone_rules(f, "", "phone", out)
@@ -256,7 +258,7 @@ def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
     by_age: list[Found] = []  # findings that exist because of the applicant's age
     _photo_rules(f, age, by_age)
     if age is not None and age < 16:
-        _guardian_rules(f, final_id, cfg.campaign_date, by_age)
+        _guardian_rules(f, final_id, day, by_age)
     elif _v(f, "applicant_signature") != "present":
         by_age.append(Found("SIGNATURE_MISSING", "applicant_signature"))
     if age_id != f.printed_id:  # the age comes from a corrected ID: those findings rest on it too
@@ -296,7 +298,7 @@ def _class_keys(conn: Connection, form_ids: set[str]) -> set[tuple[str, str]]:
 def _load_facts(conn: Connection, form_ids: set[str], cfg: RuleConfig) -> list[FormFacts]:
     """Facts for the received forms of every class the given forms belong to."""
     classes = _class_keys(conn, form_ids)
-    q = (select(forms.c.form_id, persons.c.name, persons.c.id_number, persons.c.photo_path,
+    q = (select(forms.c.form_id, forms.c.printed_at, persons.c.name, persons.c.id_number, persons.c.photo_path,
                 persons.c.school, persons.c.class_name)
          .join(persons, forms.c.person_id == persons.c.person_id)
          .where(forms.c.status != "printed"))
@@ -366,7 +368,8 @@ def _with_class_facts(rows, reads, page_info, id_counts: Counter, threshold: flo
         final_id = _id_for_duplicates(cid.value if cid else "", r.id_number)
         out.append(FormFacts(r.form_id, r.name, r.id_number, bool(r.photo_path), rd, n, res,
                              phone_shared_by_class=shared, phone_shared_suspected=suspected,
-                             duplicate_id=id_counts.get(final_id, 0) > 1))
+                             duplicate_id=id_counts.get(final_id, 0) > 1,
+                             printed_on=date.fromisoformat(r.printed_at[:10]) if r.printed_at else None))
     return out
 
 

@@ -104,11 +104,14 @@ def logits_of(net: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def train_member(spec: tuple, hidden: int, seed: int, epochs: float, xt: torch.Tensor, yt: torch.Tensor,
-                 xvt: torch.Tensor, yv: np.ndarray, lr: float = 3e-3) -> Member:
-    """One member, OneCycle AdamW over `epochs` (may be fractional) passes of the cells."""
+                 xvt: torch.Tensor, yv: np.ndarray, lr: float = 3e-3, init: dict | None = None) -> Member:
+    """One member, OneCycle AdamW over `epochs` (may be fractional) passes of the cells; from the
+    weights `init` when given (a second stage: the page cells added to what it learned)."""
     torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed + (1000 if init else 0))
     net = Member(spec, hidden)
+    if init is not None:
+        net.load_state_dict(init)
     steps_per_epoch = math.ceil(len(xt) / BATCH)
     steps = max(1, int(epochs * steps_per_epoch))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=5e-4)
@@ -130,6 +133,8 @@ def train_member(spec: tuple, hidden: int, seed: int, epochs: float, xt: torch.T
             step += 1
             total += float(loss.detach()) * len(idx)
             seen += len(idx)
+            if step % 200 == 0:
+                print(f"  step {step}/{steps} loss {total / seen:.4f} ({time.time() - t0:.0f}s)", flush=True)
         acc = float((logits_of(net, xvt).argmax(axis=1) == yv).mean())
         print(f"  step {step}/{steps} loss {total / max(seen, 1):.4f} val top1 {acc:.4f} "
               f"({time.time() - t0:.0f}s)", flush=True)
@@ -177,24 +182,33 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def load_cells(copies: int, workers: int, cache: Path | None, page_cells: list[Path],
-               page_val: list[Path]) -> tuple[np.ndarray, ...]:
+               page_val: list[Path], subsample: int = 0) -> tuple[np.ndarray, ...]:
+    """The training and validation cells (see `build_cells`), `subsample` of the augmented MNIST
+    training cells drawn at random when given (a fine-tuning stage), plus the page cells."""
     x, y, xv, yv = build_cells(0, copies, workers, cache)
+    if 0 < subsample < len(x):
+        pick = np.sort(np.random.default_rng(7).choice(len(x), subsample, replace=False))
+        x, y = x[pick], y[pick]
     return with_page_cells(x, y, xv, yv, page_cells, page_val, time.time())
 
 
-def train_one(name: str, work: Path, epochs: float, cells: tuple[np.ndarray, ...], threads: int) -> None:
-    """Train member `name`, fit its temperature on the validation cells, save it under `work`."""
+def train_one(name: str, work: Path, epochs: float, cells: tuple[np.ndarray, ...], threads: int,
+              init: Path | None = None, lr: float = 3e-3) -> None:
+    """Train member `name` (from its weights in the folder `init`, when given), fit its
+    temperature on the validation cells, save it under `work`."""
     torch.set_num_threads(max(1, threads))
     x, y, xv, yv, _, _ = cells
     _, spec, hidden, seed = next(m for m in MEMBERS if m[0] == name)
     print(f"member {name} {spec} hidden {hidden} seed {seed}: {len(x)} cells, {epochs} epochs", flush=True)
     tm = time.time()
     xt, yt, xvt = to_tensor(x), torch.from_numpy(y.astype(np.int64)), to_tensor(xv)
-    net = train_member(spec, hidden, seed, epochs, xt, yt, xvt, yv)
+    start = torch.load(init / f"{name}.pt", weights_only=False)["state"] if init else None
+    net = train_member(spec, hidden, seed, epochs, xt, yt, xvt, yv, lr, start)
     lv = logits_of(net, xvt)
     t = fit_temperature(lv, yv)
     fig = {"spec": list(map(str, spec)), "hidden": hidden, "seed": seed, "temperature": round(t, 4),
-           "val_top1": round(_top1(lv, yv), 5), "epochs": epochs, "minutes": round((time.time() - tm) / 60, 1)}
+           "val_top1": round(_top1(lv, yv), 5), "epochs": epochs,
+           "stage": "fine-tuned" if init else "from scratch", "lr": lr, "minutes": round((time.time() - tm) / 60, 1)}
     work.mkdir(parents=True, exist_ok=True)
     torch.save({"state": net.state_dict(), "figures": fig}, work / f"{name}.pt")
     print(f"  {name}: {json.dumps(fig)}", flush=True)
@@ -242,11 +256,19 @@ def main(argv: list[str] | None = None) -> None:
                     help="train these members, then stop (none: only build the --cache); without "
                          "--members all are trained and assembled")
     ap.add_argument("--assemble", action="store_true", help="only join the members already trained in --work")
+    ap.add_argument("--init", type=Path, default=None, help="start each member from its weights in this folder")
+    ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    ap.add_argument("--subsample", type=int, default=0, help="train on this many of the augmented MNIST cells "
+                    "(drawn at random) beside the page cells")
     page_cell_args(ap)
     args = ap.parse_args(argv)
-    cells = load_cells(args.copies, args.workers, args.cache, args.page_cells, args.page_val)
+    cells = load_cells(args.copies, args.workers, args.cache, args.page_cells, args.page_val, args.subsample)
     if not args.assemble:
         for name in [m[0] for m in MEMBERS] if args.members is None else args.members:
-            train_one(name, args.work, args.epochs, cells, args.threads)
+            train_one(name, args.work, args.epochs, cells, args.threads, args.init, args.lr)
     if args.assemble or args.members is None:
         assemble(args.out, args.work, cells, args.copies)
+
+
+if __name__ == "__main__":
+    main()

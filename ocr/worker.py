@@ -8,6 +8,8 @@ file is quarantined with the error as its reason, the batch goes on).
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,9 +18,10 @@ import cv2
 import numpy as np
 
 from forms.layout import Layout, load_layout
+from formstation.safefs import private_umask
 from ocr.align import ALIGN_DPI, MarkFinder, align, warp
 from ocr.identify import PrintedIdReader, barcode_anywhere, barcode_in_region, is_blank
-from ocr.pages import decode_page
+from ocr.pages import AbsurdPage, decode_page
 from ocr.types import PageResult, RawPage
 
 PAGE_JPEG_QUALITY = 80
@@ -45,8 +48,25 @@ class Engines:
 _ENGINES: Engines | None = None
 
 
-def init_worker(layout_key: str, workspace: str, read_fields: bool = True) -> None:
+def exit_with_parent(parent: int, poll_s: float = 0.5) -> None:
+    """End this worker process as soon as the process `parent` that started it is gone (a `kill -9`
+    of `formstation ingest` must not leave workers behind, reading children's forms for nobody).
+    The pid comes from the parent: it may be gone before this worker has finished starting."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def init_worker(layout_key: str, workspace: str, read_fields: bool = True, parent: int | None = None) -> None:
+    """Build the engines of this process; `parent`: the pid of the pool's process, to exit with it."""
     global _ENGINES
+    private_umask()  # page images and crops are children's data (a Dask worker starts on its own)
+    if parent is not None:
+        exit_with_parent(parent)
     # one thread per worker process: the pool (or the Dask cluster) supplies the parallelism, and
     # BLAS or ONNX Runtime threads in every worker would fight over the same cores
     cv2.setNumThreads(1)
@@ -66,7 +86,7 @@ def run_page_lazy(raw: RawPage, layout_key: str, workspace: str, read_fields: bo
     """Entry point on a Dask worker: engines are built on first use in that process, then reused."""
     e = _ENGINES
     if e is None or e.layout.key != layout_key or str(e.workspace) != workspace or (e.reader is None) == read_fields:
-        init_worker(layout_key, workspace, read_fields)
+        init_worker(layout_key, workspace, read_fields)  # Dask manages its workers' lives
     return run_page(raw)
 
 
@@ -107,6 +127,8 @@ def process_page(eng: Engines, raw: RawPage) -> PageResult:
     t0 = time.perf_counter()
     try:
         gray, color = decode_page(raw)
+    except AbsurdPage as e:
+        return PageResult(raw.file_sha256, raw.page_index, "unreadable", note=f"page {raw.page_index + 1}: {e}")
     except Exception as e:
         return PageResult(raw.file_sha256, raw.page_index, "unreadable", note=f"cannot decode page: {e}")
     t["decode"] = time.perf_counter() - t0

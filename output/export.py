@@ -4,11 +4,13 @@ queries (output.records) -> immutable rows (output.tables) -> files (output.writ
 The export is built in a temporary folder beside DIR and renamed into place only when complete,
 replacing a previous export there (never any other folder). The same store gives the same bytes,
 apart from the manifest's `generated_at`. With a passphrase, each school goes into one AES-256
-zip written directly from memory: no plaintext file is created.
+zip written directly from memory (the files in an inner zip, so that even the entry names are
+encrypted): no plaintext file is created.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -27,15 +29,25 @@ from formstation.store import Store, now
 from output import tables as t
 from output.photos import PhotoError, card_jpeg
 from output.records import STATUSES, ExportForm, load_forms
-from output.writers import AesZipSink, DirSink, FileEntry, Sink, csv_bytes, json_line, xlsx_bytes
+from output.writers import (
+    INNER_ARCHIVE,
+    AesZipSink,
+    DirSink,
+    FileEntry,
+    Sink,
+    csv_bytes,
+    json_line,
+    xlsx_bytes,
+)
 
 log = logging.getLogger("formstation.export")
 
 FORMAT = "formstation-export"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-CARD_WIDTHS = (11, 24, 14, 10, 5, 21, 10, 21, 13, 20, 16, 21, 14, 9, 60)
-REJECTION_WIDTHS = (11, 24, 14, 10, 21, 26, 50)
+MIN_PASSPHRASE = 12  # characters
+CARD_WIDTHS = (11, 24, 14, 10, 5, 21, 10, 21, 13, 20, 16, 21, 14, 9, 60, 8)
+REJECTION_WIDTHS = (11, 24, 14, 10, 21, 26, 50, 40)
 
 
 @dataclass(frozen=True)
@@ -67,12 +79,20 @@ def read_passphrase(path: Path) -> bytes:
     pw = text.rstrip("\r\n")
     if not pw.strip():
         raise StationError(f"{path}: the passphrase file is empty")
-    if len(pw) < 12:
-        log.warning("the passphrase has fewer than 12 characters; the encryption is only as strong as it")
-    return pw.encode("utf-8")
+    return check_passphrase(pw.encode("utf-8"), str(path))
+
+
+def check_passphrase(pw: bytes, where: str = "the passphrase") -> bytes:
+    """The passphrase, when long enough to protect children's data; a StationError otherwise."""
+    n = len(pw.decode("utf-8", "replace"))
+    if n < MIN_PASSPHRASE:
+        raise StationError(f"{where}: the passphrase has {n} characters; at least {MIN_PASSPHRASE} are needed")
+    return pw
 
 
 def export(store: Store, out: Path, school: str | None = None, passphrase: bytes | None = None) -> ExportResult:
+    if passphrase is not None:
+        check_passphrase(passphrase)
     forms = load_forms(store, school)
     if not forms:
         where = f"school {school!r}" if school else "the store"
@@ -105,6 +125,8 @@ def write_bundle(sink: Sink, forms: Sequence[ExportForm], workspace: Path, gener
     _put_table(sink, "card_data", "制卡数据", t.CARD_HEADER, card, CARD_WIDTHS)
     rej = t.rejection_rows(t.by_status(forms, "rejected"))
     _put_table(sink, "rejections", "退回原因", t.REJECTION_HEADER, rej, REJECTION_WIDTHS)
+    rare = t.rare_rows(accepted)
+    sink.put("rare_characters.csv", csv_bytes(t.RARE_HEADER, rare), rows=len(rare))
     pending = t.pending_rows(t.by_status(forms, "review", "rescan"))
     sink.put("pending.csv", csv_bytes(t.PENDING_HEADER, pending), rows=len(pending))
     missing = t.not_returned_rows(t.by_status(forms, "printed"))
@@ -162,7 +184,9 @@ def _write_encrypted(tmp: Path, forms: Sequence[ExportForm], workspace: Path, ge
     files = tuple(FileEntry.of(name, (tmp / name).read_bytes()) for name, _c in zips)
     manifest = {
         "format": FORMAT, "version": FORMAT_VERSION, "generated_at": generated_at,
-        "encryption": "AES-256 (WinZip AE-2), one zip per school", "counts": status_counts(forms),
+        "encryption": f"AES-256 (WinZip AE-2), one zip per school holding one entry, {INNER_ARCHIVE}: "
+                      "the export's files (entry names are not encrypted, so they are inside)",
+        "counts": status_counts(forms),
         "zips": [e.as_json() | {"counts": c} for e, (_n, c) in zip(files, zips, strict=True)],
     }
     text = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
@@ -189,6 +213,31 @@ def _check_target(out: Path) -> None:
                            "choose a new or empty folder (an export replaces the whole folder)")
 
 
+def remove_leftovers(out: Path) -> list[Path]:
+    """Remove what an export to `out` killed midway left beside it (`.<name>.part-<pid>-*`,
+    `.<name>.old-<pid>`: partial plain data of children), unless its process still runs."""
+    gone = []
+    for p in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
+        kind, _, rest = p.name[len(out.name) + 2:].partition("-")
+        pid = rest.split("-")[0]
+        if kind not in ("part", "old") or not p.is_dir() or (pid.isdigit() and _running(int(pid))):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        log.warning("removed %s, left by an export that was killed", p.name)
+        gone.append(p)
+    return gone
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextmanager
 def staging(out: Path) -> Iterator[Path]:
     """A private temporary folder beside `out`, renamed to `out` when the block completes.
@@ -199,7 +248,8 @@ def staging(out: Path) -> Iterator[Path]:
     out = out.absolute()
     _check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.part-", dir=out.parent))
+    remove_leftovers(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.part-{os.getpid()}-", dir=out.parent))
     try:
         yield tmp
         if out.exists():

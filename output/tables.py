@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from formstation.printjob import safe_name
-from ocr.reasons import zh
+from ocr.reasons import REASONS, zh
 from output.records import PRINTED_FIELDS, ExportForm
 
 CARD_HEADER = ("表单编号", "学校", "班级", "姓名", "性别", "身份证号码", "核对前姓名", "核对前身份证号码",
-               "联系电话", "学籍号", "开户银行", "代理人证件号码", "代理人联系电话", "代理人关系", "照片文件")
-REJECTION_HEADER = ("表单编号", "学校", "班级", "姓名", "身份证号码", "原因代码", "原因")
+               "联系电话", "学籍号", "开户银行", "代理人证件号码", "代理人联系电话", "代理人关系", "照片文件",
+               "冷僻字")  # appended last: the earlier columns keep their places
+REJECTION_HEADER = ("表单编号", "学校", "班级", "姓名", "身份证号码", "原因代码", "原因", "审核员备注")
+RARE_HEADER = ("表单编号", "学校", "班级", "姓名", "身份证号码", "冷僻字")
 PENDING_HEADER = ("表单编号", "学校", "班级", "姓名", "待审字段")
 NOT_RETURNED_HEADER = ("表单编号", "学校", "班级", "学籍号", "姓名")
 CLASS_SHEET_HEADER = ("身份证号码", "姓名", "核对前身份证号码", "核对前姓名")
@@ -72,7 +74,18 @@ def card_rows(accepted: Sequence[ExportForm], photo_rel: Mapping[str, str]) -> T
         f.form_id, f.school, f.class_name, f.final_name, f.final_gender, f.final_id, f.name, f.id_number,
         f.value("phone"), f.student_no, f.bank, f.value("guardian_id"), f.value("guardian_phone"),
         RELATION_ZH.get(f.value("guardian_relation"), f.value("guardian_relation")),
-        photo_rel.get(f.form_id, "")) for f in accepted)
+        photo_rel.get(f.form_id, ""), rare_chars(f.final_name)) for f in accepted)
+
+
+def rare_chars(name: str) -> str:
+    """The characters of a name outside GB 2312 (冷僻字), each once, in order; '' for none."""
+    return "".join(dict.fromkeys(ch for ch in name if not _gb2312(ch)))
+
+
+def rare_rows(accepted: Sequence[ExportForm]) -> Table:
+    """Accepted forms whose final name has a rare character: submitted through a separate channel."""
+    return tuple((f.form_id, f.school, f.class_name, f.final_name, f.final_id, rare_chars(f.final_name))
+                 for f in accepted if rare_chars(f.final_name))
 
 
 def reason_text(code: str, detail: str) -> str:
@@ -81,11 +94,19 @@ def reason_text(code: str, detail: str) -> str:
 
 
 def rejection_rows(rejected: Sequence[ExportForm]) -> Table:
-    """One row per reason; a rejected form without any reason still gets one row."""
+    """One row per reason the form was rejected for (a reject reason: the parent's or the school's to
+    fix), each once per form, its text in Chinese; never the station's own doubt (review reasons such
+    as LOW_CONFIDENCE). A reviewer's note goes in its own column. A rejected form without any reject
+    reason still gets one row."""
     rows = []
     for f in rejected:
         base = (f.form_id, f.school, f.class_name, f.name, f.id_number)
-        rows += [base + (r.code, reason_text(r.code, r.detail)) for r in f.reasons] or [base + ("", "")]
+        note = "；".join(dict.fromkeys(r.detail for r in f.reasons if r.code == "REVIEWER_REJECTED" and r.detail))
+        codes = dict.fromkeys(r.code for r in f.reasons if r.code != "REVIEWER_REJECTED"
+                              and r.code in REASONS and REASONS[r.code].severity == "reject")
+        if not codes and any(r.code == "REVIEWER_REJECTED" for r in f.reasons):
+            codes = {"REVIEWER_REJECTED": None}
+        rows += [base + (c, zh(c), note) for c in codes] or [base + ("", "", note)]
     return tuple(rows)
 
 

@@ -2,7 +2,8 @@
 
 A *sink* receives finished files as bytes under a relative path ("photos/学校/班级/x.jpg") and
 remembers each one's size and SHA-256 for the manifest. `DirSink` writes into a folder;
-`AesZipSink` writes straight into an AES-256 encrypted zip, so no plaintext touches the disk.
+`AesZipSink` builds an inner zip in memory and writes it into an AES-256 encrypted zip, so no
+plaintext touches the disk and the encrypted zip's entry names name nobody.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Protocol
 
 import pyzipper
 
+from formstation.safefs import FORMULA_START
+
 # every timestamp inside generated files (xlsx properties, zip entries) is this fixed value
 FIXED_DATETIME = datetime(2000, 1, 1, 0, 0, 0)
 ZIP_DATE_TIME = (2000, 1, 1, 0, 0, 0)
@@ -31,12 +34,20 @@ _FIXED_W3C = FIXED_DATETIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
 
 # ------------------------------------------------------------------ formats
 
+def csv_cell(value) -> str:
+    """A cell as text that no spreadsheet runs as a formula: one starting like a formula gets a
+    leading apostrophe (OWASP's rule against CSV injection; `=HYPERLINK(...)` stays visible text)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
-    """UTF-8 with BOM and CRLF line ends: Excel opens it with the Chinese text intact."""
+    """UTF-8 with BOM and CRLF line ends: Excel opens it with the Chinese text intact. Every cell
+    goes through `csv_cell`."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(header)
-    w.writerows(rows)
+    w.writerow([csv_cell(v) for v in header])
+    w.writerows([csv_cell(v) for v in r] for r in rows)
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -145,28 +156,42 @@ class DirSink:
         return rel in self.index
 
 
+INNER_ARCHIVE = "export.zip"  # the one entry of an encrypted zip: its name tells nothing
+
+
 class AesZipSink:
-    """Files inside one AES-256 (WinZip AE-2) encrypted zip; entries carry a fixed timestamp."""
+    """Files inside one AES-256 (WinZip AE-2) encrypted zip. Zip entry names are never encrypted,
+    and ours name children (`photos/<school>/<class>/<ID>-<name>.jpg`): so the files go into an
+    inner zip, built in memory, and the encrypted zip holds that one entry, `export.zip`. Without
+    the passphrase nothing personal is readable, not even a name. Entries carry a fixed timestamp."""
 
     def __init__(self, path: Path, passphrase: bytes) -> None:
         self.path = path
+        self.passphrase = passphrase
         self.index = _Entries()
-        self.zf = pyzipper.AESZipFile(path, "w", compression=pyzipper.ZIP_DEFLATED,
-                                      encryption=pyzipper.WZ_AES)
-        self.zf.setpassword(passphrase)
-        self.zf.setencryption(pyzipper.WZ_AES, nbits=256)
+        self.buf = io.BytesIO()
+        self.inner = zipfile.ZipFile(self.buf, "w", compression=zipfile.ZIP_DEFLATED)
 
     def put(self, rel: str, data: bytes, rows: int | None = None) -> None:
         self.index.add(rel, data, rows)
-        zi = self.zf.zipinfo_cls(filename=rel, date_time=ZIP_DATE_TIME)
+        zi = zipfile.ZipInfo(rel, date_time=ZIP_DATE_TIME)
         zi.external_attr = 0o600 << 16
-        self.zf.writestr(zi, data, compress_type=pyzipper.ZIP_DEFLATED)
+        zi.compress_type = zipfile.ZIP_DEFLATED
+        self.inner.writestr(zi, data)
 
     def has(self, rel: str) -> bool:
         return rel in self.index
 
     def close(self) -> None:
-        self.zf.close()
+        self.inner.close()
+        with pyzipper.AESZipFile(self.path, "w", compression=pyzipper.ZIP_STORED,
+                                 encryption=pyzipper.WZ_AES) as zf:
+            zf.setpassword(self.passphrase)
+            zf.setencryption(pyzipper.WZ_AES, nbits=256)
+            zi = zf.zipinfo_cls(filename=INNER_ARCHIVE, date_time=ZIP_DATE_TIME)
+            zi.external_attr = 0o600 << 16
+            zf.writestr(zi, self.buf.getvalue(), compress_type=pyzipper.ZIP_STORED)
+        self.buf = io.BytesIO()
 
     def __enter__(self) -> AesZipSink:
         return self

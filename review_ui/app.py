@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 # `streamlit run` puts this folder first on sys.path, where queue.py would shadow the standard
@@ -22,8 +23,8 @@ if str(_HERE.parent) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from formstation.store import DEFAULT_WORKSPACE, Store  # noqa: E402
-from review_ui import auth, ui_clerk, ui_queue, ui_supervisor, ui_views  # noqa: E402
-from review_ui.ui_common import STYLE, Ctx  # noqa: E402
+from review_ui import auth, sessions, ui_clerk, ui_queue, ui_supervisor, ui_views  # noqa: E402
+from review_ui.ui_common import STYLE, Ctx, flash, show_flash  # noqa: E402
 
 RENDER = {
     "Queue": ui_queue.render,
@@ -52,17 +53,44 @@ def _store(workspace: str, url: str | None) -> Store:
 def _on_login(store: Store) -> None:
     ss = st.session_state
     name, password = ss.get("login_name", ""), ss.get("login_password", "")
+    sid = sessions.new_sid()
     with store.tx() as conn:
-        role = auth.authenticate(conn, name, password)
+        role, problem = auth.login(conn, name, password, sid)
     ss.login_password = ""
     if role is None:
-        ss.login_error = "Unknown user or wrong password."
+        ss.login_error = problem
         return
-    ss.user, ss.role, ss.login_error = name.strip(), role, None
+    ss.user, ss.role, ss.sid, ss.login_error, ss.last_active = name.strip(), role, sid, None, time.time()
+
+
+def _cookie(store: Store) -> None:
+    """(Re)sign the session cookie in the browser: a reload within IDLE_S of activity keeps the login."""
+    ss = st.session_state
+    js = sessions.cookie_script(sessions.COOKIE, sessions.sign(store.workspace, ss.user, ss.sid), sessions.IDLE_S)
+    st.html(f"<script>{js}</script>", unsafe_allow_javascript=True)
+
+
+def _restore(store: Store) -> None:
+    """A browser that reloaded the page brings the session cookie: the user stays logged in."""
+    try:
+        token = st.context.cookies.get(sessions.COOKIE)
+    except Exception:  # noqa: BLE001 (no browser behind this run, e.g. AppTest)
+        token = None
+    if not token:
+        return
+    with store.tx() as conn:
+        got = sessions.live_user(conn, store.workspace, token)
+        role = auth.role_of(conn, got[0]) if got else None
+    if got and role:
+        ss = st.session_state
+        ss.user, ss.role, ss.sid, ss.last_active = got[0], role, got[1], time.time()
 
 
 def _login(store: Store) -> None:
     st.title("Form Station · review")
+    if st.session_state.pop("clear_cookie", False):
+        st.html(f"<script>{sessions.cookie_script(sessions.COOKIE, '', 0)}</script>", unsafe_allow_javascript=True)
+    show_flash()
     with st.form("login"):
         st.text_input("User", key="login_name")
         st.text_input("Password", type="password", key="login_password")
@@ -71,15 +99,45 @@ def _login(store: Store) -> None:
         st.error(st.session_state.login_error)
 
 
-def _logout(ctx: Ctx) -> None:
+def _end_session(store: Store, why: str | None = None) -> None:
+    """Release the user's form, revoke the session (its cookie and /media/ files stop working)."""
     from review_ui import queue
 
-    fid = st.session_state.get("q_form")
-    if fid:
-        with ctx.store.tx() as conn:
-            queue.release(conn, fid, ctx.user)
-    for k in list(st.session_state.keys()):
-        del st.session_state[k]
+    ss = st.session_state
+    with store.tx() as conn:
+        if ss.get("q_form") and ss.get("user"):
+            queue.release(conn, ss.q_form, ss.user)
+        if ss.get("sid"):
+            auth.logout(conn, ss.get("user") or "", ss.sid)
+    for k in list(ss.keys()):
+        del ss[k]
+    ss.clear_cookie = True
+    if why:
+        flash("info", why)
+
+
+def _logout(ctx: Ctx) -> None:
+    _end_session(ctx.store)
+
+
+def _check_session(store: Store) -> bool:
+    """Every page run: the session is still live (not idle too long) and the user's role is the
+    store's current one (a demoted user loses the pages at once). False: logged out."""
+    ss = st.session_state
+    if time.time() - ss.get("last_active", 0) > sessions.IDLE_S:
+        _end_session(store, f"Logged out after {sessions.IDLE_S // 60} minutes without activity.")
+        return False
+    with store.tx() as conn:
+        role = auth.role_of(conn, ss.user)
+        gone = bool(ss.get("sid")) and sessions.revoked(conn, ss.sid)
+    if role is None or gone:
+        _end_session(store, "Your session ended (user removed or logged out elsewhere).")
+        return False
+    if role != ss.role:
+        ss.role = role
+        flash("warning", f"Your role is now {role}.")
+    ss.last_active = time.time()
+    return True
 
 
 def _sidebar(ctx: Ctx) -> str:
@@ -98,8 +156,11 @@ def main() -> None:
     store = _store(str(ws), os.environ.get("DATABASE_URL"))
     ss = st.session_state
     if not ss.get("user"):
+        _restore(store)
+    if not ss.get("user") or not _check_session(store):
         _login(store)
         return
+    _cookie(store)
     ctx = Ctx(store, ss.user, ss.role, int(args.lease_minutes * 60))
     page = _sidebar(ctx)
     if not auth.can_see(ctx.role, page):  # the menu offers only the role's pages; this guards the state

@@ -180,8 +180,19 @@ def group_crops(conn: Connection, school: str, class_name: str, field: str) -> l
     return rows
 
 
+def shared_phone_doubts(conn: Connection, school: str, class_name: str) -> set[str]:
+    """The class's forms in review on a suspected class-wide phone (PHONE_SHARED_BY_CLASS, form level)."""
+    q = (select(forms.c.form_id).join(persons, forms.c.person_id == persons.c.person_id)
+         .join(reasons, reasons.c.form_id == forms.c.form_id)
+         .where(and_(persons.c.school == school, persons.c.class_name == class_name, forms.c.status == "review",
+                     reasons.c.code == "PHONE_SHARED_BY_CLASS", reasons.c.field.is_(None))))
+    return {r.form_id for r in conn.execute(q)}
+
+
 def unidentified_pages(conn: Connection, limit: int = 200) -> list:
-    q = (select(pages.c.page_id, pages.c.file_sha256, pages.c.page_index, pages.c.image_path, pages.c.created_at)
+    q = (select(pages.c.page_id, pages.c.file_sha256, pages.c.page_index, pages.c.image_path, pages.c.created_at,
+                scan_files.c.name.label("file_name"))
+         .outerjoin(scan_files, scan_files.c.sha256 == pages.c.file_sha256)
          .where(and_(pages.c.kind == "unidentified", pages.c.form_id.is_(None))).order_by(pages.c.page_id)
          .limit(limit))
     return list(conn.execute(q))

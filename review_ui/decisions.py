@@ -78,9 +78,11 @@ def _redecide(conn: Connection, form_id: str, workspace: Path | None) -> str:
 
 
 def save_form(conn: Connection, form_id: str, user: str, values: dict[str, str],
-              ack: Iterable[str] = (), workspace: Path | None = None) -> str:
+              ack: Iterable[str] = (), workspace: Path | None = None, as_written: dict[str, str] | None = None) -> str:
     """Store the reviewer's values (source 'reviewer', confidence 1), acknowledge form-level codes,
-    re-decide the form; returns its new status."""
+    re-decide the form; returns its new status. `as_written`: fields whose value the reviewer
+    confirmed although the rules object to it (name -> the objection), each recorded in the audit
+    trail (action 'as_written': the parent wrote it so)."""
     _check_lease(conn, form_id, user)
     ack = sorted(set(ack))
     names = list(values) + ([ACK_FIELD] if ack else [])
@@ -93,6 +95,8 @@ def save_form(conn: Connection, form_id: str, user: str, values: dict[str, str],
         _write_field(conn, form_id, name, row)
         old_value = (old or {}).get("value") or ""
         _log(conn, user, "edit" if old_value != value else "confirm", form_id, name, old_value, value)
+        if name in (as_written or {}):
+            _log(conn, user, "as_written", form_id, name, as_written[name], value)
     labels.keep_labelled(conn, workspace, form_id, user, values)  # the reader learns from them (ocr.adapt)
     if ack:
         old = (snap["fields"][ACK_FIELD] or {}).get("value") or ""
@@ -102,6 +106,8 @@ def save_form(conn: Connection, form_id: str, user: str, values: dict[str, str],
         _log(conn, user, "acknowledge", form_id, None, old, merged)
     status = _redecide(conn, form_id, workspace)
     _close(conn, user, form_id, "save", snap, status)
+    if status != "review":  # the lease ends with the decision (a form still in review stays with its reviewer)
+        queue.release(conn, form_id, user)
     return status
 
 
@@ -118,6 +124,29 @@ def reject_form(conn: Connection, form_id: str, user: str, code: str, note: str)
     _log(conn, user, "reject", form_id, code, snap["status"], note)
     _close(conn, user, form_id, "reject", snap, "rejected")
     return "rejected"
+
+
+SHARED = "PHONE_SHARED_BY_CLASS"
+
+
+def settle_shared_phone(conn: Connection, user: str, reject: Iterable[str], clear: Iterable[str],
+                        ttl_s: int, workspace: Path | None = None) -> dict[str, str]:
+    """The group view's decision on a suspected class-wide phone: reject the given forms with
+    PHONE_SHARED_BY_CLASS, clear that doubt on the others (each leased for the moment of the
+    decision). Returns form id -> new status, or why it was left alone."""
+    out, reject = {}, set(reject)
+    for fid in sorted(reject | set(clear)):
+        if not queue.lease_form(conn, fid, user, ttl_s):
+            out[fid] = "left alone: another reviewer has it open"
+            continue
+        try:
+            if fid in reject:
+                out[fid] = reject_form(conn, fid, user, SHARED, "group view: one phone for the whole class")
+            else:
+                out[fid] = save_form(conn, fid, user, {}, [SHARED], workspace)
+        finally:
+            queue.release(conn, fid, user)
+    return out
 
 
 def _close(conn: Connection, user: str, form_id: str, kind: str, snap: dict, status: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from forms.layout import Layout, load_layout
+from formstation import idnumber
 
 # fields the reader derives beside the layout's zones (see ocr/read.py)
 DERIVED_LABELS = {
@@ -59,6 +60,45 @@ def digit_shape(name: str, lay: Layout | None = None) -> tuple[int, str] | None:
     except KeyError:
         return None
     return (z.cells, z.alphabet) if z.kind == "digits" else None
+
+
+def meaning(name: str, lay: Layout | None = None) -> str | None:
+    """'id' (an 18-box ID number with its check character) or 'mobile' (an 11-digit mobile number)
+    for a comb field, by its shape as the constraint decoder sees it (ocr.decode.decode_comb)."""
+    shape = digit_shape(name, lay)
+    if shape == (18, "0123456789X"):
+        return "id"
+    if shape == (11, "0123456789"):
+        return "mobile"
+    return None
+
+
+def check(name: str, value: str, lay: Layout | None = None) -> str | None:
+    """What the rules would object to in a value of the right shape, or None: an ID's check
+    character and birth date (GB 11643), a mobile number's pattern. Empty is no objection here."""
+    if not value:
+        return None
+    kind = meaning(name, lay)
+    if kind == "id":
+        problem = idnumber.problem(value)
+        if problem and problem.startswith("check character"):  # not which one: the paper says what was written
+            problem = "the check character (box 18) does not fit the other 17 boxes"
+        return f"not a valid ID number: {problem}" if problem else None
+    if kind == "mobile" and not idnumber.is_mobile(value):
+        return "not a mobile number (11 digits, starting 13 to 19)"
+    return None
+
+
+@cache
+def cell_fracs(name: str) -> tuple[tuple[float, float, float, float], ...]:
+    """Each comb box's place in the field's review crop (the reader's `_review_box`), as fractions
+    [x0, y0, x1, y1] of the crop's width and height: where a frame goes over box i."""
+    from ocr.read import _review_box
+
+    z = layout().zone(name)
+    r = _review_box(z)
+    return tuple(((c.x - r.x) / r.w, (c.y - r.y) / r.h, (c.x + c.w - r.x) / r.w, (c.y + c.h - r.y) / r.h)
+                 for c in z.cell_boxes())
 
 
 def normalize(name: str, typed: str, lay: Layout | None = None) -> tuple[str, str | None]:

@@ -131,5 +131,12 @@ def release(conn: Connection, form_id: str, user: str) -> None:
     conn.execute(delete(leases).where(and_(leases.c.form_id == form_id, leases.c.user_name == user)))
 
 
+def active_leases(conn: Connection, at: datetime | None = None) -> int:
+    """Forms someone is on right now: a live lease on a form still in review."""
+    q = (select(func.count()).select_from(leases).join(forms, forms.c.form_id == leases.c.form_id)
+         .where(and_(forms.c.status == "review", leases.c.expires_at >= iso(at or utcnow()))))
+    return conn.execute(q).scalar() or 0
+
+
 def queue_size(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(forms).where(forms.c.status == "review")).scalar() or 0

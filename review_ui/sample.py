@@ -98,20 +98,17 @@ def _readings(truth: dict[str, str], scenario: int) -> dict[str, tuple[str, floa
 
 def _doubts(lay: Layout, truth: dict[str, str], readings: dict[str, tuple[str, float, str]]) -> dict[str, list[dict]]:
     """The reader's doubt where a digit reading differs from the paper: the box, its reading and the
-    paper's digit as the runner-up, placed in the crop (the zone's box) as ocr.read.doubt_marks does."""
+    paper's digit as the runner-up, placed in the crop (the reader's review box) as
+    ocr.read.doubt_marks does."""
+    from review_ui.fieldinfo import cell_fracs
+
     out = {}
     for name in ("phone", "guardian_phone", "guardian_id"):
         value, paper = readings[name][0], truth[name]
         if len(value) != len(paper) or value == paper:
             continue
-        z = lay.zone(name)
-        marks = []
-        for i, c in enumerate(z.cell_boxes()):
-            if value[i] != paper[i]:
-                box = [(c.x - z.box.x) / z.box.w, (c.y - z.box.y) / z.box.h,
-                       (c.x + c.w - z.box.x) / z.box.w, (c.y + c.h - z.box.y) / z.box.h]
-                marks.append({"i": i, "read": value[i], "p": 0.52, "alt": paper[i], "box": box})
-        out[name] = marks
+        out[name] = [{"i": i, "read": value[i], "p": 0.52, "alt": paper[i], "box": [round(f, 4) for f in cell_fracs(name)[i]]}
+                     for i in range(len(value)) if value[i] != paper[i]]
     return out
 
 
@@ -127,11 +124,13 @@ def _save_page(store: Store, img: Image.Image, key: str, lay: Layout) -> tuple[s
     sha = hashlib.sha256(key.encode()).hexdigest()
     rel = f"pages/{sha[:16]}/p0000.jpg"
     img.convert("L").save(store.path(rel), quality=80)
+    from ocr.read import _review_box  # what the reader crops for the reviewer
+
     crops = {}
     for z in lay.zones:
         if z.kind != "printed":
             crel = f"crops/{sha[:16]}/p0000/{z.name}.png"
-            img.crop(_px(z.box)).save(store.path(crel))
+            img.crop(_px(_review_box(z))).save(store.path(crel))
             crops[z.name] = crel
     for derived in ("photo_face", "photo_background", "photo_color"):
         crops[derived] = crops["photo"]
@@ -166,7 +165,7 @@ def build(workspace: Path, work_dir: Path, per_class: int = 5, classes=demo.DEMO
     import_roster(store, demo.write_roster(work_dir / "roster.csv", seed=seed, per_class=per_class, classes=classes))
     sample = Sample(store)
     received = set()
-    for ci, pf in enumerate(print_forms(store, lay, work_dir / "print")):
+    for ci, pf in enumerate(print_forms(store, lay, work_dir / "print", campaign_date=demo.CAMPAIGN)):
         with store.tx() as conn:
             rows = list(conn.execute(select(forms.c.form_id, persons.c.name)
                                      .join(persons, forms.c.person_id == persons.c.person_id)

@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-APP = Path(__file__).resolve().parent / "app.py"
+APP = Path(__file__).resolve().parent / "server_app.py"  # app.py behind a gate on /media/
 
 
 def streamlit_command(workspace: Path, port: int, address: str = "127.0.0.1",

@@ -60,7 +60,11 @@ STYLE = ("<style>.fs-muted{color:#6b6f76;font-size:0.9em}.fs-done{color:#1a7f37;
          ".fs-mark{position:absolute;border:2px solid #d1242f;border-radius:3px;box-sizing:border-box}"
          ".fs-mark span{position:absolute;bottom:100%;left:-2px;background:#d1242f;color:#fff;"
          "font:600 11px/1.3 monospace;padding:0 3px;border-radius:3px 3px 0 0;white-space:nowrap}"
-         ".fs-doubt{color:#d1242f;margin-top:0.3rem}.fs-info mark{background:#ffd8d3;color:#d1242f}</style>")
+         ".fs-doubt{color:#d1242f;margin-top:0.3rem}.fs-info mark{background:#ffd8d3;color:#d1242f}"
+         ".fs-phones{display:flex;flex-wrap:wrap;gap:0.5rem;margin:0.4rem 0}.fs-phone{flex:0 0 23%;margin:0;"
+         "border:2px solid #d0d7de;border-radius:4px;padding:2px}.fs-phone img{width:100%;display:block}"
+         ".fs-phone figcaption{font-size:0.8em}.fs-carrier{border-color:#d1242f}.fs-this{outline:3px solid #0969da}"
+         "</style>")
 MAX_INLINE = 2_000_000  # bytes: crops are small; anything bigger is shown as a link-free note
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from review_ui import data, fieldinfo, matching
+from ocr.reasons import REASONS
+from review_ui import data, decisions, fieldinfo, matching, ui_panels
 from review_ui.ui_common import Ctx, flash, image, reason_text, show_flash
 
 PER_ROW = 4
@@ -23,6 +24,7 @@ def _pick_class(ctx: Ctx, key: str) -> tuple[str, str] | None:
 def group_view(ctx: Ctx) -> None:
     """All crops of one field for one class side by side: a copied number or a missing signature stands out."""
     st.header("Group view by class")
+    show_flash()
     sc = _pick_class(ctx, "g_class")
     if sc is None:
         return
@@ -38,6 +40,12 @@ def group_view(ctx: Ctx) -> None:
         st.warning(f"{copied} forms share a value with another form of this class (marked ⚠).")
     if missing:
         st.warning(f"{missing} forms have nothing here (marked ⚠).")
+    with ctx.store.tx() as conn:
+        doubts = data.shared_phone_doubts(conn, sc[0], sc[1]) if field == "phone" else set()
+    number = ui_panels.shared_number(rows)
+    if doubts:
+        st.warning(f"{len(doubts)} forms wait on a suspected class-wide phone (PHONE_SHARED_BY_CLASS "
+                   f"{REASONS['PHONE_SHARED_BY_CLASS'].zh}): tick the forms to reject with it; the others are cleared.")
     for start in range(0, len(rows), PER_ROW):
         for col, r in zip(st.columns(PER_ROW), rows[start:start + PER_ROW], strict=False):
             with col:
@@ -45,6 +53,21 @@ def group_view(ctx: Ctx) -> None:
                 who = "✓" if r["source"] == "reviewer" else ""
                 image(ctx.store, r["crop_path"])
                 st.caption(f"{mark}{r['form_id']} {r['name']} · `{r['value'] or '(empty)'}` {who} · {r['status']}")
+                if r["form_id"] in doubts:
+                    st.checkbox("reject: shared phone", key=f"g_sel_{r['form_id']}",
+                                value=ui_panels.carries(r["value"] or "", number))
+    if doubts:
+        st.button("Reject the ticked with PHONE_SHARED_BY_CLASS, clear the others", key="g_phone_apply",
+                  on_click=_on_shared_phone, args=(ctx, sorted(doubts)), type="primary")
+
+
+def _on_shared_phone(ctx: Ctx, doubts: list[str]) -> None:
+    ss = st.session_state
+    reject = [f for f in doubts if ss.get(f"g_sel_{f}")]
+    with ctx.store.tx() as conn:
+        out = decisions.settle_shared_phone(conn, ctx.user, reject, [f for f in doubts if f not in reject],
+                                            ctx.ttl_s, ctx.store.workspace)
+    flash("success", "; ".join(f"{fid}: {what}" for fid, what in out.items()))
 
 
 def _match_controls(ctx: Ctx, page) -> None:
@@ -82,6 +105,23 @@ def _on_foreign(ctx: Ctx, page_id: int) -> None:
     flash("info", f"page {page_id} marked as foreign")
 
 
+def _rotate(page_id: int) -> None:
+    key = f"u_rot_{page_id}"
+    st.session_state[key] = (st.session_state.get(key, 0) + 90) % 360
+
+
+def _upright_image(ctx: Ctx, rel: str | None, turn: int) -> None:
+    """The page as stored (turned upright by its marks when it aligned), turned further on request."""
+    path = (ctx.store.workspace / rel) if rel else None
+    if not turn or path is None or not path.is_file():
+        image(ctx.store, rel)
+        return
+    from PIL import Image
+
+    with Image.open(path) as im:
+        st.image(im.rotate(-turn, expand=True), width="stretch")
+
+
 def unidentified(ctx: Ctx) -> None:
     st.header("Unidentified pages")
     show_flash()
@@ -92,10 +132,12 @@ def unidentified(ctx: Ctx) -> None:
         return
     st.caption(f"{len(rows)} pages wait to be matched")
     page = rows[0]
-    st.subheader(f"Page {page.page_id} (file {page.file_sha256[:12]}…, page {page.page_index + 1})")
+    st.subheader(f"{page.file_name or 'scan file ' + page.file_sha256[:12] + '…'}, page {page.page_index + 1}")
     left, right = st.columns([3, 2])
     with left:
-        image(ctx.store, page.image_path)
+        turn = st.session_state.get(f"u_rot_{page.page_id}", 0)
+        st.button("Rotate ↻ 90°", key=f"u_rotate_{page.page_id}", on_click=_rotate, args=(page.page_id,))
+        _upright_image(ctx, page.image_path, turn)
     with right:
         _match_controls(ctx, page)
 

@@ -14,7 +14,7 @@ fs() { .venv/bin/formstation --workspace "$WS" "$@"; }
 echo "== 1. roster import (bundled demo roster)"
 fs roster import demo/roster.csv
 echo "== 2. print pre-filled forms"
-fs print --out "$OUT/print"
+fs print --out "$OUT/print" --campaign-date 2026-09-01  # the demo roster's ages
 echo "== 3. simulate parents filling in and a bulk scanner (typical profile)"
 fs simulate "$OUT"/print/*.pdf --out "$OUT/scans" --seed 7 --profile typical
 echo "== 4. ingest the scans"

@@ -44,8 +44,10 @@ class DigitBank:
 
 # whose digits a simulated parent writes: "heldout" (the default, for every measurement) the MNIST
 # block the digit reader never trains on; "train" / "val" the reader's training and validation
-# writers (`ocr.train_digits.make_split`), for making page-style training and calibration cells
-WRITERS = ("heldout", "train", "val", "other")
+# writers (`ocr.train_digits.make_split`), for making page-style training and calibration cells;
+# "calib" the 60k set's held-out block (`ocr.digitdata.BLOCK_HELDOUT`: never trained on, other
+# digits than "heldout"'s), for picking the confidence thresholds apart from every measurement
+WRITERS = ("heldout", "train", "val", "other", "calib")
 
 
 @lru_cache(maxsize=4)
@@ -60,6 +62,14 @@ def load_bank(seed: int, writers: str = "heldout") -> DigitBank:
         keep = heldout_mask(data.labels)
         by_char = {str(d): data.images[keep & (data.labels == d)] for d in range(10)}
         by_char["X"] = synth_x(np.random.default_rng([seed, 77]), 100)
+        return DigitBank(by_char)
+    if writers == "calib":
+        from ocr.digitdata import split60
+
+        s60 = split60()
+        x, y = s60.data.images[s60.block], s60.data.labels[s60.block]
+        by_char = {str(d): x[y == d] for d in range(10)}
+        by_char["X"] = synth_x(np.random.default_rng([seed, 78]), 200)
         return DigitBank(by_char)
     if writers == "other":  # scikit-learn's load_digits: writers the reader has never seen the like of
         from ocr.digitdata import other_writers

@@ -6,8 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from ocr.digitdata import augment, comb_cell, heldout_mask, load_mnist, synth_x
-from ocr.digits import CLASSES, CellResult, DigitClassifier, normalize_cell, read_cells
+from ocr.digitdata import BLOCK_HELDOUT, augment, comb_cell, heldout_mask, load_mnist, split60, synth_x
+from ocr.digits import (
+    CLASSES,
+    ONNX_MODEL,
+    CellResult,
+    OnnxReader,
+    default_classifier,
+    normalize_cell,
+    read_cells,
+)
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +26,31 @@ def heldout() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def model() -> DigitClassifier:
-    return DigitClassifier.load()
+def model():
+    return default_classifier()
+
+
+def test_60k_split_keeps_every_heldout_digit_out_of_training() -> None:
+    s = split60()
+    assert not set(s.train) & set(s.val) and not set(s.train) & set(s.heldout) and not set(s.val) & set(s.heldout)
+    assert len(s.train) + len(s.val) + len(s.heldout) == 60000
+    assert set(range(*BLOCK_HELDOUT)) <= set(s.heldout)
+    train_bytes = {s.data.images[i].tobytes() for i in s.train}
+    small = load_mnist()
+    ho = small.images[heldout_mask(small.labels)]
+    assert not any(im.tobytes() in train_bytes for im in ho)  # the simulator's held-out writers
+
+
+def test_station_reads_with_the_v2_ensemble(heldout) -> None:
+    assert ONNX_MODEL.is_file(), "the v2 reader ships with the repository (scripts/train_digits.sh rebuilds it)"
+    reader = default_classifier()
+    assert isinstance(reader, OnnxReader)
+    hx, hy = heldout
+    members = reader.member_probs(hx[:200])
+    assert members.shape[1] >= 3  # an ensemble
+    np.testing.assert_allclose(members.sum(axis=2), 1.0, atol=1e-6)
+    np.testing.assert_allclose(reader.predict_proba(hx[:200]), members.mean(axis=1), atol=1e-9)
+    assert (reader.predict_proba(hx[:200]).argmax(axis=1) == hy[:200]).mean() >= 0.97
 
 
 def test_heldout_mask_is_last_100_per_class() -> None:

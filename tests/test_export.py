@@ -169,7 +169,7 @@ def test_card_data_rows_headers_and_values(batch):
     _store, info, out, res = batch
     rows = _csv(out / "card_data.csv")
     assert tuple(rows[0]) == CARD_HEADER
-    assert rows[0] == ["表单编号", "学校", "班级", "姓名", "性别", "身份证号码", "核对前姓名", "核对前身份证号码", "联系电话", "学籍号", "开户银行", "代理人证件号码", "代理人联系电话", "代理人关系", "照片文件"]
+    assert rows[0] == ["表单编号", "学校", "班级", "姓名", "性别", "身份证号码", "核对前姓名", "核对前身份证号码", "联系电话", "学籍号", "开户银行", "代理人证件号码", "代理人联系电话", "代理人关系", "照片文件", "冷僻字"]
     assert _xlsx(out / "card_data.xlsx") == rows
     body = {r[0]: dict(zip(CARD_HEADER, r, strict=True)) for r in rows[1:]}
     accepted = ["K0", "P0", "P1", "M0", "S0"]
@@ -206,10 +206,10 @@ def test_rejections_pending_not_returned(batch):
     assert tuple(rej[0]) == REJECTION_HEADER and _xlsx(out / "rejections.xlsx") == rej
     p2, s1 = info["P2"], info["S1"]
     expected = [
-        [p2.form_id, p2.school, p2.class_name, p2.name, p2.id_number, "PHONE_INVALID", f"{zh('PHONE_INVALID')}（1380000）"],
-        [p2.form_id, p2.school, p2.class_name, p2.name, p2.id_number, "GUARDIAN_SIGNATURE_MISSING", zh("GUARDIAN_SIGNATURE_MISSING")],
-        [s1.form_id, s1.school, s1.class_name, s1.name, s1.id_number, "SIGNATURE_MISSING", zh("SIGNATURE_MISSING")],
-        [s1.form_id, s1.school, s1.class_name, s1.name, s1.id_number, "PHOTO_GRAYSCALE", zh("PHOTO_GRAYSCALE")],
+        [p2.form_id, p2.school, p2.class_name, p2.name, p2.id_number, "PHONE_INVALID", zh("PHONE_INVALID"), ""],
+        [p2.form_id, p2.school, p2.class_name, p2.name, p2.id_number, "GUARDIAN_SIGNATURE_MISSING", zh("GUARDIAN_SIGNATURE_MISSING"), ""],
+        [s1.form_id, s1.school, s1.class_name, s1.name, s1.id_number, "SIGNATURE_MISSING", zh("SIGNATURE_MISSING"), ""],
+        [s1.form_id, s1.school, s1.class_name, s1.name, s1.id_number, "PHOTO_GRAYSCALE", zh("PHOTO_GRAYSCALE"), ""],
     ]
     assert rej[1:] == sorted(expected, key=lambda r: r[1])  # stable: reasons keep their order per form
     pend = _csv(out / "pending.csv")
@@ -221,6 +221,63 @@ def test_rejections_pending_not_returned(batch):
     assert tuple(nr[0]) == NOT_RETURNED_HEADER
     assert nr[1:] == sorted([[x.form_id, x.school, x.class_name, x.student_no, x.name] for x in (info["K1"], info["M2"])],
                             key=lambda r: r[1])
+
+
+def test_rejections_list_only_what_the_school_fixes_once_each_in_chinese(batch, tmp_path):
+    """Issue 17, point 11: the station's own doubt is not a reason a school can fix; a reason read
+    twice is listed once; a reviewer's note has its own column."""
+    from formstation.store import reasons
+
+    store, info, _out, _res = batch
+    p2 = info["P2"]
+    with store.tx() as conn:
+        before = conn.execute(reasons.select().where(reasons.c.form_id == p2.form_id)).all()
+        for code, field, detail in (("LOW_CONFIDENCE", "phone", "0.40"), ("UNUSUAL_HANDWRITING", "phone", "9 of 20"),
+                                    ("PHONE_INVALID", "phone", "1380000"), ("REVIEWER_REJECTED", None, "电话少写一位")):
+            conn.execute(reasons.insert().values(form_id=p2.form_id, code=code, field=field, detail=detail))
+    try:
+        export(store, tmp_path / "again")
+    finally:  # the batch is shared by the other tests
+        with store.tx() as conn:
+            conn.execute(reasons.delete().where(reasons.c.form_id == p2.form_id,
+                                                reasons.c.id.notin_([r.id for r in before])))
+    rows = [r for r in _csv(tmp_path / "again" / "rejections.csv")[1:] if r[0] == p2.form_id]
+    assert [r[5] for r in rows] == ["PHONE_INVALID", "GUARDIAN_SIGNATURE_MISSING"]
+    assert [r[6] for r in rows] == [zh("PHONE_INVALID"), zh("GUARDIAN_SIGNATURE_MISSING")]
+    assert {r[7] for r in rows} == {"电话少写一位"}
+    assert not any(c.isascii() and c.isalpha() for r in rows for c in r[6])  # Chinese only
+
+
+def test_a_rare_character_is_marked_in_card_data_and_listed(batch, tmp_path):
+    """Issue 17, point 12: an accepted form whose final name has a character outside GB 2312."""
+    from formstation.store import upsert_field
+
+    store, info, _out, _res = batch
+    k0 = info["K0"]
+    from formstation.store import fields
+    from output.tables import _gb2312
+
+    with store.tx() as conn:
+        old = conn.execute(fields.select().where(fields.c.form_id == k0.form_id, fields.c.name == "corrected_name")).first()
+        upsert_field(conn, k0.form_id, "corrected_name", {"value": "王䶮", "confidence": 1.0, "source": "reviewer"})
+    try:
+        export(store, tmp_path / "again")
+    finally:  # the batch is shared by the other tests
+        with store.tx() as conn:
+            if old is None:
+                conn.execute(fields.delete().where(fields.c.form_id == k0.form_id, fields.c.name == "corrected_name"))
+            else:
+                upsert_field(conn, k0.form_id, "corrected_name", {"value": old.value, "confidence": old.confidence,
+                                                                  "source": old.source})
+    card = {r[0]: dict(zip(CARD_HEADER, r, strict=True)) for r in _csv(tmp_path / "again" / "card_data.csv")[1:]}
+    assert card[k0.form_id]["冷僻字"] == "䶮" and card[k0.form_id]["姓名"] == "王䶮"
+    for r in card.values():  # every other name: its characters outside GB 2312, or nothing
+        assert r["冷僻字"] == "".join(c for c in r["姓名"] if not _gb2312(c))
+    rare = _csv(tmp_path / "again" / "rare_characters.csv")
+    assert rare[0] == ["表单编号", "学校", "班级", "姓名", "身份证号码", "冷僻字"]
+    assert [k0.form_id, k0.school, k0.class_name, "王䶮", k0.id_number, "䶮"] in rare[1:]
+    assert sorted(r[0] for r in rare[1:]) == sorted(f for f, r in card.items() if r["冷僻字"])
+
 
 
 def test_photos_and_class_sheets(batch):
@@ -338,14 +395,16 @@ def test_encrypted_zip_per_school_nothing_plain(batch, tmp_path, monkeypatch):
 
     school = info["P1"].school
     with pyzipper.AESZipFile(enc / f"{safe_name(school)}.zip") as zf:
+        assert zf.namelist() == ["export.zip"]  # entry names are not encrypted: they name nobody
         assert all(i.flag_bits & 0x1 for i in zf.infolist())  # every entry encrypted
         with pytest.raises(RuntimeError):
-            zf.read("card_data.csv")  # no password
+            zf.read("export.zip")  # no password
         zf.setpassword(b"wrong passphrase")
         with pytest.raises(RuntimeError):
-            zf.read("card_data.csv")
+            zf.read("export.zip")
         zf.setpassword(PASS.encode())
-        inner = {n: zf.read(n) for n in zf.namelist()}
+        with zipfile.ZipFile(io.BytesIO(zf.read("export.zip"))) as inner_zip:
+            inner = {n: inner_zip.read(n) for n in inner_zip.namelist()}
     plain = _files(out)
     card = list(csv.reader(io.StringIO(inner["card_data.csv"].decode("utf-8-sig"))))
     assert card[0] == list(CARD_HEADER) and [r[1] for r in card[1:]] == [school, school]
@@ -357,7 +416,7 @@ def test_encrypted_zip_per_school_nothing_plain(batch, tmp_path, monkeypatch):
     assert all(hashlib.sha256(inner[f["path"]]).hexdigest() == f["sha256"] for f in man["files"])
     # the plain zip reader cannot get at the content either
     with zipfile.ZipFile(enc / f"{safe_name(school)}.zip") as zf, pytest.raises((RuntimeError, NotImplementedError)):
-        zf.read("card_data.csv")
+        zf.read("export.zip")
 
 
 def test_passphrase_file_errors(batch, tmp_path, capsys):

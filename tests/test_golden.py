@@ -28,7 +28,7 @@ def _round_trip(tmp: Path, writers: str = "heldout"):
     fs = ["--workspace", str(ws)]
     roster = demo.write_roster(tmp / "roster.csv", seed=11, per_class=4)
     assert main([*fs, "roster", "import", str(roster)]) == 0
-    assert main([*fs, "print", "--out", str(tmp / "print")]) == 0
+    assert main([*fs, "print", "--out", str(tmp / "print"), "--campaign-date", demo.CAMPAIGN.isoformat()]) == 0
     pdfs = sorted(str(p) for p in (tmp / "print").glob("*.pdf"))
     assert main([*fs, "simulate", *pdfs, "--out", str(tmp / "sim"), "--seed", "3", "--profile", "typical",
                  "--writers", writers, "-q"]) == 0
@@ -121,16 +121,7 @@ def test_detection_of_signatures_photos_and_guardian_section(run):
 
 
 # what a careful reviewer types for each flagged field: the value the parent really wrote
-_TRUE_VALUE = {
-    "applicant_signature": lambda f: "present" if f["applicant_signature"] else "absent",
-    "guardian_signature": lambda f: "present" if f["guardian_signature"] else "absent",
-    "id_copy": lambda f: "present" if f["id_copy"] else "absent",
-    "id_copy_number": lambda f: f["id_copy"] or "",
-    "photo": lambda f: "absent" if f["photo"] == "none" else "pasted",
-    "photo_background": lambda f: "dark" if f["photo"] == "grey_bg" else "light",
-    "photo_color": lambda f: "grayscale" if f["photo"] == "photocopy" else "color",
-    "photo_face": lambda f: "yes",
-}
+from simulate.reviewer import TRUE_VALUE as _TRUE_VALUE  # noqa: E402
 
 
 def test_a_reviewer_clears_the_queue_and_the_export_follows(run, tmp_path):

@@ -306,13 +306,15 @@ def test_a_workspace_of_schema_1_is_migrated_and_keeps_its_data(tmp_path):
         store_mod.md.create_all(conn)
         conn.exec_driver_sql("ALTER TABLE fields DROP COLUMN doubt")  # what schema 1 created
         conn.exec_driver_sql("ALTER TABLE fields DROP COLUMN other_scan")
+        conn.exec_driver_sql("ALTER TABLE pages DROP COLUMN readings")
         conn.execute(insert(store_mod.meta).values(key="schema_version", value="1"))
         conn.exec_driver_sql("INSERT INTO fields (form_id, name, value) VALUES ('F0000001', 'phone', '13912345678')")
     engine.dispose()
     s = Store.open(tmp_path)
     with s.tx() as conn:
-        assert s.schema_version(conn) == store_mod.SCHEMA_VERSION == 3
+        assert s.schema_version(conn) == store_mod.SCHEMA_VERSION == 4
         assert {"doubt", "other_scan"} <= {c["name"] for c in inspect(conn).get_columns("fields")}
+        assert "readings" in {c["name"] for c in inspect(conn).get_columns("pages")}
         row = conn.execute(select(fields.c.value, fields.c.doubt, fields.c.other_scan)).one()
     assert tuple(row) == ("13912345678", None, None)
     s.engine.dispose()
