@@ -92,10 +92,17 @@ def run(args: argparse.Namespace) -> dict:
     scanned = sorted(f for f, t in truth.items() if t["scanned"])
     first, rest = set(scanned[: args.reviewed]), set(scanned[args.reviewed:])
     t = time.perf_counter()
-    ingest_paths(store, load_layout(), [sim / "scans"], workers=args.workers)
+    if args.reuse and (out / "ingested").is_dir():  # the same scans ingested by an earlier run
+        ws = store.workspace
+        store.engine.dispose()
+        shutil.rmtree(ws)
+        shutil.copytree(out / "ingested", ws)
+        store = Store.open(ws)
+    else:
+        ingest_paths(store, load_layout(), [sim / "scans"], workers=args.workers)
+        shutil.rmtree(out / "ingested", ignore_errors=True)
+        shutil.copytree(store.workspace, out / "ingested")
     t_ingest = time.perf_counter() - t
-    shutil.rmtree(out / "ingested", ignore_errors=True)
-    shutil.copytree(store.workspace, out / "ingested")
     shipped = versions.load_reader(store.workspace, versions.shipped_version())
     before = figures(store, sim / "truth.jsonl", truth, rest, shipped)
     reviewed = clear_queue(store, truth, "rita", only=first)
@@ -160,6 +167,7 @@ def main() -> None:
     ap.add_argument("--profile", default="typical")
     ap.add_argument("--writers", default="other")
     ap.add_argument("--out", default=str(REPO / "bench-out" / "adapt"))
+    ap.add_argument("--reuse", action="store_true", help="start from the store an earlier run ingested")
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     args = ap.parse_args()
     args.out = str(Path(args.out) / args.writers)
