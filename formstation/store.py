@@ -218,6 +218,9 @@ def now() -> str:
 
 
 ACK_FIELD = "review_ack"  # a form's acknowledged form-level codes, comma-separated (ocr.rules reads them)
+# a decided form a person reopened (review_ui.decisions.reopen_form): its value "who: why"; ocr.rules
+# keeps the form in review (REOPENED) until a reviewer has gone through every field and cleared it
+REOPEN_FIELD = "review_reopened"
 
 
 def merged_acks(old: str | None, codes: Iterable[str]) -> str:

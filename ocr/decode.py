@@ -141,6 +141,11 @@ def _is_id(cells: int) -> bool:
     return cells == 18
 
 
+def is_checked(cells: int) -> bool:
+    """Whether a comb of `cells` boxes is decoded under a check digit (an ID number)."""
+    return _is_id(cells)
+
+
 def _is_phone(cells: int, alphabet: str) -> bool:
     return cells == 11 and alphabet == "0123456789"
 
@@ -167,14 +172,19 @@ def cell_doubts(value: str, probs: list[np.ndarray | None], allowed: Callable[[i
     """The boxes a reviewer should look at, in order: each {"i": position, "read": the decoded
     character, "p": its share among the characters allowed there, "alt": the likeliest other
     allowed character}. A box read under CELL_SURE is listed; so is an empty box of a partly
-    filled field (read '', p 0) and a box the constraint moved away from its best reading."""
+    filled field (read '', p 0), and always a box whose decoded character differs from its best
+    raw reading (`Decoded.raw`: the constraint moved it), with "raw" holding that reading, even
+    where the position allows one character only (a phone's leading 1, whose share is always 1)."""
     if all(p is None for p in probs):
         return []
-    chars = value if len(value) == len(probs) else _raw(probs)
+    raw = _raw(probs)
+    chars = value if len(value) == len(probs) else raw
     out = []
     for pos, p in enumerate(probs):
         d = cell_doubt(pos, chars[pos], p, allowed(pos))
-        if d["p"] < CELL_SURE:
+        if p is not None and d["read"] != raw[pos]:
+            d["raw"] = raw[pos]
+        if d["p"] < CELL_SURE or "raw" in d:
             out.append(d)
     return out
 

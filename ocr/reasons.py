@@ -50,6 +50,7 @@ _ALL = (
     Reason("DUPLICATE_SCAN", "同一表单扫描了多次", "review"),
     Reason("SCANS_DIFFER", "再次扫描的识别结果与审核员填写的不一致", "review"),
     Reason("NOT_IN_ROSTER", "表单不在名册中", "review"),
+    Reason("REOPENED", "已决定的表单被重新打开，待重新审核", "review"),
     Reason("PHOTO_SCANNED_IN_GREY", "照片页为黑白扫描，须彩色重新扫描", "rescan"),
     Reason("REVIEWER_REJECTED", "审核员退回", "reject"),
     Reason("NO_PS_PHOTO", "无公安照片", "reject", "bureau"),

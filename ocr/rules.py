@@ -18,7 +18,18 @@ from sqlalchemy.engine import Connection
 
 from formstation import idnumber
 from formstation.config import DEFAULT_THRESHOLDS
-from formstation.store import ACK_FIELD, Store, fields, forms, now, other_scan_value, pages, persons, reasons
+from formstation.store import (
+    ACK_FIELD,
+    REOPEN_FIELD,
+    Store,
+    fields,
+    forms,
+    now,
+    other_scan_value,
+    pages,
+    persons,
+    reasons,
+)
 from ocr.reasons import REASONS
 from ocr.types import WRITING_DOUBT
 
@@ -62,7 +73,7 @@ class RuleConfig:
     campaign_date: date | None = None  # None: each form's printed_on (formstation.config)
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     alignment_residual_mm: float = 1.0
-    unusual_writing_share: float = 0.40  # formstation.config.Config.unusual_writing_share
+    unusual_writing_share: float = 0.30  # formstation.config.Config.unusual_writing_share
 
 
 @dataclass(frozen=True)
@@ -241,6 +252,11 @@ def _unusual_writing(f: FormFacts, cfg: RuleConfig) -> list[Found]:
     return out
 
 
+def _reopened(f: FormFacts) -> list[Found]:
+    """A decided form a person reopened (REOPEN_FIELD: "who: why"): it waits for a reviewer."""
+    return [Found("REOPENED", None, _v(f, REOPEN_FIELD))] if REOPEN_FIELD in f.readings else []
+
+
 def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
     """Status and reasons for one form from its facts. Pure."""
     final_name, final_id = final_values(f)
@@ -266,11 +282,15 @@ def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
     out += by_age
     _form_level(f, final_name, cfg, out)
     out += _scans_differ(f)
+    reopened = _reopened(f)
+    out += reopened
     low = _low_confidence(f, cfg) + _unusual_writing(f, cfg)  # what a rejection may not rest on
     unsure = {x.field for x in low} | {CLASS_PHONES}
     confident_reject = any(REASONS[x.code].severity == "reject" and x.field not in unsure
                            and unsure.isdisjoint(x.rests_on) for x in out)
     found = out + low
+    if reopened:  # whatever the rules find, a person decides it again first
+        return "review", found
     if confident_reject:
         return "rejected", found
     if any(REASONS[x.code].severity == "rescan" for x in out):

@@ -9,7 +9,17 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
 from formstation import idnumber
-from formstation.store import audit, fields, forms, other_scan_reading, pages, persons, reasons, scan_files
+from formstation.store import (
+    REOPEN_FIELD,
+    audit,
+    fields,
+    forms,
+    other_scan_reading,
+    pages,
+    persons,
+    reasons,
+    scan_files,
+)
 from review_ui import fieldinfo
 
 FIELD_ORDER = ("corrected_name", "corrected_id", "phone", "photo", "photo_face", "photo_background",
@@ -50,6 +60,7 @@ class FormView:
     scans: tuple[dict, ...] = ()  # every scan of the form, oldest first (scans_of)
     rescans: tuple[dict, ...] = ()  # what later scans read differently, oldest first (rescans_of)
     reopened: tuple[dict, ...] = ()  # rejections lifted because the paper came in again (reopens_of)
+    reopened_by: str = ""  # "who: why" of a decided form a person reopened (every field is a step)
 
     @property
     def page_image(self) -> str | None:
@@ -103,17 +114,20 @@ def load_form(conn: Connection, form_id: str) -> FormView | None:
     for r in conn.execute(select(reasons).where(reasons.c.form_id == form_id).order_by(reasons.c.id)):
         why.setdefault(r.field, []).append((r.code, r.detail or ""))
     rows = {r.name: r for r in conn.execute(select(fields).where(fields.c.form_id == form_id))}
+    marker = rows.get(REOPEN_FIELD)
+    names = {n for n in why if n} | ({n for n in FIELD_ORDER if n in rows} if marker is not None else set())
     items = []
-    for name in sorted((n for n in why if n), key=_rank):
+    for name in sorted(names, key=_rank):
         f = rows.get(name)
         items.append(Item(name, (f.value or "") if f else "", (f.suggestion or "") if f else "",
                           f.confidence if f else None, (f.source or "") if f else "",
-                          f.crop_path if f else None, tuple(why[name]), _doubt(f), _other(f),
+                          f.crop_path if f else None, tuple(why.get(name, ())), _doubt(f), _other(f),
                           _copy_number(rows) if name == "corrected_id" else ""))
     scans = scans_of(conn, form_id)
     return FormView(h.form_id, h.status, h.school, h.class_name, h.name, h.id_number, h.student_no or "",
                     h.gender or "", tuple(items), tuple(why.get(None, [])), scans,
-                    rescans_of(conn, form_id) if len(scans) > 1 else (), reopens_of(conn, form_id))
+                    rescans_of(conn, form_id) if len(scans) > 1 else (), reopens_of(conn, form_id),
+                    (marker.value or "") if marker is not None else "")
 
 
 def _copy_number(rows: dict) -> str:

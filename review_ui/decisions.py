@@ -1,4 +1,5 @@
-"""A reviewer's decisions on a form: save values, acknowledge form-level reasons, reject, undo.
+"""A reviewer's decisions on a form: save values, acknowledge form-level reasons, reject, undo,
+reopen a decided form.
 
 Each decision runs in the caller's transaction and leaves, in `audit`, one row per change (who,
 when, old value, new value) plus a closing `decision` row whose old_value is a JSON snapshot of
@@ -14,13 +15,27 @@ from pathlib import Path
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from formstation.store import ACK_FIELD, audit, fields, forms, merged_acks, now, reasons, upsert_field
+from formstation.store import (
+    ACK_FIELD,
+    REOPEN_FIELD,
+    audit,
+    fields,
+    forms,
+    merged_acks,
+    now,
+    reasons,
+    upsert_field,
+)
 from ocr import labels
 from ocr.reasons import REASONS
-from review_ui import queue
+from review_ui import auth, queue
 
 FIELD_COLS = ("value", "confidence", "source", "box", "crop_path", "suggestion", "updated_by", "updated_at",
               "other_scan")
+REOPENED = "REOPENED"  # the form-level code of a reopened form (ocr.rules): cleared by the reviewer's save
+DECIDED = ("accepted", "rejected")  # the statuses a form can be reopened from
+# audit actions that change a form after a reviewer's decision: that decision is no longer undone
+LATER_CHANGES = ("decision", "match", "rescan", "reopen", "reopen_by_reviewer")
 
 
 class DecisionError(Exception):
@@ -84,8 +99,10 @@ def save_form(conn: Connection, form_id: str, user: str, values: dict[str, str],
     confirmed although the rules object to it (name -> the objection), each recorded in the audit
     trail (action 'as_written': the parent wrote it so)."""
     _check_lease(conn, form_id, user)
-    ack = sorted(set(ack))
-    names = list(values) + ([ACK_FIELD] if ack else [])
+    ack = set(ack)
+    reviewed = REOPENED in ack and _field_row(conn, form_id, REOPEN_FIELD) is not None
+    ack = sorted(ack - {REOPENED})
+    names = list(values) + ([ACK_FIELD] if ack else []) + ([REOPEN_FIELD] if reviewed else [])
     snap = _snapshot(conn, form_id, names)
     at = now()
     for name, value in values.items():
@@ -104,6 +121,9 @@ def save_form(conn: Connection, form_id: str, user: str, values: dict[str, str],
         _write_field(conn, form_id, ACK_FIELD, {**dict.fromkeys(FIELD_COLS), "value": merged, "source": "reviewer",
                                                 "confidence": 1.0, "updated_by": user, "updated_at": at})
         _log(conn, user, "acknowledge", form_id, None, old, merged)
+    if reviewed:  # gone through again: the rules decide it now (undo brings the marker back)
+        _write_field(conn, form_id, REOPEN_FIELD, None)
+        _log(conn, user, "acknowledge", form_id, REOPEN_FIELD, snap["fields"][REOPEN_FIELD]["value"], "")
     status = _redecide(conn, form_id, workspace)
     _close(conn, user, form_id, "save", snap, status)
     if status != "review":  # the lease ends with the decision (a form still in review stays with its reviewer)
@@ -116,7 +136,10 @@ def reject_form(conn: Connection, form_id: str, user: str, code: str, note: str)
     if code not in reject_codes():
         raise DecisionError(f"{code!r} is not a reason a reviewer can reject with")
     _check_lease(conn, form_id, user)
-    snap = _snapshot(conn, form_id, ())
+    reopened = _field_row(conn, form_id, REOPEN_FIELD) is not None
+    snap = _snapshot(conn, form_id, [REOPEN_FIELD] if reopened else [])
+    if reopened:  # decided again (undo brings the marker back)
+        _write_field(conn, form_id, REOPEN_FIELD, None)
     note = note.strip()
     conn.execute(insert(reasons).values(form_id=form_id, code="REVIEWER_REJECTED", field=None, detail=note or None))
     conn.execute(insert(reasons).values(form_id=form_id, code=code, field=None, detail=None))
@@ -167,15 +190,20 @@ def last_decision(conn: Connection, user: str):
     return next((r for r in conn.execute(q) if str(r.id) not in undone), None)
 
 
+def _changed_after(conn: Connection, d):
+    """The first audit row (not undone) that changed decision `d`'s form after it, or None."""
+    undone = _undone(conn)
+    return next((r for r in conn.execute(select(audit.c.id, audit.c.user_name).where(and_(
+        audit.c.form_id == d.form_id, audit.c.id > d.id, audit.c.action.in_(LATER_CHANGES))).order_by(audit.c.id))
+        if str(r.id) not in undone), None)
+
+
 def undo_last(conn: Connection, user: str) -> str | None:
     """Restore what the user's last decision replaced; returns its form id (None: nothing to undo)."""
     d = last_decision(conn, user)
     if d is None:
         return None
-    undone = _undone(conn)
-    later = next((r for r in conn.execute(select(audit.c.id, audit.c.user_name).where(and_(
-        audit.c.form_id == d.form_id, audit.c.id > d.id, audit.c.action.in_(("decision", "match", "rescan", "reopen")))))
-        if str(r.id) not in undone), None)
+    later = _changed_after(conn, d)
     if later is not None:
         raise DecisionError(f"{d.form_id}: changed by {later.user_name} after your decision; open it and fix it instead")
     snap = json.loads(d.old_value)
@@ -191,3 +219,63 @@ def undo_last(conn: Connection, user: str) -> str | None:
                  .values(status=snap["status"], decided_at=snap["decided_at"]))
     _log(conn, user, "undo", d.form_id, d.field, str(d.id), snap["status"])
     return d.form_id
+
+
+# ------------------------------------------------------------------ reopening a decided form
+
+def decided_by(conn: Connection, form_id: str) -> str | None:
+    """The person whose decision gave the form its status now: the latest decision on it (not
+    undone, nothing changed the form since) when it left the form as it is; None when the rules
+    decided it (a clean form accepted on reading, a class re-decided around it)."""
+    st = _status(conn, form_id)
+    undone = _undone(conn)
+    q = (select(audit).where(and_(audit.c.action == "decision", audit.c.form_id == form_id))
+         .order_by(audit.c.id.desc()).limit(50))
+    d = next((r for r in conn.execute(q) if str(r.id) not in undone), None)
+    if st is None or d is None or d.new_value != st.status or _changed_after(conn, d) is not None:
+        return None
+    return d.user_name
+
+
+def may_reopen(role: str | None, user: str, decider: str | None) -> bool:
+    """A supervisor may reopen any decided form; a reviewer the forms she decided herself."""
+    return role == "supervisor" or (role == "reviewer" and decider is not None and decider == user)
+
+
+def _rejected_for(conn: Connection, form_id: str) -> str:
+    """': CODE,CODE (the reviewer's note)' of the reject reasons a form carries, '' for none."""
+    rows = conn.execute(select(reasons.c.code, reasons.c.detail).where(reasons.c.form_id == form_id)
+                        .order_by(reasons.c.id)).all()
+    codes = dict.fromkeys(r.code for r in rows if r.code != "REVIEWER_REJECTED"
+                          and r.code in REASONS and REASONS[r.code].severity == "reject")
+    note = next((r.detail for r in rows if r.code == "REVIEWER_REJECTED" and r.detail), "")
+    return (f": {','.join(codes)}" if codes else "") + (f" ({note})" if note else "")
+
+
+def reopen_form(conn: Connection, form_id: str, user: str, why: str, workspace: Path | None = None) -> str:
+    """Send a decided (accepted or rejected) form back to review: it leaves the card data and the
+    rejections until it is decided again. The marker REOPEN_FIELD ("who: why") keeps it in review
+    whatever the rules find (REOPENED) and makes every field a step in the queue; a reviewer's
+    rejection is lifted. Audited as 'reopen_by_reviewer' (old value: what it was, new value: why)
+    and 'status'. Returns the new status ('review')."""
+    why = why.strip()
+    st = _status(conn, form_id)
+    if st is None or st.status not in DECIDED:
+        raise DecisionError(f"{form_id}: only an accepted or rejected form can be reopened "
+                            f"(it is {st.status if st else 'unknown'})")
+    decider = decided_by(conn, form_id)
+    if not may_reopen(auth.role_of(conn, user), user, decider):
+        raise DecisionError(f"{form_id}: only a supervisor or the reviewer who decided it "
+                            f"({decider or 'nobody: the rules did'}) can reopen it")
+    if not why:
+        raise DecisionError(f"{form_id}: say why it is reopened (kept in the audit trail)")
+    was = f"{st.status} by {decider or 'the rules'}{_rejected_for(conn, form_id)}"
+    conn.execute(delete(reasons).where(reasons.c.form_id == form_id))  # lifts a reviewer's rejection
+    queue.free(conn, form_id)  # a lease left on the decided form would hide it from the queue
+    _write_field(conn, form_id, REOPEN_FIELD, {**dict.fromkeys(FIELD_COLS), "value": f"{user}: {why}",
+                                               "source": "reviewer", "confidence": 1.0, "updated_by": user,
+                                               "updated_at": now()})
+    _log(conn, user, "reopen_by_reviewer", form_id, None, was, why)
+    status = _redecide(conn, form_id, workspace)
+    _log(conn, user, "status", form_id, None, st.status, status)
+    return status

@@ -1,6 +1,7 @@
 """The review queue: one form leased to one reviewer at a time. Plain functions over a connection.
 
-The queue is the forms with status 'review', ordered by school, class, student number, form id.
+The queue is the forms with status 'review', reopened ones first (a person sent them back: someone
+waits for the second look), then by school, class, student number, form id.
 A lease (table `leases`, form_id primary key) expires after `ttl` seconds without activity and the
 form returns to the queue. Taking a lease runs in the caller's transaction: delete expired leases,
 pick the first free form, insert the lease; the primary key makes a concurrent second insert fail,
@@ -13,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from formstation.store import forms, leases, persons
+from formstation.store import REOPEN_FIELD, fields, forms, leases, persons
 
 DEFAULT_TTL_S = 15 * 60
 CANDIDATES = 20  # free forms fetched per attempt
@@ -32,7 +33,9 @@ def utcnow() -> datetime:
 
 
 def _queue_order(q):
-    return q.order_by(persons.c.school, persons.c.class_name, persons.c.student_no, forms.c.form_id)
+    reopened = select(fields.c.form_id).where(fields.c.name == REOPEN_FIELD)
+    return q.order_by(case((forms.c.form_id.in_(reopened), 0), else_=1),
+                      persons.c.school, persons.c.class_name, persons.c.student_no, forms.c.form_id)
 
 
 def _free_forms(conn: Connection, skip: set[str], limit: int) -> list[str]:
@@ -129,6 +132,11 @@ def holds(conn: Connection, form_id: str, user: str, at: datetime | None = None)
 
 def release(conn: Connection, form_id: str, user: str) -> None:
     conn.execute(delete(leases).where(and_(leases.c.form_id == form_id, leases.c.user_name == user)))
+
+
+def free(conn: Connection, form_id: str) -> None:
+    """Drop whatever lease is left on a form (whoever holds it)."""
+    conn.execute(delete(leases).where(leases.c.form_id == form_id))
 
 
 def active_leases(conn: Connection, at: datetime | None = None) -> int:

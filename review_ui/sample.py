@@ -84,7 +84,7 @@ def _readings(truth: dict[str, str], scenario: int) -> dict[str, tuple[str, floa
          "photo_color": ("color", 0.95, ""), "id_copy": ("absent", 0.97, ""),
          "applicant_signature": ("absent", 0.95, ""), "guardian_relation": (truth["guardian_relation"], 0.97, "")}
     for name in ("phone", "guardian_id", "guardian_phone"):
-        r[name] = (truth[name], 0.98, truth[name])
+        r[name] = (truth[name], 0.995, truth[name])
     r["guardian_signature"] = (truth["guardian_signature"], 0.96, "")
     if scenario == 1:
         wrong = truth["phone"][:-1] + str((int(truth["phone"][-1]) + 3) % 10)

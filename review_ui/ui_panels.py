@@ -248,6 +248,10 @@ def ack_html(ctx: Ctx, view: data.FormView, corrected_name: str, reject_code: st
         parts.append(class_phones_html(ctx, view))
     if "RARE_CHARACTER" in codes:
         parts.append(rare_html(ctx, view, corrected_name))
+    if "REOPENED" in codes:
+        who = esc(view.reopened_by.split(":", 1)[0])
+        parts.append(f"<div class='fs-doubt'>Reopened by {who} after it was decided: every field was a step. "
+                     "<b>c</b> decides it by the rules with the values you confirmed.</div>")
     parts.append(scans_html(view))
     reject = (f"<b>r</b> + Enter rejects it with {esc(reject_code)} ({esc(EN.get(reject_code, ''))})"
               if reject_code else "<b>r</b> + Enter opens the reasons to reject it")

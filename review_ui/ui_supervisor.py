@@ -76,7 +76,7 @@ def dashboard(ctx: Ctx) -> None:
 def on_save_thresholds(ctx: Ctx) -> None:
     ss = st.session_state
     old = load_config(ctx.store.workspace)
-    new = replace(old, thresholds={k: float(ss[f"t_{k}"]) for k in (*KINDS, *FIELD_KEYS)},
+    new = replace(old, thresholds={**old.thresholds, **{k: float(ss[f"t_{k}"]) for k in (*KINDS, *FIELD_KEYS)}},
                   alignment_residual_mm=float(ss["t_align"]), unusual_writing_share=float(ss["t_writing"]),
                   campaign_date=ss["t_date"])
     save_config(ctx.store.workspace, new)

@@ -160,6 +160,7 @@ def _lookup_one(ctx: Ctx, form_id: str) -> None:
         st.dataframe(trail, hide_index=True)
     else:
         st.caption("no changes yet")
+    _reopen_controls(ctx, view)
     if len(view.scans) > 1:
         st.caption(" · ".join(f"scan {i}: {sc['file']}, page {sc['page']}, {sc['at']}"
                               for i, sc in enumerate(view.scans, 1)))
@@ -170,8 +171,37 @@ def _lookup_one(ctx: Ctx, form_id: str) -> None:
             image(ctx.store, view.page_image)
 
 
+def _reopen_controls(ctx: Ctx, view: data.FormView) -> None:
+    """A decided form goes back to review: for a supervisor, or the reviewer who decided it."""
+    if view.status not in decisions.DECIDED:
+        return
+    with ctx.store.tx() as conn:
+        who = decisions.decided_by(conn, view.form_id)
+    if not decisions.may_reopen(ctx.role, ctx.user, who):
+        st.caption(f"Decided by {who or 'the rules'}: a supervisor{' or ' + who if who else ''} can reopen it.")
+        return
+    with st.form(f"l_reopen_{view.form_id}", border=True):
+        st.markdown(f"**Reopen** (decided by {who or 'the rules'}): the form leaves the "
+                    f"{'card data' if view.status == 'accepted' else 'rejections'} and goes back to the queue, "
+                    "every field a step, until a reviewer decides it again.")
+        st.text_input("Why (kept in the audit trail)", key=f"l_why_{view.form_id}")
+        st.form_submit_button("Reopen for review", on_click=_on_reopen, args=(ctx, view.form_id))
+
+
+def _on_reopen(ctx: Ctx, form_id: str) -> None:
+    why = st.session_state.get(f"l_why_{form_id}", "")
+    try:
+        with ctx.store.tx() as conn:
+            status = decisions.reopen_form(conn, form_id, ctx.user, why, ctx.store.workspace)
+    except decisions.DecisionError as e:
+        flash("error", str(e))
+        return
+    flash("success", f"{form_id} reopened: {status}, first in the queue, every field a step")
+
+
 def form_lookup(ctx: Ctx) -> None:
     st.header("Form lookup")
+    show_flash()
     q = st.text_input("Student name, ID number, student number or form id", key="l_q")
     with ctx.store.tx() as conn:
         hits = data.search_forms(conn, q)
@@ -180,6 +210,7 @@ def form_lookup(ctx: Ctx) -> None:
             st.caption("no form matches")
         return
     fid = st.selectbox("Form", [h["form_id"] for h in hits], key="l_pick",
-                       format_func=lambda f: next(f"{h['form_id']} {h['name']} · {h['class_name']} · {h['status']}"
+                       # no status in the label: the browser keeps a keyed box's labels, a reopen changes it
+                       format_func=lambda f: next(f"{h['form_id']} {h['name']} · {h['class_name']}"
                                                   for h in hits if h["form_id"] == f))
     _lookup_one(ctx, fid)

@@ -33,6 +33,7 @@ EN = {
     "DUPLICATE_SCAN": "the form was scanned more than once",
     "SCANS_DIFFER": "a later scan reads the reviewer's value differently",
     "NOT_IN_ROSTER": "the form is not in the roster",
+    "REOPENED": "a decided form reopened for a second review",
     "PHOTO_SCANNED_IN_GREY": "photo page scanned in grey: scan it again in colour",
     "REVIEWER_REJECTED": "rejected by a reviewer",
     "NO_PS_PHOTO": "no public-security photo",

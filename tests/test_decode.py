@@ -145,6 +145,33 @@ def test_doubted_boxes_are_the_unsure_moved_and_empty_ones():
     assert cell_doubts(idn, _probs(idn, sure=0.999), allowed_at(18, "0123456789X")) == []
 
 
+def test_a_box_the_constraint_moved_is_listed_even_where_one_character_is_allowed():
+    """The phone's first box may only be 1: a clear 0 there is made 1 by the pattern, its share
+    among the allowed characters is 1, and still the reviewer is pointed at it (raw 0)."""
+    from ocr.decode import allowed_at, cell_doubts
+
+    probs = _probs("03912345678", sure=0.999)  # the parent (or the reader) wrote 0 first
+    d = decode_phone(probs)
+    assert d.value == "13912345678" and d.raw[0] == "0"
+    marks = cell_doubts(d.value, probs, allowed_at(11, "0123456789"))
+    assert [(m["i"], m["read"], m["raw"]) for m in marks] == [(0, "1", "0")]
+    # a box the constraint left alone carries no "raw", and a sure unmoved number lists nothing
+    probs[4] = np.full(11, 0.01)
+    probs[4][1], probs[4][7] = 0.55, 0.37
+    marks = cell_doubts(decode_phone(probs).value, probs, allowed_at(11, "0123456789"))
+    assert [(m["i"], "raw" in m) for m in marks] == [(0, True), (4, False)]
+    phone = "13912345678"
+    assert cell_doubts(phone, _probs(phone, sure=0.999), allowed_at(11, "0123456789")) == []
+    # an ID box read X where only digits are allowed, made a digit: listed with its raw X
+    idn = "45048120080327062X"
+    probs = _probs(idn, sure=0.999)
+    probs[3] = np.full(11, 0.0001)
+    probs[3][CLASSES.index("X")], probs[3][CLASSES.index("4")] = 0.9, 0.0999
+    d = decode_id(probs)
+    marks = cell_doubts(d.value, probs, allowed_at(18, "0123456789X"))
+    assert d.value == idn and [(m["i"], m["read"], m["raw"]) for m in marks] == [(3, "4", "X")]
+
+
 def test_the_id_number_on_a_copy_is_picked_out_of_the_text_read():
     """What RapidOCR reads off a pasted ID copy, joined: the 18 characters of the number, even when
     a neighbouring character was read as one more digit, and even when the copy's number itself

@@ -178,3 +178,32 @@ def test_a_download_url_gives_nothing_without_the_supervisors_session(server):
         code, data = _fetch(link, cookie)  # the cookie of a session that ended
         assert code == 403 and b"zips" not in data
         browser.close()
+
+
+def test_a_supervisor_reopens_an_accepted_form_from_form_lookup(server):
+    """Issue 17, point 7: in Form lookup a supervisor reopens an accepted form with a reason; it is
+    in review at once (out of the card data), the audit says who and why."""
+    from playwright.sync_api import sync_playwright
+
+    s, url = server
+    with s.store.tx() as conn:
+        auth.add_user(conn, "sam", "supervisor", "secret-pass-2")
+        fid = next(f for f, sc in sorted(s.scenario.items()) if sc == 0 and conn.execute(
+            select(forms.c.status).where(forms.c.form_id == f)).scalar() == "accepted")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        login(page, url, "sam", "secret-pass-2")
+        page.get_by_text("Form lookup").click()
+        page.get_by_label("Student name, ID number, student number or form id").fill(fid)
+        page.get_by_label("Student name, ID number, student number or form id").press("Enter")
+        page.get_by_label("Why (kept in the audit trail)").fill("the school says the phone is wrong")
+        shot(page, "7-form-lookup-reopen")
+        page.get_by_role("button", name="Reopen for review").click()
+        page.get_by_text(f"{fid} reopened").wait_for(timeout=20000)
+        shot(page, "8-form-lookup-reopened")
+        browser.close()
+    with s.store.tx() as conn:
+        status = conn.execute(select(forms.c.status).where(forms.c.form_id == fid)).scalar()
+        row = conn.execute(select(audit).where(audit.c.form_id == fid, audit.c.action == "reopen_by_reviewer")).first()
+    assert status == "review" and (row.user_name, row.new_value) == ("sam", "the school says the phone is wrong")

@@ -6,8 +6,10 @@ rate-limited and logged."""
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
+import zipfile
 
 import pytest
 import pyzipper
@@ -16,7 +18,7 @@ from sqlalchemy import select, update
 from formstation import idnumber
 from formstation.store import audit, fields, forms, reasons, upsert_field, users
 from ocr.rules import decide_forms
-from review_ui import auth, data, fieldinfo
+from review_ui import auth, data, decisions, fieldinfo
 from tests import test_review_app as rapp
 from tests.test_review_app import enter, field_key, finish, login
 
@@ -164,6 +166,8 @@ def test_point4_each_save_says_the_outcome_and_why(review):
 
 
 def test_point8_the_export_is_offered_encrypted_only_and_leaves_no_plain_copy(review, tmp_path, monkeypatch):
+    import streamlit.testing.v1  # noqa: F401 (imported first: its own temporary folder is not the export's)
+
     tmp = tmp_path / "systemp"
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
@@ -181,11 +185,13 @@ def test_point8_the_export_is_offered_encrypted_only_and_leaves_no_plain_copy(re
     zname = next(n for n in names if n.endswith(".zip"))
     zpath = tmp_path / zname
     zpath.write_bytes(at.session_state["d_files"][zname])
-    with pyzipper.AESZipFile(zpath) as z:
+    with pyzipper.AESZipFile(zpath) as z:  # one entry, export.zip, the files inside (issue 18.11)
+        assert z.namelist() == ["export.zip"]
         with pytest.raises(RuntimeError):
-            z.read("card_data.csv")
+            z.read("export.zip")
         z.setpassword(b"a long passphrase 17")
-        assert z.read("card_data.csv").startswith("\ufeff表单编号".encode())
+        with zipfile.ZipFile(io.BytesIO(z.read("export.zip"))) as inner:
+            assert inner.read("card_data.csv").startswith("\ufeff表单编号".encode())
 
 
 def test_point9_a_demoted_supervisor_loses_the_downloads_at_once_and_the_change_is_audited(review):
@@ -271,3 +277,78 @@ def test_point13_an_unidentified_page_is_named_by_its_scan_file_and_can_be_turne
     assert page.file_sha256[:12] not in at.subheader[0].value
     at.button(key=f"u_rotate_{page.page_id}").click().run()
     assert not at.exception and at.session_state[f"u_rot_{page.page_id}"] == 90
+
+
+def _reopen_in_lookup(at, fid: str, why: str):
+    at.sidebar.radio(key="nav_page").set_value("Form lookup").run()
+    at.text_input(key="l_q").input(fid).run()
+    at.text_input(key=f"l_why_{fid}").input(why)
+    next(b for b in at.button if b.label == "Reopen for review").click().run()
+    assert not at.exception, at.exception
+
+
+def _exported(review) -> tuple[set[str], set[str]]:
+    """(form ids in card_data, form ids in rejections) as the export would write them."""
+    from output import records, tables
+
+    got = records.load_forms(review.store)
+    return ({r[0] for r in tables.card_rows(tables.by_status(got, "accepted"), {})},
+            {r[0] for r in tables.rejection_rows(tables.by_status(got, "rejected"))})
+
+
+def test_point7_a_supervisor_reopens_an_accepted_form_and_a_reviewer_decides_it_again(review):
+    fid = next(f for f, sc in sorted(review.scenario.items()) if sc == 0 and _status(review, f) == "accepted")
+    assert fid in _exported(review)[0]
+    at = login("rita")  # she did not decide it (the rules accepted it): no reopen for her
+    at.sidebar.radio(key="nav_page").set_value("Form lookup").run()
+    at.text_input(key="l_q").input(fid).run()
+    assert not any(b.label == "Reopen for review" for b in at.button)
+    assert any("a supervisor can reopen it" in c.value for c in at.caption)
+
+    sam = login("sam")
+    _reopen_in_lookup(sam, fid, "the school says the phone is wrong")
+    assert _status(review, fid) == "review" and fid not in _exported(review)[0]
+    assert any(f"{fid} reopened" in s.value for s in sam.success)
+    with review.store.tx() as conn:
+        trail = data.audit_of(conn, fid)
+    row = next(r for r in trail if r["action"] == "reopen_by_reviewer")
+    assert (row["user"], row["new value"]) == ("sam", "the school says the phone is wrong")
+    assert row["old value"].startswith("accepted by the rules")
+
+    at = login("rita")  # her first login leased her a form: once she moves on, the reopened one is next
+    assert field_key(at).split("_")[1] != fid
+    at.button(key="q_skip").click().run()
+    assert field_key(at).split("_")[1] == fid  # every field a step, then the whole form
+    with review.store.tx() as conn:
+        names = [r.name for r in conn.execute(select(fields.c.name).where(fields.c.form_id == fid))
+                 if r.name in data.FIELD_ORDER]
+    steps = []
+    while field_key(at) != f"in_{fid}_form":
+        steps.append(field_key(at).removeprefix(f"in_{fid}_"))
+        enter(at)
+    assert sorted(steps) == sorted(names) and len(steps) >= 10
+    body = next(h.proto.body for h in at.get("html") if "The whole form" in h.proto.body)
+    assert "REOPENED" in body and "sam: the school says the phone is wrong" in body
+    enter(at)  # Enter alone decides nothing
+    assert _status(review, fid) == "review"
+    enter(at, "c")
+    assert _status(review, fid) == "accepted" and fid in _exported(review)[0]
+    with review.store.tx() as conn:
+        trail = data.audit_of(conn, fid)
+        assert decisions.decided_by(conn, fid) == "rita"
+    assert {r["field"] for r in trail if r["user"] == "rita" and r["action"] in ("confirm", "edit")} == set(names)
+
+    # now rita decided it: she may reopen it; another reviewer may not
+    with review.store.tx() as conn:
+        auth.add_user(conn, "rosa", "reviewer", "secret-pass-4")
+    rapp.USERS["rosa"] = ("reviewer", "secret-pass-4")
+    try:
+        rosa = login("rosa")
+    finally:
+        del rapp.USERS["rosa"]
+    rosa.sidebar.radio(key="nav_page").set_value("Form lookup").run()
+    rosa.text_input(key="l_q").input(fid).run()
+    assert not any(b.label == "Reopen for review" for b in rosa.button)
+    assert any("a supervisor or rita can reopen it" in c.value for c in rosa.caption)
+    _reopen_in_lookup(at, fid, "I typed the guardian's phone wrong")
+    assert _status(review, fid) == "review" and fid not in _exported(review)[0]

@@ -212,6 +212,59 @@ def test_undo_refused_after_someone_else_changed_the_form(review):
         decisions.undo_last(conn, "rita")
 
 
+def test_a_reopened_form_stays_in_review_until_a_reviewer_decides_it_again(review):
+    store, fid = review.store, _first_of(review, 3)  # an invalid phone read surely: rejected by the rules
+    with store.tx() as conn:
+        auth.add_user(conn, "rita", "reviewer", "secret-pass-1")
+        auth.add_user(conn, "sam", "supervisor", "secret-pass-2")
+    assert _status(store, fid) == "rejected"
+    with store.tx() as conn, pytest.raises(decisions.DecisionError, match="supervisor"):
+        decisions.reopen_form(conn, fid, "rita", "wrong", store.workspace)  # the rules decided it, not rita
+    with store.tx() as conn, pytest.raises(decisions.DecisionError, match="why"):
+        decisions.reopen_form(conn, fid, "sam", "  ", store.workspace)
+    with store.tx() as conn:
+        assert decisions.reopen_form(conn, fid, "sam", "the parent phoned in the number", store.workspace) == "review"
+    assert ("REOPENED", None) in _codes(store, fid) and ("PHONE_INVALID", "phone") in _codes(store, fid)
+    from ocr.rules import decide_forms
+
+    decide_forms(store, {fid})  # the class re-decided (any save or scan does it): still in review
+    assert _status(store, fid) == "review"
+    with store.tx() as conn:
+        view = data.load_form(conn, fid)
+        with pytest.raises(decisions.DecisionError, match="only an accepted or rejected"):
+            decisions.reopen_form(conn, fid, "sam", "again", store.workspace)
+    assert view.reopened_by == "sam: the parent phoned in the number"
+    assert {it.name for it in view.items} >= {"phone", "guardian_id", "guardian_signature", "photo"}
+    _lease(store, fid)
+    with store.tx() as conn:  # a save that does not clear REOPENED (the group view's) leaves it in review
+        assert decisions.save_form(conn, fid, "rita", {"phone": "13912345678"}, [], store.workspace) == "review"
+        assert decisions.save_form(conn, fid, "rita", {}, ["REOPENED"], store.workspace) == "accepted"
+        assert decisions.decided_by(conn, fid) == "rita"
+        assert decisions.undo_last(conn, "rita") == fid  # undo brings the reopened state back
+    assert _status(store, fid) == "review" and ("REOPENED", None) in _codes(store, fid)
+
+
+def test_a_reviewers_rejection_is_lifted_by_her_reopening_it(review):
+    store, fid = review.store, _first_of(review, 2)
+    with store.tx() as conn:
+        auth.add_user(conn, "rita", "reviewer", "secret-pass-1")
+        auth.add_user(conn, "rosa", "reviewer", "secret-pass-4")
+    _lease(store, fid)
+    with store.tx() as conn:
+        decisions.reject_form(conn, fid, "rita", "GUARDIAN_SIGNATURE_MISSING", "no signature")
+    with store.tx() as conn, pytest.raises(decisions.DecisionError, match="rita"):
+        decisions.reopen_form(conn, fid, "rosa", "looks signed to me", store.workspace)
+    with store.tx() as conn:
+        assert decisions.reopen_form(conn, fid, "rita", "it is signed on the back", store.workspace) == "review"
+        row = conn.execute(select(audit).where(audit.c.form_id == fid, audit.c.action == "reopen_by_reviewer")).first()
+        assert queue.take_lease(conn, "rosa") == fid  # first in the queue
+        with pytest.raises(decisions.DecisionError, match="changed by"):
+            decisions.undo_last(conn, "rita")  # her rejection is no longer hers to undo
+    assert ("REVIEWER_REJECTED", None) not in _codes(store, fid)
+    assert (row.user_name, row.new_value) == ("rita", "it is signed on the back")
+    assert row.old_value == "rejected by rita: GUARDIAN_PHONE_MISSING,GUARDIAN_SIGNATURE_MISSING (no signature)"
+
+
 # ------------------------------------------------------------------ unidentified pages
 
 def test_match_unidentified_page_to_its_form(review):

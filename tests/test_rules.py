@@ -193,7 +193,7 @@ def test_sure_numbers_on_unusual_handwriting_go_to_a_reviewer():
     assert status == "review"
     assert {(x.code, x.field, x.detail) for x in found} == {
         ("UNUSUAL_HANDWRITING", n, "20 of 40 boxes doubtful") for n in ("phone", "guardian_id", "guardian_phone")}
-    assert codes(facts(writing_doubt=R("16/40", 1.0))) == ("accepted", [])  # as on most measured forms
+    assert codes(facts(writing_doubt=R("8/40", 1.0))) == ("accepted", [])  # as on most measured forms
     assert codes(facts(writing_doubt=R("6/10", 1.0))) == ("accepted", [])  # too few boxes to tell
     bad_id = PARENT[:17] + ("0" if PARENT[17] != "0" else "1")
     assert codes(facts(guardian_id=R(bad_id), **unusual)) == ("review", ["GUARDIAN_ID_INVALID", "UNUSUAL_HANDWRITING"])
