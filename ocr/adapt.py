@@ -193,7 +193,8 @@ class Figures:
 
 def measure(probs: np.ndarray, cells: Cells, thresholds: dict[str, float]) -> Figures:
     """Cell accuracy, and per field whose every box is labelled: decoded as the station does (a
-    struck-out box or a split vote goes to review), right or not, accepted at its threshold or not."""
+    struck-out box, or a split vote on an ID number, goes to review; the two phones are decoded
+    each alone), right or not, accepted at its threshold or not."""
     from ocr.read import DISAGREE_CONFIDENCE, REWRITE_CONFIDENCE
     from ocr.rules import threshold_for
 
@@ -219,7 +220,8 @@ def measure(probs: np.ndarray, cells: Cells, thresholds: dict[str, float]) -> Fi
         if cells.rewrite[order].any():
             conf = min(conf, REWRITE_CONFIDENCE)
         votes = probs[order].argmax(axis=2)
-        if len(d.value) == len(order) and any(CLASSES[v] != d.value[j] for j, row in enumerate(votes) for v in row):
+        if decode.is_checked(z.cells) and len(d.value) == len(order) and any(
+                CLASSES[v] != d.value[j] for j, row in enumerate(votes) for v in row):
             conf = min(conf, DISAGREE_CONFIDENCE)
         ok = d.value == cells.value[order[0]]
         n_fields += 1
