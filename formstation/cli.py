@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "formstation.commands",
     "formstation.sim_cli",
     "ocr.ingest_cli",
+    "ocr.reader_cli",
     "output.export_cli",
     "review_ui.cli",
 )

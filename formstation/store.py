@@ -21,6 +21,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -42,7 +43,7 @@ log = logging.getLogger("formstation.store")
 T = TypeVar("T")
 STORE_PATIENCE_S = 60.0  # how long a batch waits for the database to come back
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 8
 DEFAULT_WORKSPACE = "station-data"
 
 md = MetaData()
@@ -136,6 +137,25 @@ fields = Table(
     Column("other_scan", Text),
     Column("updated_by", Text),
     Column("updated_at", String(32)),
+    Column("reader_version", String(64)),  # the reader version that made a reading (ocr.versions)
+)
+
+# The comb boxes a reviewer saved (ocr.labels): the 28x28 cell the reader saw and the character the
+# reviewer's value has there, to adapt the reader to the campaign's handwriting (ocr.adapt). Children's
+# handwriting: never exported; it goes with the store (and the workspace).
+labelled_cells = Table(
+    "labelled_cells", md,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("form_id", String(16), nullable=False, index=True),
+    Column("field", String(32), nullable=False),
+    Column("box", Integer, nullable=False),
+    Column("label", String(1), nullable=False),
+    Column("cell", LargeBinary, nullable=False),  # 784 bytes, uint8 28x28, ink high
+    Column("value", Text, nullable=False),  # the field's value as the reviewer saved it
+    Column("rewrite", Integer, nullable=False, default=0),  # 1: the glyph rewritten above a struck-out box
+    Column("reviewer", Text, nullable=False),
+    Column("reader_version", String(64)),
+    Column("saved_at", String(32), nullable=False),
 )
 
 reasons = Table(
@@ -191,6 +211,8 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _add_column("pages", "readings", "TEXT"),
     5: _add_column("pages", "layout_key", "VARCHAR(64)"),
     6: _add_column("pages", "reason", "VARCHAR(40)"),
+    7: _add_column("fields", "reader_version", "VARCHAR(64)"),
+    8: lambda conn: labelled_cells.create(conn, checkfirst=True),
 }
 LEGACY_READINGS_SUFFIX = ".readings.json"  # where version 3 kept an unidentified page's readings
 

@@ -591,6 +591,24 @@ class OnnxReader:
         self.figures = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
         self.version = str(self.figures.get("version", self.path.stem))
 
+    def with_heads(self, heads: dict[str, np.ndarray], version: str, figures: dict | None = None) -> OnnxReader:
+        """The same feature extractor (its session shared) with other heads: a campaign's adapted
+        reader (`ocr.adapt`, `ocr.versions`)."""
+        out = object.__new__(OnnxReader)
+        out.__dict__.update(self.__dict__)
+        n = sum(1 for k in heads if k.startswith("W"))
+        out.heads = [(heads[f"W{k}"].astype(np.float32), heads[f"b{k}"].astype(np.float32),
+                      float(heads[f"T{k}"])) for k in range(n)]
+        out.version, out.figures = version, dict(figures or {})
+        return out
+
+    def heads_dict(self) -> dict[str, np.ndarray]:
+        """The heads as the heads file holds them."""
+        out: dict[str, np.ndarray] = {}
+        for k, (w, b, t) in enumerate(self.heads):
+            out[f"W{k}"], out[f"b{k}"], out[f"T{k}"] = w, b, np.float32(t)
+        return out
+
     def features(self, cells28: np.ndarray) -> list[np.ndarray]:
         """Each member's last hidden layer, (n, H_k) float32."""
         x = np.asarray(cells28, dtype=np.float32).reshape(-1, 1, 28, 28) * np.float32(1 / 255)
@@ -660,6 +678,11 @@ def _classify(norm: list[np.ndarray | None], model: Classifier | None) -> list[C
         k = int(np.argmax(probs[row]))
         out[i] = CellResult(False, p, CLASSES[k], p[k], votes[row])
     return out
+
+
+def classify_cells(norm: list[np.ndarray | None], model: Classifier | None = None) -> list[CellResult]:
+    """Classify cells already normalised (`normalize_strip`, `normalize_cell`; None: empty)."""
+    return _classify(norm, model)
 
 
 def read_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple[int, int],

@@ -16,6 +16,7 @@ from formstation.safefs import free_target
 from formstation.store import now
 from ocr.ingest import Summary, ingest_paths, make_runner, quarantine_file
 from ocr.pages import SCAN_SUFFIXES
+from ocr.reader_cli import auto_argument
 
 log = logging.getLogger("formstation.watch")
 
@@ -75,7 +76,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     s = ingest_paths(store, layout, [Path(p) for p in args.paths], workers=args.workers, progress=progress,
                      scheduler=args.scheduler)
     print_summary(s)
+    _auto_adapt(store, args.auto)
     return exit_code(s)
+
+
+def _auto_adapt(store, every: int | None) -> None:
+    """`--auto N`: adapt the reader when N more forms were reviewed since the last fit (ocr.learning)."""
+    from ocr.learning import auto
+
+    out = auto(store, every)
+    if out is not None:
+        print(out.message)
 
 
 def _ready(path: Path, seen: dict[Path, tuple[tuple[int, float], float]], settle: float) -> bool:
@@ -95,18 +106,19 @@ def _candidates(folder: Path) -> list[Path]:
 
 
 def watch(store, layout, folder: Path, workers: int | None, settle: float, once: bool, poll: float = 1.0,
-          read_fields: bool = True) -> int:
+          read_fields: bool = True, auto: int | None = None) -> int:
     done_dir, q_dir = folder / "done", folder / "quarantine"
     done_dir.mkdir(exist_ok=True)
     q_dir.mkdir(exist_ok=True)
     runner = make_runner(store, layout, workers, read_fields)  # one warm pool for every file
     try:
-        return _watch_loop(store, layout, folder, runner, settle, once, poll)
+        return _watch_loop(store, layout, folder, runner, settle, once, poll, auto)
     finally:
         runner.close()
 
 
-def _watch_loop(store, layout, folder: Path, runner, settle: float, once: bool, poll: float) -> int:
+def _watch_loop(store, layout, folder: Path, runner, settle: float, once: bool, poll: float,
+                auto: int | None = None) -> int:
     done_dir, q_dir = folder / "done", folder / "quarantine"
     seen: dict = {}
     handled = 0
@@ -123,6 +135,7 @@ def _watch_loop(store, layout, folder: Path, runner, settle: float, once: bool, 
             if not quarantined and p.exists():  # never over an earlier file of the same name
                 shutil.move(str(p), str(free_target(done_dir, p.name, now().replace(":", ""))))
             print_summary(s)
+            _auto_adapt(store, auto)
             seen.pop(p, None)
             handled += 1
         if once and not any(_candidates(folder)):
@@ -138,7 +151,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise StationError(f"{folder}: not a folder")
     store = open_store(args)
     print(f"watching {folder} (done/ and quarantine/ beside the files); Ctrl-C stops", file=sys.stderr)
-    watch(store, load_layout(args.layout), folder, args.workers, args.settle, args.once)
+    watch(store, load_layout(args.layout), folder, args.workers, args.settle, args.once, auto=args.auto)
     return ExitCode.OK
 
 
@@ -149,10 +162,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--scheduler", default=None,
                    help="send pages to a Dask cluster, e.g. tcp://127.0.0.1:8786 (workers share the workspace)")
+    auto_argument(p)
     p.set_defaults(func=cmd_ingest)
     w = sub.add_parser("watch", help="hot folder: ingest files a scanner writes, once they stop growing")
     w.add_argument("dir")
     w.add_argument("--workers", type=int, default=None)
     w.add_argument("--settle", type=float, default=3.0, help="seconds a file must stay unchanged (default 3)")
     w.add_argument("--once", action="store_true", help="process what is there, then exit")
+    auto_argument(w)
     w.set_defaults(func=cmd_watch)

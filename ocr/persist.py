@@ -50,6 +50,7 @@ def upsert_fields(conn: Connection, form_id: str, res: PageResult) -> None:
             "value": r.value, "confidence": r.confidence, "source": r.source,
             "box": json.dumps(list(r.box)), "crop_path": r.detail.get("crop"),
             "suggestion": r.suggestion, "updated_by": None, "updated_at": at, "other_scan": None,
+            "reader_version": r.detail.get("reader"),
             "doubt": json.dumps(r.detail["doubt"]) if r.detail.get("doubt") else None})
 
 
@@ -92,7 +93,7 @@ def readings_json(readings) -> str:
     """An unidentified page's readings as the store keeps them (pages.readings; what each needs)."""
     return json.dumps([{"name": r.name, "value": r.value, "confidence": r.confidence, "box": list(r.box),
                         "source": r.source, "suggestion": r.suggestion,
-                        "detail": {k: r.detail[k] for k in ("crop", "doubt") if k in r.detail}} for r in readings],
+                        "detail": {k: r.detail[k] for k in ("crop", "doubt", "reader") if k in r.detail}} for r in readings],
                       ensure_ascii=False, default=float)
 
 

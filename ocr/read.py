@@ -22,11 +22,12 @@ import numpy as np
 from forms.layout import MM_PER_INCH, Box, Layout, Zone
 from forms.printing import FontMissing, blank_form
 from formstation import idnumber
-from ocr import decode, presence
+from ocr import decode, labels, presence
 from ocr.align import ALIGN_DPI
-from ocr.digits import CellClassifier, default_classifier, read_strip
+from ocr.digits import CellClassifier, classify_cells, default_classifier, normalize_strip
 from ocr.rewrite import Printed, find_rewrites, printed_ink
 from ocr.types import WRITING_DOUBT, FieldReading
+from ocr.versions import version_of
 
 STRIP_MARGIN_MM = 3.0  # around a comb: room for digits that overrun their boxes
 REVIEW_MARGIN_MM = 1.5
@@ -105,24 +106,30 @@ class PageReader:
         self._printed_ink: Printed | bool | None = None  # False: cannot be drawn here
 
     def read(self, page: np.ndarray, workspace: Path, crop_dir: str,
-             color_crop: ColorCrop | None = None) -> tuple[FieldReading, ...]:
+             color_crop: ColorCrop | None = None, combs_only: bool = False) -> tuple[FieldReading, ...]:
+        """Every handwritten zone's readings (with `combs_only`, the comb fields' and the page's
+        writing doubt only, no crop written: a re-read with a new reader version, ocr.reread).
+        Each reading names the reader version in detail["reader"]."""
         self._cells = {}
         out: list[FieldReading] = []
         for z in self.layout.zones:
-            if z.kind == "printed":
+            if z.kind == "printed" or (combs_only and z.kind != "digits"):
                 continue
             crop, box = _crop(page, z.box)
             rel = f"{crop_dir}/{z.name}.png"
             (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(workspace / rel), _crop(page, _review_box(z))[0])
+            if not combs_only:
+                cv2.imwrite(str(workspace / rel), _crop(page, _review_box(z))[0])
             readings = getattr(self, f"_read_{z.kind}")(z, page, crop, box, color_crop, workspace, crop_dir)
             out.extend(_with_crop(r, rel) for r in readings)
         readings = _paired_phones(out, self._cells, self.layout)
-        return (*readings, writing_doubt(readings, self._cells))
+        version = version_of(self.digits)
+        return tuple(_with_version(r, version) for r in (*readings, writing_doubt(readings, self._cells)))
 
     # ---- one method per zone kind; each returns the zone's readings
-    def _read_digits(self, z: Zone, page, crop, box, *_):
-        results = read_strip(*comb_strip(page, z), self.digits)
+    def _read_digits(self, z: Zone, page, crop, box, color_crop, workspace: Path, crop_dir: str):
+        norm = normalize_strip(*comb_strip(page, z))
+        results = classify_cells(norm, self.digits)
         probs = [None if r.empty else np.asarray(r.probs) for r in results]
         struck = {}  # box -> (what the box itself reads, the rewrite's page px box)
         noted = {}  # box read surely, with a glyph above it -> (the glyph's reading, its page px box)
@@ -138,6 +145,8 @@ class PageReader:
                 struck[r.cell] = (decode.CLASSES[int(np.argmax(own))] if own is not None else "", r.box)
                 probs[r.cell] = p  # the parent's correction stands for the box
         self._cells[z.name] = probs
+        labels.save_cells(workspace / labels.cells_rel(f"{crop_dir}/{z.name}.png"), norm,
+                          {i: rewrites[k].glyph for k, i in _struck_rewrites(rewrites, struck)}, set(noted))
         d = decode.decode_comb(probs, z.constraint, z.alphabet)
         conf = min(d.confidence, REWRITE_CONFIDENCE) if struck or noted else d.confidence
         detail = {"valid": d.valid, "doubt": doubt_marks(z, d.value, probs, struck, noted)}
@@ -340,6 +349,15 @@ def _crop(page: np.ndarray, b: Box) -> tuple[np.ndarray, tuple[int, int, int, in
     h, w = page.shape[:2]
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     return page[y0:y1, x0:x1], (x0, y0, x1, y1)
+
+
+def _struck_rewrites(rewrites: list, struck: dict) -> list[tuple[int, int]]:
+    """(index in `rewrites`, box) of the rewrites standing for their struck-out box."""
+    return [(k, r.cell) for k, r in enumerate(rewrites) if r.cell in struck]
+
+
+def _with_version(r: FieldReading, version: str) -> FieldReading:
+    return FieldReading(r.name, r.value, r.confidence, r.box, r.source, r.suggestion, {**r.detail, "reader": version})
 
 
 def _with_crop(r: FieldReading, rel: str) -> FieldReading:

@@ -58,6 +58,11 @@ class Engines:
         self.read_fields, self.threads = read_fields, threads
         self.id_reader = PrintedIdReader()
         self._by_key: dict[str, LayoutEngines | None] = {}
+        self.follow = None
+        if read_fields:
+            from ocr.versions import Follower
+
+            self.follow = Follower(workspace)  # the workspace's current reader version, per scan file
         first = self.of(layout.key, layout)
         assert first is not None
         self.finder, self.reader = first.finder, first.reader
@@ -72,6 +77,13 @@ class Engines:
             return load_layout(key)
         except LayoutError:
             return None
+
+    def set_digits(self, digits) -> None:
+        """Every layout's field reader reads digits with `digits` (a new current reader version)."""
+        self.reader.digits = digits
+        for e in self._by_key.values():
+            if e is not None and e.reader is not None:
+                e.reader.digits = digits
 
     def of(self, key: str, layout: Layout | None = None) -> LayoutEngines | None:
         """The engines of the layout with this key; None when this station has no such layout."""
@@ -158,6 +170,10 @@ def _unaligned(eng: Engines, raw: RawPage, gray: np.ndarray, t: dict) -> PageRes
 
 
 def process_page(eng: Engines, raw: RawPage) -> PageResult:
+    if eng.reader is not None:
+        digits = eng.follow.reader_for(raw.file_sha256, eng.reader.digits)
+        if digits is not eng.reader.digits:
+            eng.set_digits(digits)
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     try:

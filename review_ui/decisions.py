@@ -26,6 +26,7 @@ from formstation.store import (
     reasons,
     upsert_field,
 )
+from ocr import labels
 from ocr.reasons import REASONS
 from review_ui import auth, queue
 
@@ -113,6 +114,7 @@ def save_form(conn: Connection, form_id: str, user: str, values: dict[str, str],
         _log(conn, user, "edit" if old_value != value else "confirm", form_id, name, old_value, value)
         if name in (as_written or {}):
             _log(conn, user, "as_written", form_id, name, as_written[name], value)
+    labels.keep_labelled(conn, workspace, form_id, user, values)  # the reader learns from them (ocr.adapt)
     if ack:
         old = (snap["fields"][ACK_FIELD] or {}).get("value") or ""
         merged = merged_acks(old, ack)
@@ -205,6 +207,7 @@ def undo_last(conn: Connection, user: str) -> str | None:
     if later is not None:
         raise DecisionError(f"{d.form_id}: changed by {later.user_name} after your decision; open it and fix it instead")
     snap = json.loads(d.old_value)
+    labels.drop(conn, d.form_id, snap["fields"])  # the undone values label no cell
     for name, row in snap["fields"].items():
         cur = _field_row(conn, d.form_id, name)
         _write_field(conn, d.form_id, name, row)

@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 
 from formstation.config import FIELD_KEYS, KINDS, load_config, save_config
 from formstation.store import audit, now, pages
-from review_ui import auth, queue, stats
+from review_ui import auth, queue, stats, ui_reader
 from review_ui.ui_common import Ctx, flash, show_flash
 
 STATUS_COLS = ["accepted", "in review", "colour rescan", "rejected", "not returned"]
@@ -103,6 +103,7 @@ def thresholds(ctx: Ctx) -> None:
         st.date_input("campaign date (ages are computed on this day)", cfg.campaign_date, key="t_date",
                       help="empty: the day each form was printed")
         st.form_submit_button("Save thresholds", on_click=on_save_thresholds, args=(ctx,))
+    ui_reader.versions(ctx)
 
 
 def on_download(ctx: Ctx, name: str, school: str | None) -> None:

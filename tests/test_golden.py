@@ -122,16 +122,7 @@ def test_detection_of_signatures_photos_and_guardian_section(run):
 
 
 # what a careful reviewer types for each flagged field: the value the parent really wrote
-_TRUE_VALUE = {
-    "applicant_signature": lambda f: "present" if f["applicant_signature"] else "absent",
-    "guardian_signature": lambda f: "present" if f["guardian_signature"] else "absent",
-    "id_copy": lambda f: "present" if f["id_copy"] else "absent",
-    "id_copy_number": lambda f: f["id_copy"] or "",
-    "photo": lambda f: "absent" if f["photo"] == "none" else "pasted",
-    "photo_background": lambda f: "dark" if f["photo"] == "grey_bg" else "light",
-    "photo_color": lambda f: "grayscale" if f["photo"] == "photocopy" else "color",
-    "photo_face": lambda f: "yes",
-}
+from simulate.reviewer import TRUE_VALUE as _TRUE_VALUE  # noqa: E402
 
 
 def test_a_reviewer_clears_the_queue_and_the_export_follows(run, tmp_path):

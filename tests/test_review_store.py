@@ -365,8 +365,9 @@ def test_a_workspace_of_schema_1_is_migrated_and_keeps_its_data(tmp_path):
     engine.dispose()
     s = Store.open(tmp_path)
     with s.tx() as conn:
-        assert s.schema_version(conn) == store_mod.SCHEMA_VERSION == 6
-        assert {"doubt", "other_scan"} <= {c["name"] for c in inspect(conn).get_columns("fields")}
+        assert s.schema_version(conn) == store_mod.SCHEMA_VERSION == 8
+        assert {"doubt", "other_scan", "reader_version"} <= {c["name"] for c in inspect(conn).get_columns("fields")}
+        assert "labelled_cells" in inspect(conn).get_table_names()
         assert {"readings", "layout_key", "reason"} <= {c["name"] for c in inspect(conn).get_columns("pages")}
         row = conn.execute(select(fields.c.value, fields.c.doubt, fields.c.other_scan)).one()
     assert tuple(row) == ("13912345678", None, None)

@@ -1,0 +1,316 @@
+"""Adapt the reader to the campaign's handwriting: refit the ensemble's heads on the labelled cells.
+
+The shipped reader's feature extractors stay frozen (`ocr.digits.OnnxReader`); each member's
+output layer is refitted by softmax regression on the campaign's labelled cells (`ocr.labels`),
+regularised toward the shipped layer (numpy + scipy, no torch). Guard rails against a reviewer
+who typed a wrong value, and against figures that flatter:
+
+* Whole forms (one writer each) go to one of three parts by a hash of their id, the same part as
+  the campaign grows: training (55 %), calibration (20 %) and the hold-out (25 %). No cell of a
+  held-out or calibration form is ever trained on.
+* No single form holds more than FORM_SHARE of the training cells, no single reviewer more than
+  REVIEWER_SHARE (when more than one reviewer labelled): the excess is left out at random.
+* The regularisation strength and each member's temperature are chosen on the calibration forms,
+  never on the training cells.
+* The candidate is compared with the current reader on the held-out forms: cell accuracy, field
+  accuracy (each comb decoded as the station does, `ocr.decode`) and the share of fields accepted
+  at the station's threshold, with at most MAX_WRONG of those wrong. It becomes current only when
+  it is at least as good on every figure and better on one (`Comparison.verdict`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from forms.layout import load_layout
+from formstation.store import forms, labelled_cells, now
+from ocr import decode
+from ocr.digits import CLASSES, OnnxReader
+
+PARTS = (("holdout", 25), ("calib", 20), ("train", 55))  # share of forms (percent) in each part
+FORM_SHARE = 0.05
+REVIEWER_SHARE = 0.5
+MAX_WRONG = 0.005
+MIN_TRAIN_CELLS = 300
+MAX_FIT_CELLS = 60_000  # a random subset of the training cells beyond this (the fit's time grows with it)
+MIN_HOLDOUT_FORMS = 10
+LAMBDAS = (3e-4, 3e-3, 3e-2)  # pull toward the shipped heads, per unit of mean cross-entropy
+SEED = 15
+
+
+def part_of(form_id: str) -> str:
+    """The part of the split a form belongs to, fixed by its id."""
+    h = int(hashlib.sha256(form_id.encode("utf-8")).hexdigest()[:8], 16) % 100
+    for name, share in PARTS:
+        if h < share:
+            return name
+        h -= share
+    return PARTS[-1][0]
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Labelled cells as arrays, one entry per cell."""
+
+    x: np.ndarray  # (n, 28, 28) uint8
+    y: np.ndarray  # (n,) index into CLASSES
+    form: np.ndarray
+    field: np.ndarray
+    box: np.ndarray
+    value: np.ndarray
+    rewrite: np.ndarray
+    reviewer: np.ndarray
+    layout: dict[str, str]  # form id -> layout key
+
+    def take(self, idx: np.ndarray) -> Cells:
+        return Cells(self.x[idx], self.y[idx], self.form[idx], self.field[idx], self.box[idx], self.value[idx],
+                     self.rewrite[idx], self.reviewer[idx], self.layout)
+
+
+def load_cells(conn: Connection) -> Cells:
+    rows = conn.execute(select(labelled_cells).order_by(labelled_cells.c.id)).all()
+    ids = {r.form_id for r in rows}
+    lay = {r.form_id: r.layout_key for r in conn.execute(select(forms.c.form_id, forms.c.layout_key))
+           if r.form_id in ids}
+    x = np.frombuffer(b"".join(r.cell for r in rows), np.uint8).reshape(-1, 28, 28)
+    return Cells(x, np.array([CLASSES.index(r.label) for r in rows], np.int64),
+                 np.array([r.form_id for r in rows], object), np.array([r.field for r in rows], object),
+                 np.array([r.box for r in rows], np.int64), np.array([r.value for r in rows], object),
+                 np.array([bool(r.rewrite) for r in rows]), np.array([r.reviewer for r in rows], object), lay)
+
+
+def cap_shares(groups: np.ndarray, idx: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """`idx` with each group holding at most max(share, 1 / groups) of them (excess dropped at random)."""
+    names, counts = np.unique(groups[idx], return_counts=True)
+    if len(names) == 0:
+        return idx
+    limit = int(np.ceil(max(share, 1.0 / len(names)) * len(idx)))
+    over = names[counts > limit]
+    if not len(over):
+        return idx
+    out = idx[~np.isin(groups[idx], over)]
+    for n in over:
+        mine = idx[groups[idx] == n]
+        out = np.concatenate([out, rng.choice(mine, limit, replace=False)])
+    return np.sort(out)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def fit_head(f: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax regression on features `f` (n, H): mean cross-entropy + lam/2 * ||(W, b) - (w0, b0)||^2,
+    started at the shipped layer (w0, b0), by L-BFGS."""
+    n, h = f.shape
+    k = w0.shape[1]
+    onehot = np.eye(k)[y]
+    f64 = f.astype(np.float64)
+    ref = np.concatenate([w0.ravel(), b0.ravel()]).astype(np.float64)
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[: h * k].reshape(h, k), theta[h * k:]
+        z = f64 @ w + b
+        z -= z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=1))
+        ce = float((lse - (z * onehot).sum(axis=1)).mean())
+        g = (np.exp(z - lse[:, None]) - onehot) / n
+        d = theta - ref
+        grad = np.concatenate([(f64.T @ g).ravel(), g.sum(axis=0)]) + lam * d
+        return ce + 0.5 * lam * float(d @ d), grad
+
+    res = minimize(loss, ref.copy(), jac=True, method="L-BFGS-B", options={"maxiter": 200})
+    return res.x[: h * k].reshape(h, k).astype(np.float32), res.x[h * k:].astype(np.float32)
+
+
+def fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
+    """The temperature minimising the negative log-likelihood of logits `z` (grid over log T)."""
+    def nll(t: float) -> float:
+        p = _softmax(z / t)
+        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())
+
+    grid = np.exp(np.linspace(np.log(0.25), np.log(8.0), 61))
+    best = min(grid, key=nll)
+    return float(min(best * np.exp(np.linspace(-0.06, 0.06, 25)), key=nll))
+
+
+def member_logits(feats: list[np.ndarray], heads: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Each member's uncalibrated logits (before its temperature)."""
+    return [(f @ heads[f"W{k}"] + heads[f"b{k}"]).astype(np.float64) for k, f in enumerate(feats)]
+
+
+def member_probs(feats: list[np.ndarray], heads: dict[str, np.ndarray]) -> np.ndarray:
+    """(n, members, 11) calibrated probabilities, as `OnnxReader.member_probs` computes them."""
+    return np.stack([_softmax(z / float(heads[f"T{k}"])) for k, z in enumerate(member_logits(feats, heads))], axis=1)
+
+
+def fit_candidate(feats: list[np.ndarray], cells: Cells, train: np.ndarray, calib: np.ndarray,
+                  shipped: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
+    """Heads refitted on the training cells; the pull toward the shipped heads and each member's
+    temperature chosen on the calibration cells."""
+    best: tuple[float, dict, float] | None = None
+    for lam in LAMBDAS:
+        heads: dict[str, np.ndarray] = {}
+        for k, f in enumerate(feats):
+            t0 = float(shipped[f"T{k}"])
+            w, b = fit_head(f[train], cells.y[train], shipped[f"W{k}"] / t0, shipped[f"b{k}"] / t0, lam)
+            heads[f"W{k}"], heads[f"b{k}"] = w, b
+            zc = (f[calib] @ w + b).astype(np.float64)
+            heads[f"T{k}"] = np.float32(fit_temperature(zc, cells.y[calib]))
+        p = member_probs([f[calib] for f in feats], heads).mean(axis=1)
+        nll = float(-np.log(np.clip(p[np.arange(len(calib)), cells.y[calib]], 1e-12, None)).mean())
+        if best is None or nll < best[0]:
+            best = (nll, heads, lam)
+    assert best is not None
+    nll, heads, lam = best
+    return heads, {"lambda": lam, "calib_nll": round(nll, 5),
+                   "temperatures": [round(float(heads[f"T{k}"]), 4) for k in range(len(feats))]}
+
+
+@dataclass(frozen=True)
+class Figures:
+    """A reader's figures on the held-out forms."""
+
+    cells: int = 0
+    cell_accuracy: float = 0.0
+    fields: int = 0
+    field_accuracy: float = 0.0
+    accepted: int = 0
+    accepted_share: float = 0.0
+    accepted_wrong: int = 0
+    wrong_share: float = 0.0  # of the accepted fields
+
+
+def measure(probs: np.ndarray, cells: Cells, thresholds: dict[str, float]) -> Figures:
+    """Cell accuracy, and per field whose every box is labelled: decoded as the station does (a
+    struck-out box, or a split vote on an ID number, goes to review; the two phones are decoded
+    each alone), right or not, accepted at its threshold or not."""
+    from ocr.read import DISAGREE_CONFIDENCE, REWRITE_CONFIDENCE
+    from ocr.rules import threshold_for
+
+    mean = probs.mean(axis=1)
+    n = len(cells.y)
+    right_cells = int((mean.argmax(axis=1) == cells.y).sum())
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i in range(n):
+        groups.setdefault((cells.form[i], cells.field[i]), []).append(i)
+    layouts: dict[str, object] = {}
+    n_fields = right = accepted = wrong = 0
+    for (fid, name), idx in groups.items():
+        key = cells.layout.get(fid)
+        if key is None:
+            continue
+        layouts.setdefault(key, load_layout(key))
+        z = layouts[key].zone(name)
+        if len(idx) != z.cells:
+            continue  # a box is empty or ambiguous: the field is not measured
+        order = sorted(idx, key=lambda i: cells.box[i])
+        d = decode.decode_comb([mean[i] for i in order], z.cells, z.alphabet)
+        conf = d.confidence
+        if cells.rewrite[order].any():
+            conf = min(conf, REWRITE_CONFIDENCE)
+        votes = probs[order].argmax(axis=2)
+        if decode.is_checked(z.cells) and len(d.value) == len(order) and any(
+                CLASSES[v] != d.value[j] for j, row in enumerate(votes) for v in row):
+            conf = min(conf, DISAGREE_CONFIDENCE)
+        ok = d.value == cells.value[order[0]]
+        n_fields += 1
+        right += ok
+        if conf >= threshold_for(thresholds, name):
+            accepted += 1
+            wrong += not ok
+    return Figures(n, round(right_cells / max(n, 1), 5), n_fields, round(right / max(n_fields, 1), 5),
+                   accepted, round(accepted / max(n_fields, 1), 5), wrong, round(wrong / max(accepted, 1), 5))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    current: Figures
+    candidate: Figures
+    promoted: bool
+    reasons: tuple[str, ...]  # why not (empty when promoted)
+
+
+def verdict(cur: Figures, cand: Figures) -> Comparison:
+    """The candidate is better when it is no worse on cell accuracy, field accuracy and share
+    accepted, keeps the wrong among accepted within MAX_WRONG (or the current's, if above), and
+    gains on one of the first three."""
+    why = []
+    for name in ("cell_accuracy", "field_accuracy", "accepted_share"):
+        a, b = getattr(cur, name), getattr(cand, name)
+        if b < a:
+            why.append(f"{name.replace('_', ' ')} {b:.2%} is below the current reader's {a:.2%}")
+    limit = max(MAX_WRONG, cur.wrong_share)
+    if cand.wrong_share > limit:
+        why.append(f"{cand.accepted_wrong} of {cand.accepted} fields it accepts are wrong "
+                   f"({cand.wrong_share:.2%}, more than {limit:.2%})")
+    if not why and (cand.cell_accuracy, cand.field_accuracy, cand.accepted_share) == (
+            cur.cell_accuracy, cur.field_accuracy, cur.accepted_share):
+        why.append("it reads the held-out forms no better than the current reader")
+    return Comparison(cur, cand, not why, tuple(why))
+
+
+def features_of(reader: OnnxReader, x: np.ndarray, chunk: int = 4096) -> list[np.ndarray]:
+    parts = [reader.features(x[i:i + chunk]) for i in range(0, len(x), chunk)]
+    return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))] if parts else []
+
+
+def split(cells: Cells, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict]:
+    """Indices of the training (capped), calibration and held-out cells, and what the caps left out."""
+    part = np.array([part_of(f) for f in cells.form], object)
+    idx = {p: np.flatnonzero(part == p) for p, _ in PARTS}
+    train = idx["train"]
+    n0 = len(train)
+    train = cap_shares(cells.form, train, FORM_SHARE, rng)
+    n1 = len(train)
+    train = cap_shares(cells.reviewer, train, REVIEWER_SHARE, rng)
+    idx["train"] = train
+    return idx, {"left_out_by_form_cap": n0 - n1, "left_out_by_reviewer_cap": n1 - len(train)}
+
+
+def adapt(conn: Connection, workspace: Path, thresholds: dict[str, float], current: OnnxReader,
+          shipped: OnnxReader) -> tuple[dict[str, np.ndarray] | None, dict, Comparison | None]:
+    """Fit a candidate and compare it with `current` on the held-out forms: (candidate heads or
+    None when there is too little to learn from, figures, comparison)."""
+    t0 = time.perf_counter()
+    cells = load_cells(conn)
+    idx, capped = split(cells, np.random.default_rng(SEED))
+    forms_in = {p: len(set(cells.form[i])) for p, i in idx.items()}
+    figs = {"created_at": now(), "reviewed_forms": len(set(cells.form)), "labelled_cells": len(cells.y),
+            "forms": forms_in, "cells": {p: len(i) for p, i in idx.items()}, **capped,
+            "base": shipped.version}
+    short = []
+    if len(idx["train"]) < MIN_TRAIN_CELLS:
+        short.append(f"{len(idx['train'])} training cells (needs {MIN_TRAIN_CELLS})")
+    if forms_in["holdout"] < MIN_HOLDOUT_FORMS:
+        short.append(f"{forms_in['holdout']} held-out forms (needs {MIN_HOLDOUT_FORMS})")
+    if not len(idx["calib"]):
+        short.append("no calibration forms")
+    if short:
+        return None, {**figs, "too_little": short}, None
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small matrices: BLAS threads only fight (18x slower on 2 busy cores)
+        feats = features_of(shipped, cells.x)
+        fit_idx = idx["train"]
+        if len(fit_idx) > MAX_FIT_CELLS:
+            fit_idx = np.sort(np.random.default_rng(SEED).choice(fit_idx, MAX_FIT_CELLS, replace=False))
+        heads, fit = fit_candidate(feats, cells, fit_idx, idx["calib"], shipped.heads_dict())
+    hold = cells.take(idx["holdout"])
+    hf = [f[idx["holdout"]] for f in feats]
+    cmp = verdict(measure(member_probs(hf, current.heads_dict()), hold, thresholds),
+                  measure(member_probs(hf, heads), hold, thresholds))
+    figs.update(fit=fit, current_version=current.version, current=asdict(cmp.current),
+                candidate=asdict(cmp.candidate), promoted=cmp.promoted, why_not=list(cmp.reasons),
+                seconds=round(time.perf_counter() - t0, 1))
+    return heads, figs, cmp

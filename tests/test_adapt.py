@@ -1,0 +1,295 @@
+"""The station learns its campaign's handwriting from its reviewers (issue 15), on real engines: a
+campaign printed, filled in by writers unlike the reader's training (`--writers other`), scanned and
+ingested by the project's tools; a simulated reviewer (the truth) clears the queue; `formstation
+reader adapt` fits a candidate, compares it on held-out forms and promotes it only when better.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from formstation import demo
+from formstation.cli import main
+from formstation.store import Store, audit, fields, forms, labelled_cells
+from ocr import adapt, labels, learning, versions
+from ocr.digits import ONNX_MODEL
+from simulate.reviewer import clear_queue, load_truth
+
+pytestmark = pytest.mark.skipif(not ONNX_MODEL.is_file(), reason="the v2 reader (ocr/models/reader_v2.onnx) is not shipped")
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    """48 forms (4 classes of 12) filled in by scikit-learn's writers, ingested; pristine workspace."""
+    tmp = tmp_path_factory.mktemp("adapt")
+    ws = tmp / "ws"
+    fs = ["--workspace", str(ws)]
+    roster = demo.write_roster(tmp / "roster.csv", seed=15, per_class=12)
+    assert main([*fs, "roster", "import", str(roster)]) == 0
+    assert main([*fs, "print", "--out", str(tmp / "print")]) == 0
+    pdfs = sorted(str(p) for p in (tmp / "print").glob("*.pdf"))
+    assert main([*fs, "simulate", *pdfs, "--out", str(tmp / "sim"), "--seed", "15", "--profile", "typical",
+                 "--writers", "other", "-q"]) == 0
+    assert main([*fs, "ingest", str(tmp / "sim" / "scans"), "--workers", "2", "--quiet"]) == 0
+    Store.open(ws).engine.dispose()
+    return tmp, load_truth(tmp / "sim" / "truth.jsonl")
+
+
+@pytest.fixture
+def station(campaign, tmp_path, monkeypatch):
+    """A fresh copy of the ingested campaign's workspace (SQLite)."""
+    tmp, truth = campaign
+    ws = tmp_path / "ws"
+    shutil.copytree(tmp / "ws", ws)
+    monkeypatch.setenv("FORMSTATION_WORKSPACE", str(ws))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setattr(adapt, "MIN_HOLDOUT_FORMS", 3)
+    monkeypatch.setattr(adapt, "MIN_TRAIN_CELLS", 100)
+    store = Store.open(ws)
+    yield store, truth
+    store.engine.dispose()
+
+
+DIGITS = ("phone", "guardian_phone", "guardian_id", "corrected_id")
+
+
+def _rows(store, *where):
+    with store.tx() as conn:
+        return conn.execute(select(labelled_cells).where(*where)).all()
+
+
+def test_every_field_reading_records_the_reader_version(station):
+    store, _ = station
+    with store.tx() as conn:
+        got = {r.reader_version for r in conn.execute(select(fields.c.reader_version).where(fields.c.source == "read"))}
+    assert got == {versions.shipped_version()}
+
+
+def test_a_saved_digit_field_keeps_its_cells_with_the_final_characters(station):
+    store, truth = station
+    assert clear_queue(store, truth, "rita") > 0
+    rows = _rows(store)
+    assert rows, "no labelled cells kept"
+    by_field: dict[tuple[str, str], list] = {}
+    for r in rows:
+        by_field.setdefault((r.form_id, r.field), []).append(r)
+    for (fid, name), rs in by_field.items():
+        assert name in DIGITS
+        value = truth[fid]["fields"][name]
+        assert all(r.value == value and r.label == value[r.box] for r in rs)  # one character per box
+        assert {r.reviewer for r in rs} == {"rita"} and {r.reader_version for r in rs} == {versions.shipped_version()}
+        assert all(len(r.cell) == 784 for r in rs)
+    # the cells are the ones the reader saw: the shipped reader reads most of them as labelled
+    from ocr.digits import CLASSES, default_classifier
+
+    x = np.frombuffer(b"".join(r.cell for r in rows), np.uint8).reshape(-1, 28, 28)
+    read = default_classifier().predict_proba(x).argmax(axis=1)
+    assert (read == np.array([CLASSES.index(r.label) for r in rows])).mean() > 0.5
+
+
+def test_a_value_that_does_not_fit_the_boxes_keeps_no_cell_and_undo_forgets(station):
+    store, truth = station
+    from review_ui import decisions, queue
+
+    with store.tx() as conn:
+        fid = queue.take_lease(conn, "rita")
+        name = next(n for n in ("phone", "guardian_phone") if truth[fid]["fields"].get(n))
+        value = truth[fid]["fields"][name]
+        decisions.save_form(conn, fid, "rita", {name: value[:-1]}, (), store.workspace)  # one digit short
+    assert not _rows(store, labelled_cells.c.form_id == fid)
+    with store.tx() as conn:
+        queue.lease_form(conn, fid, "rita")  # the decision may have ended the lease
+        decisions.save_form(conn, fid, "rita", {name: value}, (), store.workspace)
+    assert len(_rows(store, labelled_cells.c.form_id == fid)) > 5
+    with store.tx() as conn:
+        assert decisions.undo_last(conn, "rita") == fid
+    assert not _rows(store, labelled_cells.c.form_id == fid)
+
+
+def test_labelled_boxes_leave_out_the_ambiguous_ones():
+    k = np.array([labels.OWN, labels.REWRITE, labels.NOTED, labels.EMPTY, labels.OWN], np.uint8)
+    assert labels.labelled_boxes("12345", k, "0123456789") == [0, 1, 4]  # noted and empty boxes: out
+    assert labels.labelled_boxes("1234", k, "0123456789") == []  # not one character per box
+    assert labels.labelled_boxes("1234X", k, "0123456789") == [0, 1]  # X where the box cannot hold it
+
+
+def test_adapt_promotes_a_better_reader_and_re_reads_what_waits(station):
+    store, truth = station
+    ws = store.workspace
+    first = sorted(truth)[: len(truth) * 3 // 4]
+    clear_queue(store, truth, "rita", only=first)
+    with store.tx() as conn:
+        waiting_before = {r.form_id for r in conn.execute(select(forms.c.form_id).where(forms.c.status == "review"))}
+    assert waiting_before
+    out = learning.run_adapt(store, user="sam")
+    figs = out.figures
+    assert out.version and figs["forms"]["holdout"] >= 3 and figs["cells"]["train"] >= 100
+    # whole forms are held out: no held-out or calibration form gave a training cell
+    with store.tx() as conn:
+        parts = {adapt.part_of(f) for f in conn.execute(select(labelled_cells.c.form_id)).scalars()}
+    assert parts == {"train", "calib", "holdout"}
+    cand, cur = figs["candidate"], figs["current"]
+    assert out.promoted, out.message
+    assert cand["cell_accuracy"] > cur["cell_accuracy"] and cand["wrong_share"] <= 0.005
+    assert versions.current_name(ws) == out.version
+    kept = {v.name: v for v in versions.list_versions(ws)}
+    assert kept[out.version].figures["promoted"] is True and (ws / "readers" / out.version / "heads.npz").is_file()
+    # the forms still in review were read again with it, fields no reviewer touched
+    rr = out.reread
+    assert rr is not None and rr.version == out.version and rr.forms > 0
+    with store.tx() as conn:
+        rows = conn.execute(select(audit).where(audit.c.action == "reread")).all()
+        by_reviewer = conn.execute(select(fields.c.reader_version).where(fields.c.source == "reviewer")).scalars().all()
+        now_read = set(conn.execute(select(fields.c.reader_version).where(
+            fields.c.form_id.in_(waiting_before - set(first)), fields.c.source == "read",
+            fields.c.name.in_(DIGITS))).scalars())
+    assert any(r.field is None and r.new_value == out.version for r in rows)
+    assert {r.form_id for r in rows} <= waiting_before
+    assert out.version not in by_reviewer
+    if waiting_before - set(first):
+        assert now_read == {out.version}
+
+
+def test_a_reviewer_who_types_wrong_values_cannot_poison_the_reader(station):
+    store, truth = station
+    ws = store.workspace
+    train = [f for f in truth if adapt.part_of(f) == "train"]
+    other = [f for f in truth if adapt.part_of(f) != "train"]
+
+    def wrong(fid, name, value):  # every digit one off
+        return "".join(str((int(c) + 1) % 10) if c.isdigit() else c for c in value) if name in DIGITS else value
+
+    clear_queue(store, truth, "mallory", only=train, typed=wrong)
+    clear_queue(store, truth, "rita", only=other)
+    out = learning.run_adapt(store, user="sam")
+    assert out.version and not out.promoted
+    assert "below the current reader" in out.message
+    assert versions.current_name(ws) == versions.shipped_version()  # nothing changed
+    assert not (ws / "readers" / "CURRENT").exists()
+    with store.tx() as conn:
+        assert not conn.execute(select(audit).where(audit.c.action == "reread")).first()
+    assert versions.list_versions(ws)[-1].figures["why_not"]
+
+
+def test_caps_on_one_forms_and_one_reviewers_share():
+    rng = np.random.default_rng(0)
+    groups = np.array(["a"] * 80 + ["b"] * 10 + ["c"] * 10, object)
+    idx = np.arange(100)
+    kept = adapt.cap_shares(groups, idx, 0.5, rng)
+    assert (groups[kept] == "a").sum() == 50 and len(kept) == 70
+    assert len(adapt.cap_shares(np.array(["a"] * 30, object), np.arange(30), 0.5, rng)) == 30  # one group: all
+
+
+def test_temperatures_are_fitted_on_calibration_forms_only(station, monkeypatch):
+    store, truth = station
+    clear_queue(store, truth, "rita")
+    seen = []
+    real = adapt.fit_temperature
+    monkeypatch.setattr(adapt, "fit_temperature", lambda z, y: seen.append(len(y)) or real(z, y))
+    with store.tx() as conn:
+        cells = adapt.load_cells(conn)
+    learning.run_adapt(store)
+    n_calib = sum(adapt.part_of(f) == "calib" for f in cells.form)
+    assert seen and set(seen) == {n_calib}
+
+
+def test_rollback_and_workers_pick_up_the_current_version_at_the_next_file(station):
+    store, truth = station
+    ws = store.workspace
+    clear_queue(store, truth, "rita")
+    out = learning.run_adapt(store)
+    assert out.promoted, out.message
+    f = versions.Follower(ws)
+    shipped = versions.load_reader(ws, versions.shipped_version())
+    r = f.reader_for("file-1", shipped)
+    assert r.version == out.version
+    learning.use_version(store, versions.shipped_version(), user="sam")  # roll back
+    assert f.reader_for("file-1", r) is r  # the same file goes on with the reader it began with
+    assert f.reader_for("file-2", r).version == versions.shipped_version()
+    assert main(["--workspace", str(ws), "reader", "versions"]) == 0
+    assert main(["--workspace", str(ws), "reader", "use", "no-such-version"]) == 3
+    with store.tx() as conn:
+        moves = conn.execute(select(audit.c.old_value, audit.c.new_value).where(
+            audit.c.action == "reader_current")).all()
+    assert [tuple(m) for m in moves] == [(versions.shipped_version(), out.version),
+                                        (out.version, versions.shipped_version())]
+
+
+def test_auto_adapts_on_ingest_after_n_reviewed_forms(station, tmp_path, capsys):
+    store, truth = station
+    ws = store.workspace
+    clear_queue(store, truth, "rita")
+    empty = tmp_path / "none"
+    empty.mkdir()
+    assert main(["--workspace", str(ws), "ingest", str(empty), "--quiet", "--auto", "10000"]) == 0
+    assert len(versions.list_versions(ws)) == 1  # not due
+    assert main(["--workspace", str(ws), "ingest", str(empty), "--quiet", "--auto", "5"]) == 0
+    assert len(versions.list_versions(ws)) == 2 and "candidate" in capsys.readouterr().out
+    assert main(["--workspace", str(ws), "ingest", str(empty), "--quiet", "--auto", "5"]) == 0
+    assert len(versions.list_versions(ws)) == 2  # no new reviewed form since
+
+
+def test_labelled_cells_are_never_exported(station, tmp_path):
+    store, truth = station
+    clear_queue(store, truth, "rita")
+    assert _rows(store)
+    assert main(["--workspace", str(store.workspace), "export", "--out", str(tmp_path / "export")]) == 0
+    names = {p.name for p in (tmp_path / "export").rglob("*")}
+    assert not any("cell" in n or n.endswith(".npz") for n in names)
+    assert main(["--workspace", str(store.workspace), "reader", "forget"]) == 0
+    assert not _rows(store)
+
+
+def test_labelled_cells_are_kept_in_the_store_on_both_backends(printed, tmp_path):
+    """SQLite and PostgreSQL: a small class filled in, ingested, reviewed; the cells are in the store."""
+    store, _, pdfs = printed
+    fs = ["--workspace", str(store.workspace)]
+    assert main([*fs, "simulate", *map(str, pdfs), "--out", str(tmp_path / "sim"), "--seed", "5",
+                 "--writers", "other", "-q"]) == 0
+    assert main([*fs, "ingest", str(tmp_path / "sim" / "scans"), "--workers", "1", "--quiet"]) == 0
+    truth = load_truth(tmp_path / "sim" / "truth.jsonl")
+    assert clear_queue(store, truth, "rita") > 0
+    rows = _rows(store)
+    assert rows and all(len(bytes(r.cell)) == 784 and r.label == truth[r.form_id]["fields"][r.field][r.box]
+                        for r in rows)
+    with store.tx() as conn:
+        assert labels.reviewed_forms(conn) == len({r.form_id for r in rows})
+        assert labels.forget(conn) == len(rows)
+
+
+def test_the_supervisor_lists_the_versions_and_rolls_back(station):
+    from streamlit.testing.v1 import AppTest
+
+    from review_ui import auth
+
+    store, truth = station
+    ws = store.workspace
+    clear_queue(store, truth, "rita")
+    out = learning.run_adapt(store)
+    assert out.promoted, out.message
+    with store.tx() as conn:
+        auth.add_user(conn, "sam", "supervisor", "secret-pass-2")
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "review_ui" / "app.py"),
+                           default_timeout=60).run()
+    at.text_input(key="login_name").input("sam")
+    at.text_input(key="login_password").input("secret-pass-2")
+    at.button[0].click().run()
+    at.sidebar.radio(key="nav_page").set_value("Thresholds").run()
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "version" in d.value.columns)
+    assert list(table["version"]) == [versions.shipped_version(), out.version]
+    assert list(table["current"]) == [False, True]
+    assert table["cell accuracy"].iloc[1] == out.figures["candidate"]["cell_accuracy"]
+    at.selectbox(key="rv_pick").set_value(versions.shipped_version())
+    at.button(key="rv_use").click().run()
+    assert not at.exception, at.exception
+    assert versions.current_name(ws) == versions.shipped_version()
+    assert any("is now the current reader" in s.value for s in at.success)
+    with store.tx() as conn:
+        row = conn.execute(select(audit).where(audit.c.action == "reader_current").order_by(audit.c.id.desc())).first()
+    assert (row.user_name, row.new_value) == ("sam", versions.shipped_version())
