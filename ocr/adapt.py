@@ -215,12 +215,12 @@ def measure(probs: np.ndarray, cells: Cells, thresholds: dict[str, float]) -> Fi
         if len(idx) != z.cells:
             continue  # a box is empty or ambiguous: the field is not measured
         order = sorted(idx, key=lambda i: cells.box[i])
-        d = decode.decode_comb([mean[i] for i in order], z.cells, z.alphabet)
+        d = decode.decode_comb([mean[i] for i in order], z.constraint, z.alphabet)
         conf = d.confidence
         if cells.rewrite[order].any():
             conf = min(conf, REWRITE_CONFIDENCE)
         votes = probs[order].argmax(axis=2)
-        if decode.is_checked(z.cells) and len(d.value) == len(order) and any(
+        if decode.is_checked(z.constraint) and len(d.value) == len(order) and any(
                 CLASSES[v] != d.value[j] for j, row in enumerate(votes) for v in row):
             conf = min(conf, DISAGREE_CONFIDENCE)
         ok = d.value == cells.value[order[0]]

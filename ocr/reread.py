@@ -108,7 +108,7 @@ def reread_forms(store: Store, todo: list[tuple[str, str]]) -> Reread:
         if img is None:
             continue
         if key not in readers:
-            readers[key] = PageReader(load_layout(key))
+            readers[key] = PageReader(load_layout(key), digits=reader)
         readers[key].digits = reader
         readings = readers[key].read(img, ws, crop_dir, combs_only=True)
         with store.tx() as conn:
