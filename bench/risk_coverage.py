@@ -84,14 +84,14 @@ def doubt_shares(ws: Path) -> list[float]:
     from sqlalchemy import select
 
     from formstation.store import fields
-    from ocr.rules import UNUSUAL_MIN_BOXES
+    from ocr.rules import UNUSUAL_MIN_BOXES, doubt_counts
     from ocr.types import WRITING_DOUBT
 
     with Store.open(ws).tx() as conn:
         values = [r.value for r in conn.execute(select(fields.c.value).where(fields.c.name == WRITING_DOUBT))]
     out = []
     for v in values:
-        d, n = (int(x) for x in (v or "0/0").split("/"))
+        d, n = doubt_counts(v or "")
         if n >= UNUSUAL_MIN_BOXES:
             out.append(d / n)
     return out

@@ -243,13 +243,19 @@ def _scans_differ(f: FormFacts) -> list[Found]:
     return out
 
 
-def _doubt_counts(f: FormFacts) -> tuple[int, int]:
-    """(doubtful, inked) comb boxes of the whole form, as the reader counted them ('writing_doubt')."""
+def doubt_counts(value: str) -> tuple[int, int]:
+    """(doubtful, inked) comb boxes of a form from its 'writing_doubt' reading ("d/n"); (0, 0)
+    when it is missing or malformed."""
     try:
-        doubtful, inked = (int(x) for x in _v(f, WRITING_DOUBT).split("/"))
+        doubtful, inked = (int(x) for x in value.split("/"))
     except ValueError:
         return 0, 0
     return doubtful, inked
+
+
+def _doubt_counts(f: FormFacts) -> tuple[int, int]:
+    """(doubtful, inked) comb boxes of the whole form, as the reader counted them ('writing_doubt')."""
+    return doubt_counts(_v(f, WRITING_DOUBT))
 
 
 def _unusual_writing(f: FormFacts, cfg: RuleConfig) -> list[Found]:

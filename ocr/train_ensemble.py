@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ocr.digits import CLASSES, ONNX_MODEL
-from ocr.train_cnn import online_augment, to_tensor
+from ocr.train_cnn import evaluate, online_augment, to_tensor
 from ocr.train_digits import augment_parallel, fit_temperature, make_split, page_cell_args, with_page_cells
 
 # member architectures: conv widths ('P' = 2x2 max pool), hidden width, seed
@@ -95,14 +95,6 @@ def heads_of(members: list[Member], temperatures: list[float]) -> dict[str, np.n
     return out
 
 
-def logits_of(net: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Logits (float64 numpy) in eval mode, in chunks."""
-    net.eval()
-    with torch.no_grad():
-        out = torch.cat([net(x[i : i + 2048]) for i in range(0, len(x), 2048)])
-    return out.numpy().astype(np.float64)
-
-
 def train_member(spec: tuple, hidden: int, seed: int, epochs: float, xt: torch.Tensor, yt: torch.Tensor,
                  xvt: torch.Tensor, yv: np.ndarray, lr: float = 3e-3, init: dict | None = None) -> Member:
     """One member, OneCycle AdamW over `epochs` (may be fractional) passes of the cells; from the
@@ -135,7 +127,7 @@ def train_member(spec: tuple, hidden: int, seed: int, epochs: float, xt: torch.T
             seen += len(idx)
             if step % 200 == 0:
                 print(f"  step {step}/{steps} loss {total / seen:.4f} ({time.time() - t0:.0f}s)", flush=True)
-        acc = float((logits_of(net, xvt).argmax(axis=1) == yv).mean())
+        acc = float((evaluate(net, xvt).argmax(axis=1) == yv).mean())
         print(f"  step {step}/{steps} loss {total / max(seen, 1):.4f} val top1 {acc:.4f} "
               f"({time.time() - t0:.0f}s)", flush=True)
     return net.eval()
@@ -175,12 +167,6 @@ def _top1(probs: np.ndarray, y: np.ndarray) -> float:
     return float((probs.argmax(axis=1) == y).mean()) if len(y) else float("nan")
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def load_cells(copies: int, workers: int, cache: Path | None, page_cells: list[Path],
                page_val: list[Path], subsample: int = 0) -> tuple[np.ndarray, ...]:
     """The training and validation cells (see `build_cells`), `subsample` of the augmented MNIST
@@ -204,7 +190,7 @@ def train_one(name: str, work: Path, epochs: float, cells: tuple[np.ndarray, ...
     xt, yt, xvt = to_tensor(x), torch.from_numpy(y.astype(np.int64)), to_tensor(xv)
     start = torch.load(init / f"{name}.pt", weights_only=False)["state"] if init else None
     net = train_member(spec, hidden, seed, epochs, xt, yt, xvt, yv, lr, start)
-    lv = logits_of(net, xvt)
+    lv = evaluate(net, xvt)
     t = fit_temperature(lv, yv)
     fig = {"spec": list(map(str, spec)), "hidden": hidden, "seed": seed, "temperature": round(t, 4),
            "val_top1": round(_top1(lv, yv), 5), "epochs": epochs,
