@@ -39,6 +39,9 @@ REWRITE_CONFIDENCE = 0.5
 # is, on the campaign); over a box read surely it may be a note ("同上") or a correction left
 # unstruck: the box keeps its reading and a reviewer looks.
 STRUCK_BELOW = 0.99
+# a framed box counts as doubtful writing (UNUSUAL_HANDWRITING, calibrated with this) when read under
+# this, or changed by the decoder; the frames themselves start higher (decode.CELL_SURE)
+DOUBT_COUNTED_BELOW = 0.99
 # the pasted ID copy: text lines are looked for on it scaled to this many px on its long side (on
 # the campaign's 96 copies: every number read at 320, 480 or 736; finding lines 23 / 52 / 147 ms),
 # and only lines this many times as long as high are read (the number's: 10-11)
@@ -257,7 +260,8 @@ def writing_doubt(readings: list[FieldReading], cells: dict[str, list[np.ndarray
     as "doubtful/inked". Confidence 1: a count, not a guess."""
     inked = sum(p is not None for probs in cells.values() for p in probs)
     doubtful = sum(1 for r in readings if r.name in cells for d in r.detail.get("doubt", ())
-                   if d.get("read") and "struck" not in d and "above" not in d)
+                   if d.get("read") and "struck" not in d and "above" not in d
+                   and (d.get("p", 0.0) < DOUBT_COUNTED_BELOW or "raw" in d))
     return FieldReading(WRITING_DOUBT, f"{doubtful}/{inked}", 1.0, (0, 0, 0, 0))
 
 

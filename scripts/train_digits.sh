@@ -7,8 +7,9 @@
 #  3. train the ensemble's members on augmented MNIST 60k plus those page cells, two members side
 #     by side (one core each), then join them into one ONNX graph (ocr.train_ensemble).
 # PyTorch and onnx are installed for training only (the local torch wheel or the registry); the
-# runtime needs neither. About 75 min on 2 cores (the shipped model's run: 1.2 + 1.2 epochs
-# per member, 14 + 12 min each with two members side by side). Outputs under bench-out/ (ignored by git) except
+# runtime needs neither. The shipped model's run (reader_v2.1): 1.2 + 1.2 + 3 epochs per member,
+# 14 + 12 + 33 min each with two members side by side on a machine shared with other jobs (load 6-7
+# on 2 cores); about 75 min for stages 1-2 on a quieter machine, stage 3 adds 30-60. Outputs under bench-out/ (ignored by git) except
 # the model files. The v1 models (digits_cnn.npz, digits.npz) are no longer rebuilt by this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,4 +39,11 @@ wait
 te "${p2[@]}" --members m1 > bench-out/p2-m1.log 2>&1 &
 te "${p2[@]}" --members m2 > bench-out/p2-m2.log 2>&1
 wait
-te "${p2[@]}" --assemble
+# stage 3: three more epochs on the same cells at a lower peak rate, from the stage-2 weights
+p3=(--page-cells bench-out/cells/train-1500-101.npz --subsample 60000 --init bench-out/members
+    --work bench-out/members-p3 --epochs 3 --lr 1e-3)
+te "${p3[@]}" --members m0 > bench-out/p3-m0.log 2>&1 &
+te "${p3[@]}" --members m1 > bench-out/p3-m1.log 2>&1
+wait
+te "${p3[@]}" --members m2 > bench-out/p3-m2.log 2>&1
+te "${p3[@]}" --assemble --version reader_v2.1

@@ -98,8 +98,6 @@ def test_a_page_aligned_a_millimetre_off_shows_no_printed_text_as_a_rewrite():
     assert found >= 7
 
 
-@pytest.mark.xfail(strict=True, reason="reader v2 regression: it reads fewer of this fixture's rewritten "
-                   "glyphs right (1 of the 2 needed; left open in issue 14's note)")
 def test_the_reader_suggests_the_correction_and_sends_it_to_review(tmp_path):
     from ocr.read import REWRITE_CONFIDENCE, PageReader
 
