@@ -82,14 +82,15 @@ def _field_value(step: str, typed: str) -> str | None:
     if typed.strip() == "!" and pending and pending[0] == step:
         ss.setdefault("q_as_written", {})[step] = pending[2]
         return pending[1]
-    value, problem = fieldinfo.normalize(step, typed)
+    lay = ss.q_view.layout  # the form's own layout: its fields' shapes and meanings
+    value, problem = fieldinfo.normalize(step, typed, lay)
     if problem:
-        ss.q_error = f"{fieldinfo.label(step)}: {problem}"
+        ss.q_error = f"{fieldinfo.label(step, lay)}: {problem}"
         return None
-    objection = fieldinfo.check(step, value)
+    objection = fieldinfo.check(step, value, lay)
     if objection:
         ss.q_invalid = (step, value, objection)
-        ss.q_error = (f"{fieldinfo.label(step)}: {value} is {objection}. Type the correction, or type ! and "
+        ss.q_error = (f"{fieldinfo.label(step, lay)}: {value} is {objection}. Type the correction, or type ! and "
                       "Enter to save it as the parent wrote it.")
         return None
     (ss.get("q_as_written") or {}).pop(step, None)
@@ -213,7 +214,7 @@ def _form_reject_code(view: data.FormView) -> str | None:
 
 
 def _ack_panel(ctx: Ctx, view: data.FormView) -> str:
-    corrected = (_ss().get("q_values") or {}).get("corrected_name", "")
+    corrected = (_ss().get("q_values") or {}).get(view.layout.name_of("corrected_name"), "")
     html(ui_panels.ack_html(ctx, view, corrected, _form_reject_code(view)))
     return ""  # an explicit choice: never pre-filled
 
@@ -221,7 +222,7 @@ def _ack_panel(ctx: Ctx, view: data.FormView) -> str:
 def _hint(step: str, view: data.FormView) -> str | None:
     if step == ACK_STEP:
         return "c = clear (the form is fine as it is), r = reject" if view.form_reasons else None
-    return fieldinfo.hint(step)
+    return fieldinfo.hint(step, view.layout)
 
 
 def _entry(ctx: Ctx, view: data.FormView, step: str) -> None:
