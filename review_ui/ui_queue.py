@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from formstation.store import reasons
 from ocr.reasons import REASONS
-from review_ui import data, decisions, fieldinfo, queue, sessions, ui_keys, ui_panels, wording
+from review_ui import data, decisions, fieldinfo, review_queue, sessions, ui_keys, ui_panels, wording
 from review_ui.ui_common import Ctx, esc, flash, html, image, show_flash
 from review_ui.ui_panels import scans_html as _scans_html  # noqa: F401 (tests/test_golden.py reads it)
 
@@ -44,7 +44,7 @@ def _open(ctx: Ctx, form_id: str | None) -> None:
 
 def _next_form(ctx: Ctx) -> None:
     with ctx.store.tx() as conn:
-        fid = queue.take_lease(conn, ctx.user, _ss().setdefault("q_skipped", set()), ctx.ttl_s)
+        fid = review_queue.take_lease(conn, ctx.user, _ss().setdefault("q_skipped", set()), ctx.ttl_s)
     _open(ctx, fid)
 
 
@@ -135,7 +135,7 @@ def on_enter(ctx: Ctx, step: str, key: str) -> None:
         _commit(ctx)
     else:
         with ctx.store.tx() as conn:
-            queue.renew(conn, ss.q_form, ctx.user, ctx.ttl_s)
+            review_queue.renew(conn, ss.q_form, ctx.user, ctx.ttl_s)
 
 
 def on_skip(ctx: Ctx) -> None:
@@ -144,7 +144,7 @@ def on_skip(ctx: Ctx) -> None:
         return
     ss.setdefault("q_skipped", set()).add(ss.q_form)
     with ctx.store.tx() as conn:
-        queue.release(conn, ss.q_form, ctx.user)
+        review_queue.release(conn, ss.q_form, ctx.user)
     flash("info", f"{ss.q_form} skipped: back in the queue for the others")
     _next_form(ctx)
 
@@ -155,7 +155,7 @@ def _reject(ctx: Ctx, code: str, note: str) -> None:
     try:
         with ctx.store.tx() as conn:
             decisions.reject_form(conn, fid, ctx.user, code, note)
-            queue.release(conn, fid, ctx.user)
+            review_queue.release(conn, fid, ctx.user)
     except decisions.DecisionError as e:
         flash("error", str(e))
         return
@@ -181,9 +181,9 @@ def on_undo(ctx: Ctx) -> None:
         with ctx.store.tx() as conn:
             fid = decisions.undo_last(conn, ctx.user)
             if fid and ss.get("q_form") and ss.q_form != fid:
-                queue.release(conn, ss.q_form, ctx.user)
+                review_queue.release(conn, ss.q_form, ctx.user)
             if fid:
-                queue.lease_form(conn, fid, ctx.user, ctx.ttl_s)
+                review_queue.lease_form(conn, fid, ctx.user, ctx.ttl_s)
     except decisions.DecisionError as e:
         flash("error", str(e))
         return
@@ -292,7 +292,7 @@ def _page_and_history(ctx: Ctx, view: data.FormView) -> None:
 
 def _empty_queue(ctx: Ctx) -> None:
     with ctx.store.tx() as conn:
-        waiting = queue.queue_size(conn)
+        waiting = review_queue.queue_size(conn)
     skipped = len(_ss().get("q_skipped") or ())
     if waiting:
         st.info(f"{waiting} forms still wait for review ({skipped} skipped by you, the others open with "

@@ -1,6 +1,6 @@
 """A simulated reviewer: clears the review queue typing the simulator's truth (tests, benches).
 
-`clear_queue` takes the forms in review one at a time under a lease (review_ui.queue) and saves,
+`clear_queue` takes the forms in review one at a time under a lease (review_ui.review_queue) and saves,
 for every field the form shows, the value the parent wrote (review_ui.decisions); a form the truth says
 shares one phone with its whole class is rejected for it. `typed` lets a test make the reviewer
 type something else (a careless or malicious reviewer).
@@ -64,7 +64,7 @@ def clear_queue(store, truth: dict[str, dict], user: str = "rita", only: Iterabl
     from sqlalchemy import select
 
     from formstation.store import forms
-    from review_ui import data, decisions, queue
+    from review_ui import data, decisions, review_queue
 
     with store.tx() as conn:
         todo = sorted(conn.execute(select(forms.c.form_id).where(forms.c.status == "review")).scalars())
@@ -72,8 +72,8 @@ def clear_queue(store, truth: dict[str, dict], user: str = "rita", only: Iterabl
     done = 0
     for fid in sorted(wanted):
         with store.tx() as conn:
-            queue.lease_form(conn, fid, user)
-            if not queue.holds(conn, fid, user):
+            review_queue.lease_form(conn, fid, user)
+            if not review_queue.holds(conn, fid, user):
                 continue  # another reviewer has it
             view = data.load_form(conn, fid)
             codes = [c for c, _ in view.form_reasons]
@@ -85,6 +85,6 @@ def clear_queue(store, truth: dict[str, dict], user: str = "rita", only: Iterabl
                 if typed is not None:
                     values = {n: typed(fid, n, v) for n, v in values.items()}
                 decisions.save_form(conn, fid, user, values, codes, store.workspace)
-            queue.release(conn, fid, user)
+            review_queue.release(conn, fid, user)
         done += 1
     return done

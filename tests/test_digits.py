@@ -1,4 +1,4 @@
-"""Tests of the comb-cell character reader (ocr.digits) and its data helpers (ocr.digitdata)."""
+"""Tests of the comb-cell character reader (ocr.digits) and its data helpers (training.digitdata)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-from ocr.digitdata import BLOCK_HELDOUT, augment, comb_cell, heldout_mask, load_mnist, split60, synth_x
 from ocr.digits import (
     CLASSES,
     ONNX_MODEL,
@@ -16,6 +15,7 @@ from ocr.digits import (
     normalize_cell,
     read_cells,
 )
+from training.digitdata import BLOCK_HELDOUT, augment, comb_cell, heldout_mask, load_mnist, split60, synth_x
 
 
 @pytest.fixture(scope="module")

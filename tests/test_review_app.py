@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select, update
 
 from formstation.store import audit, fields, forms, pages, reasons
-from review_ui import auth, data, sample
+from review_ui import auth, data
+from tests import review_sample as sample
 
 APP = str(Path(__file__).resolve().parent.parent / "review_ui" / "app.py")
 USERS = {"rita": ("reviewer", "secret-pass-1"), "sam": ("supervisor", "secret-pass-2"),
@@ -251,7 +252,7 @@ def test_a_later_scan_reading_a_reviewers_value_differently_shows_both(review, t
     value), then the whole-form step lists both scans and what the later one read differently."""
     from ocr import persist
     from ocr.types import FieldReading, PageResult
-    from review_ui import queue
+    from review_ui import review_queue
 
     at = login("rita")
     _, fid, name = field_key(at).split("_", 2)
@@ -274,7 +275,7 @@ def test_a_later_scan_reading_a_reviewers_value_differently_shows_both(review, t
 
     with review.store.tx() as conn:
         conn.execute(leases.delete().where(leases.c.user_name == "rita"))  # the form she moved on to
-        assert queue.lease_form(conn, fid, "rita")  # first in her queue
+        assert review_queue.lease_form(conn, fid, "rita")  # first in her queue
 
     at = login("rita")
     assert field_key(at) == f"in_{fid}_phone" and at.text_input(key=field_key(at)).value == paper
@@ -306,7 +307,7 @@ def test_a_doubtful_corrected_id_is_offered_the_number_on_the_pasted_copy(review
 
     from formstation import idnumber
     from formstation.store import leases, upsert_field
-    from review_ui import queue
+    from review_ui import review_queue
 
     at = login("rita")
     _, fid, _ = field_key(at).split("_", 2)
@@ -342,7 +343,7 @@ def test_a_doubtful_corrected_id_is_offered_the_number_on_the_pasted_copy(review
         conn.execute(insert(reasons).values(form_id=fid2, code="LOW_CONFIDENCE", field="corrected_id", detail="0.00"))
         conn.execute(update(forms).where(forms.c.form_id == fid2).values(status="review"))
         conn.execute(leases.delete().where(leases.c.user_name == "rita"))  # the form she moved on to
-        assert queue.lease_form(conn, fid2, "rita")
+        assert review_queue.lease_form(conn, fid2, "rita")
     at = login("rita")
     assert field_key(at) == f"in_{fid2}_corrected_id" and at.text_input(key=field_key(at)).value == "1"
     assert printed != copy and "the printed ID: was the ID corrected at all?" in next(
