@@ -71,8 +71,8 @@ def _id_beam(probs: list[np.ndarray]) -> list[tuple[float, str]]:
     """Beam search over the first 17 digits, tracking the weighted sum mod 11 (the check state)."""
     beam: list[tuple[float, str, int]] = [(0.0, "", 0)]
     for pos in range(17):
-        nxt = [(lp + clp, s + c, (m + int(c) * WEIGHTS[pos]) % 11)
-               for lp, s, m in beam for clp, c in _id_candidates(probs[pos], pos)]
+        cands = [(clp, c, int(c) * WEIGHTS[pos]) for clp, c in _id_candidates(probs[pos], pos)]  # once per box
+        nxt = [(lp + clp, s + c, (m + w) % 11) for lp, s, m in beam for clp, c, w in cands]
         beam = heapq.nlargest(BEAM, nxt, key=lambda t: t[0])
     last = probs[17]
     out = []

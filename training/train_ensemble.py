@@ -206,8 +206,9 @@ def train_one(name: str, work: Path, epochs: float, cells: tuple[np.ndarray, ...
     print(f"  {name}: {json.dumps(fig)}", flush=True)
 
 
-def assemble(out: Path, work: Path, cells: tuple[np.ndarray, ...], copies: int) -> None:
-    """Join the trained members into one ONNX graph and write the figures beside it."""
+def assemble(out: Path, work: Path, cells: tuple[np.ndarray, ...], copies: int, version: str = "") -> None:
+    """Join the trained members into one ONNX graph and write the figures beside it; `version`
+    (default: the file's stem) is the name every field reading records."""
     x, y, xv, yv, pvx, pvy = cells
     nets, temps, figures = [], [], {"members": {}}
     for name, spec, hidden, _ in MEMBERS:
@@ -228,7 +229,7 @@ def assemble(out: Path, work: Path, cells: tuple[np.ndarray, ...], copies: int) 
     figures["val_top1"] = round(_top1(p, yv), 5)
     if len(pvx):
         figures["val_page_cells_top1"] = round(_top1(reader.predict_proba(pvx), pvy), 5)
-    figures.update({"version": out.stem, "copies": copies, "train_cells": int(len(x)), "val_cells": int(len(xv)),
+    figures.update({"version": version or out.stem, "copies": copies, "train_cells": int(len(x)), "val_cells": int(len(xv)),
                     "classes": CLASSES})
     out.with_suffix(".json").write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(figures, indent=1))
@@ -252,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     ap.add_argument("--subsample", type=int, default=0, help="train on this many of the augmented MNIST cells "
                     "(drawn at random) beside the page cells")
+    ap.add_argument("--version", default="", help="the reader's version name (default: the --out file's stem)")
     page_cell_args(ap)
     args = ap.parse_args(argv)
     cells = load_cells(args.copies, args.workers, args.cache, args.page_cells, args.page_val, args.subsample)
@@ -259,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in [m[0] for m in MEMBERS] if args.members is None else args.members:
             train_one(name, args.work, args.epochs, cells, args.threads, args.init, args.lr)
     if args.assemble or args.members is None:
-        assemble(args.out, args.work, cells, args.copies)
+        assemble(args.out, args.work, cells, args.copies, args.version)
 
 
 if __name__ == "__main__":
