@@ -176,7 +176,7 @@ def main() -> None:
     ap.add_argument("--profile", default="typical")
     ap.add_argument("--writers", default="heldout", choices=WRITERS,
                     help="whose digits the parents write: heldout (default; every figure in the README), "
-                         "the reader's train / val writers (to make page-style cells for ocr.pagecells) or "
+                         "the reader's train / val writers (to make page-style cells for training.pagecells) or "
                          "other: scikit-learn's load_digits, writers unlike any the reader learned from")
     ap.add_argument("--out", default=str(REPO / "bench-out" / "campaign"))
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")

@@ -8,8 +8,8 @@ scikit-learn's bundled `load_digits` (other writers, 8x8 upscaled and MNIST-fram
 held-out digits written into printed comb strips at 300 and 200 dpi with grey or black lines and
 read through `normalize_cell`, (d) empty vs filled cells, (e) synthesised 'X' (a seed training
 never uses), (f) milliseconds per cell, (g) with --page-cells, cells cut from a simulated
-campaign's aligned pages by `ocr.pagecells` (held-out writers: `bench/campaign.py` then
-`python -m ocr.pagecells SIM WS --out F`).
+campaign's aligned pages by `training.pagecells` (held-out writers: `bench/campaign.py` then
+`python -m training.pagecells SIM WS --out F`).
 """
 
 from __future__ import annotations
@@ -23,15 +23,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocr.digitdata import (  # noqa: E402
-    comb_cell,
-    expected_calibration_error,
-    heldout_mask,
-    load_mnist,
-    other_writers,
-    split60,
-    synth_x,
-)
 from ocr.digits import (  # noqa: E402
     CLASSES,
     CNN_MODEL,
@@ -40,6 +31,15 @@ from ocr.digits import (  # noqa: E402
     default_classifier,
     normalize_cell,
     read_cells,
+)
+from training.digitdata import (  # noqa: E402
+    comb_cell,
+    expected_calibration_error,
+    heldout_mask,
+    load_mnist,
+    other_writers,
+    split60,
+    synth_x,
 )
 
 X_LABEL = CLASSES.index("X")
@@ -57,7 +57,7 @@ def figures(name: str, probs: np.ndarray, y: np.ndarray, lost: int = 0) -> None:
 
 
 def sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
-    """load_digits (8x8, 0..16) upscaled to 32x32 and MNIST-framed to 28x28 (ocr.digitdata.other_writers)."""
+    """load_digits (8x8, 0..16) upscaled to 32x32 and MNIST-framed to 28x28 (training.digitdata.other_writers)."""
     d = other_writers()
     return d.images, d.labels
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default="station", help="station (default: the v2 ensemble), cnn, mlp (the v1 "
                     "members) or an npz path")
     ap.add_argument("--seed", type=int, default=2024)
-    ap.add_argument("--page-cells", type=Path, nargs="*", default=[], help="ocr.pagecells files to read too")
+    ap.add_argument("--page-cells", type=Path, nargs="*", default=[], help="training.pagecells files to read too")
     args = ap.parse_args(argv)
     named = {"cnn": CNN_MODEL, "mlp": MLP_MODEL}
     model = default_classifier() if args.model == "station" else DigitClassifier.load(named.get(args.model, args.model))

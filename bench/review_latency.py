@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/review_latency.py [--per-class 15] [--steps 40] [--chromium /usr/bin/chromium]
 
-Builds a sample workspace in a temp folder (review_ui.sample), starts the review app, logs in as a
+Builds a sample workspace in a temp folder (tests/review_sample.py), starts the review app, logs in as a
 reviewer and presses Enter on each field, accepting the prefilled value (or typing the value on
 the paper for the deliberately misread phone). Target: median < 300 ms.
 """
@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from formstation.store import Store  # noqa: E402
-from review_ui import auth, sample, serve  # noqa: E402
+from review_ui import auth, serve  # noqa: E402
+from tests import review_sample as sample  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -14,7 +14,10 @@ import sys
 import traceback
 from pathlib import Path
 
+from sqlalchemy.exc import DatabaseError
+
 from forms.layout import DEFAULT_LAYOUT, LayoutError
+from formstation.config import ConfigError
 from formstation.errors import ExitCode, StationError
 
 log = logging.getLogger("formstation")
@@ -61,12 +64,25 @@ def main(argv: list[str] | None = None) -> int:
     except LayoutError as e:
         print(f"formstation: error: {e}", file=sys.stderr)
         return int(ExitCode.INPUT)
+    except ConfigError as e:
+        print(f"formstation: error: {e} (fix or remove the file)", file=sys.stderr)
+        return int(ExitCode.CONFIG)
+    except DatabaseError as e:  # unreachable server, locked or damaged database file
+        print(f"formstation: error: {store_problem(e)}", file=sys.stderr)
+        return int(ExitCode.STORE)
     except KeyboardInterrupt:
         print("formstation: interrupted; re-run the same command to continue", file=sys.stderr)
         return 130
     except Exception:  # the program's own failure: keep the traceback for the developers
         traceback.print_exc()
         return int(ExitCode.FAILURE)
+
+
+def store_problem(e: DatabaseError) -> str:
+    """One line naming what went wrong with the store, without the SQL (it may carry personal data)
+    or the database URL (it may carry a password)."""
+    first = (str(e.orig) if e.orig is not None else str(e)).strip().splitlines()
+    return f"the store cannot be used: {type(e.orig or e).__name__}: {first[0] if first else 'no detail'}"
 
 
 if __name__ == "__main__":

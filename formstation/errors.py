@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     NOTHING_TO_DO = 4    # valid invocation that selects nothing (e.g. no form for that school)
     STORE = 5            # the store cannot be opened or is newer than this program
     QUARANTINED = 6      # ingest ran to the end, but some files were quarantined or failed (listed)
+    CONFIG = 7           # the workspace's station.toml is not valid (formstation.config.ConfigError)
 
 
 class StationError(Exception):

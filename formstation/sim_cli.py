@@ -7,7 +7,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from forms.layout import load_layout
 from formstation import demo
 from formstation.commands import iso_date, open_store
 from formstation.errors import ExitCode, StationError
@@ -26,8 +25,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         profile = load_profile(args.profile, Path(args.rates) if args.rates else None, formats)
     except (RatesError, OSError) as e:
         raise StationError(str(e)) from None
-    cfg = SimConfig(pdfs, Path(args.out), args.seed, profile, args.campaign_date, load_layout(args.layout),
-                    args.writers)
+    cfg = SimConfig(pdfs, Path(args.out), args.seed, profile, args.campaign_date, args.writers)
 
     def progress(n: int) -> None:
         if not args.quiet:
@@ -47,7 +45,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     sp = sub.add_parser("simulate", help="fill printed forms like parents and scan them like bulk scanners (test data)")
-    sp.add_argument("pdfs", nargs="+", metavar="PRINTED_PDF", help="PDFs written by `formstation print`")
+    sp.add_argument("pdfs", nargs="+", metavar="PRINTED_PDF",
+                    help="PDFs written by `formstation print` (of any layouts: each page is filled with the "
+                         "layout its barcode names)")
     sp.add_argument("--out", required=True, help="output folder: scans/, truth.jsonl, pages.jsonl")
     sp.add_argument("--seed", type=int, required=True, help="the same seed gives byte-identical output")
     sp.add_argument("--profile", choices=("clean", "typical", "harsh"), default="typical")

@@ -18,10 +18,10 @@ import numpy as np
 
 from ocr.types import CLASSES
 
-MLP_MODEL = Path(__file__).resolve().parent / "models" / "digits.npz"  # feature MLP (ocr.train_digits)
-CNN_MODEL = Path(__file__).resolve().parent / "models" / "digits_cnn.npz"  # small CNN (ocr.train_cnn)
+MLP_MODEL = Path(__file__).resolve().parent / "models" / "digits.npz"  # feature MLP (training.train_digits)
+CNN_MODEL = Path(__file__).resolve().parent / "models" / "digits_cnn.npz"  # small CNN (training.train_cnn)
 DEFAULT_MODEL = CNN_MODEL
-ONNX_MODEL = Path(__file__).resolve().parent / "models" / "reader_v2.onnx"  # v2 ensemble (ocr.train_ensemble)
+ONNX_MODEL = Path(__file__).resolve().parent / "models" / "reader_v2.onnx"  # v2 ensemble (training.train_ensemble)
 
 INK_THRESHOLD = 0.3  # darkness (0 paper .. 1 black) above which a pixel surely counts as ink
 MIN_INK_THRESHOLD = 0.17  # ink threshold floor for faint ink (adaptive between the two)
@@ -454,10 +454,10 @@ class DigitClassifier:
     """Classifier over 28x28 cell images, run in numpy; weights and the calibration temperature
     live in an npz file. Two kinds, told apart by their keys:
 
-    * CNN (`ocr.train_cnn`): `conv{i}_W` (out, in, 3, 3), `conv{i}_b` (batch norm folded in), each
+    * CNN (`training.train_cnn`): `conv{i}_W` (out, in, 3, 3), `conv{i}_b` (batch norm folded in), each
       conv 3x3 (padding 1) -> 2x2 max pool -> ReLU; then `fc{i}_W` (in, out), `fc{i}_b` with ReLU
       between (fc0 rows in channel-major (c, y, x) flatten order); input is pixels / 255.
-    * feature MLP (`ocr.train_digits`): `mean`, `scale`, `W0`, `b0`, `W1`, `b1`, ... over `features`.
+    * feature MLP (`training.train_digits`): `mean`, `scale`, `W0`, `b0`, `W1`, `b1`, ... over `features`.
     """
 
     _cache: ClassVar[dict[str, DigitClassifier]] = {}
@@ -564,7 +564,7 @@ class AveragedClassifier:
 
 
 class OnnxReader:
-    """The v2 reader: an ensemble of CNNs (`ocr.train_ensemble`). Their feature extractors are one
+    """The v2 reader: an ensemble of CNNs (`training.train_ensemble`). Their feature extractors are one
     ONNX graph run by onnxruntime on one thread (a worker per core), created once per process;
     each member's output layer and calibration temperature are numpy arrays (`<model>_heads.npz`,
     or `heads` given: a campaign's adapted heads). Input cells are 28x28 ink-high uint8; the

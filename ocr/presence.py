@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from forms.layout import mm_to_px
 from ocr.align import ALIGN_DPI
 
-PX_PER_MM = ALIGN_DPI / 25.4
+PX_PER_MM = mm_to_px(1.0, ALIGN_DPI)
 SIGNATURE_THR = 0.004
 CHECK_THR = 0.07
 ATTACH_THR = 0.05

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from forms.layout import MM_PER_INCH, Zone
+from forms.layout import Zone, mm_to_px
 from ocr.digits import darkness, ink_threshold, soft_glyph
 
 ABOVE_MM = 6.0  # the band above a comb searched for rewritten digits
@@ -57,7 +57,7 @@ def printed_ink(blank: np.ndarray, dpi: float) -> Printed:
 
 def find_rewrites(page: np.ndarray, z: Zone, printed: Printed, dpi: float) -> list[Rewrite]:
     """Glyphs written above comb `z` on an aligned grey page, at most one per box, left to right."""
-    k = dpi / MM_PER_INCH
+    k = mm_to_px(1.0, dpi)
     cells = [c.to_px(dpi) for c in z.cell_boxes()]
     x0, y0, x1, _ = z.box.to_px(dpi)
     cell_w = (x1 - x0) / max(1, len(cells))

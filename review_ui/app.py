@@ -13,18 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-# `streamlit run` puts this folder first on sys.path, where queue.py would shadow the standard
-# library's queue: use the package from the repository root instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-if str(_HERE.parent) not in sys.path:
-    sys.path.insert(0, str(_HERE.parent))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from formstation.store import DEFAULT_WORKSPACE, Store  # noqa: E402
-from review_ui import auth, sessions, ui_clerk, ui_queue, ui_supervisor, ui_views  # noqa: E402
-from review_ui.ui_common import STYLE, Ctx, flash, show_flash  # noqa: E402
+from formstation.store import DEFAULT_WORKSPACE, Store
+from review_ui import auth, sessions, ui_clerk, ui_queue, ui_supervisor, ui_views
+from review_ui.ui_common import STYLE, Ctx, flash, show_flash
 
 RENDER = {
     "Queue": ui_queue.render,
@@ -101,12 +94,12 @@ def _login(store: Store) -> None:
 
 def _end_session(store: Store, why: str | None = None) -> None:
     """Release the user's form, revoke the session (its cookie and /media/ files stop working)."""
-    from review_ui import queue
+    from review_ui import review_queue
 
     ss = st.session_state
     with store.tx() as conn:
         if ss.get("q_form") and ss.get("user"):
-            queue.release(conn, ss.q_form, ss.user)
+            review_queue.release(conn, ss.q_form, ss.user)
         if ss.get("sid"):
             auth.logout(conn, ss.get("user") or "", ss.sid)
     for k in list(ss.keys()):

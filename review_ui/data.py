@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
+from forms.layout import DEFAULT_LAYOUT, Layout
 from formstation import idnumber
 from formstation.store import (
     REOPEN_FIELD,
@@ -22,11 +23,21 @@ from formstation.store import (
 )
 from review_ui import fieldinfo
 
+# today's layout's fields in review order (field_order(layout) gives any layout's)
 FIELD_ORDER = ("corrected_name", "corrected_id", "phone", "photo", "photo_face", "photo_background",
                "photo_color", "id_copy", "id_copy_number", "applicant_signature", "guardian_id",
                "guardian_phone", "guardian_relation", "guardian_signature")
 GROUP_FIELDS = ("phone", "guardian_phone", "applicant_signature", "guardian_signature", "photo")
 PRESENT = {"applicant_signature": "present", "guardian_signature": "present", "photo": "pasted"}
+# the readings derived from a zone a reviewer sees as fields of their own, after the zone
+REVIEW_DERIVED = {"photo": ("face", "background", "color"), "attachment": ("number",)}
+
+
+def field_order(layout: Layout) -> tuple[str, ...]:
+    """The fields of a layout a reviewer goes through, in the layout's order, each zone's derived
+    readings (`photo_face`, `id_copy_number`) right after it."""
+    return tuple(n for z in layout.zones if z.kind != "printed"
+                 for n in (z.name, *(f"{z.name}_{s}" for s in REVIEW_DERIVED.get(z.kind, ()))))
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,7 @@ class Item:
     doubt: tuple[dict, ...] = ()  # the boxes the reader doubts (ocr.read.doubt_marks), for the reading shown
     other: dict | None = None  # a later scan's different reading of a reviewer's value: value, confidence, crop
     copy_number: str = ""  # corrected_id only: the number read off the pasted ID copy (a valid one)
+    layout_key: str = DEFAULT_LAYOUT  # the form's own layout: the field's shape, boxes and label
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,11 @@ class FormView:
     rescans: tuple[dict, ...] = ()  # what later scans read differently, oldest first (rescans_of)
     reopened: tuple[dict, ...] = ()  # rejections lifted because the paper came in again (reopens_of)
     reopened_by: str = ""  # "who: why" of a decided form a person reopened (every field is a step)
+    layout_key: str = DEFAULT_LAYOUT  # the layout the form was printed and read with (forms.layout_key)
+
+    @property
+    def layout(self) -> Layout:
+        return fieldinfo.layout(self.layout_key)
 
     @property
     def page_image(self) -> str | None:
@@ -68,12 +85,12 @@ class FormView:
         return self.scans[-1]["image"] if self.scans else None
 
 
-def _rank(name: str) -> tuple[int, str]:
-    return (FIELD_ORDER.index(name) if name in FIELD_ORDER else len(FIELD_ORDER), name)
+def _rank(order: tuple[str, ...], name: str) -> tuple[int, str]:
+    return (order.index(name) if name in order else len(order), name)
 
 
 def _header(conn: Connection, form_id: str):
-    q = (select(forms.c.form_id, forms.c.status, persons.c.school, persons.c.class_name, persons.c.name,
+    q = (select(forms.c.form_id, forms.c.status, forms.c.layout_key, persons.c.school, persons.c.class_name, persons.c.name,
                 persons.c.id_number, persons.c.student_no, persons.c.gender)
          .join(persons, forms.c.person_id == persons.c.person_id).where(forms.c.form_id == form_id))
     return conn.execute(q).first()
@@ -115,24 +132,27 @@ def load_form(conn: Connection, form_id: str) -> FormView | None:
         why.setdefault(r.field, []).append((r.code, r.detail or ""))
     rows = {r.name: r for r in conn.execute(select(fields).where(fields.c.form_id == form_id))}
     marker = rows.get(REOPEN_FIELD)
-    names = {n for n in why if n} | ({n for n in FIELD_ORDER if n in rows} if marker is not None else set())
+    key = h.layout_key or DEFAULT_LAYOUT
+    lay = fieldinfo.layout(key)
+    order = field_order(lay)
+    names = {n for n in why if n} | ({n for n in order if n in rows} if marker is not None else set())
     items = []
-    for name in sorted(names, key=_rank):
+    for name in sorted(names, key=lambda n: _rank(order, n)):
         f = rows.get(name)
         items.append(Item(name, (f.value or "") if f else "", (f.suggestion or "") if f else "",
                           f.confidence if f else None, (f.source or "") if f else "",
                           f.crop_path if f else None, tuple(why.get(name, ())), _doubt(f), _other(f),
-                          _copy_number(rows) if name == "corrected_id" else ""))
+                          _copy_number(rows, lay) if name == lay.name_of("corrected_id") else "", key))
     scans = scans_of(conn, form_id)
     return FormView(h.form_id, h.status, h.school, h.class_name, h.name, h.id_number, h.student_no or "",
                     h.gender or "", tuple(items), tuple(why.get(None, [])), scans,
                     rescans_of(conn, form_id) if len(scans) > 1 else (), reopens_of(conn, form_id),
-                    (marker.value or "") if marker is not None else "")
+                    (marker.value or "") if marker is not None else "", key)
 
 
-def _copy_number(rows: dict) -> str:
+def _copy_number(rows: dict, lay: Layout) -> str:
     """The ID number printed on the pasted copy, when it was read as a valid number."""
-    f = rows.get("id_copy_number")
+    f = rows.get(f"{lay.name_of('id_copy')}_number") if lay.name_of("id_copy") else None
     return f.value if f is not None and f.value and idnumber.is_valid(f.value) else ""
 
 
@@ -152,8 +172,11 @@ def _doubt(f) -> tuple[dict, ...]:
 
 
 def all_fields(conn: Connection, form_id: str) -> list:
+    """Every stored field of the form, in its own layout's review order."""
+    key = conn.execute(select(forms.c.layout_key).where(forms.c.form_id == form_id)).scalar()
+    order = field_order(fieldinfo.layout(key or DEFAULT_LAYOUT))
     q = select(fields).where(fields.c.form_id == form_id)
-    return sorted(conn.execute(q), key=lambda r: _rank(r.name))
+    return sorted(conn.execute(q), key=lambda r: _rank(order, r.name))
 
 
 def audit_of(conn: Connection, form_id: str) -> list[dict]:
@@ -227,5 +250,5 @@ def search_forms(conn: Connection, text: str, limit: int = 20) -> list[dict]:
     return [dict(r._mapping) for r in conn.execute(q)]
 
 
-def label(name: str) -> str:
-    return fieldinfo.label(name)
+def label(name: str, layout_key: str | None = None) -> str:
+    return fieldinfo.label(name, fieldinfo.layout(layout_key))

@@ -28,7 +28,7 @@ from formstation.store import (
 )
 from ocr import labels
 from ocr.reasons import REASONS
-from review_ui import auth, queue
+from review_ui import auth, review_queue
 
 FIELD_COLS = ("value", "confidence", "source", "box", "crop_path", "suggestion", "updated_by", "updated_at",
               "other_scan")
@@ -82,7 +82,7 @@ def _write_field(conn: Connection, form_id: str, name: str, row: dict | None) ->
 
 
 def _check_lease(conn: Connection, form_id: str, user: str) -> None:
-    if not queue.holds(conn, form_id, user):
+    if not review_queue.holds(conn, form_id, user):
         raise DecisionError(f"{form_id}: your lease on this form has expired; it went back to the queue")
 
 
@@ -127,7 +127,7 @@ def save_form(conn: Connection, form_id: str, user: str, values: dict[str, str],
     status = _redecide(conn, form_id, workspace)
     _close(conn, user, form_id, "save", snap, status)
     if status != "review":  # the lease ends with the decision (a form still in review stays with its reviewer)
-        queue.release(conn, form_id, user)
+        review_queue.release(conn, form_id, user)
     return status
 
 
@@ -159,7 +159,7 @@ def settle_shared_phone(conn: Connection, user: str, reject: Iterable[str], clea
     decision). Returns form id -> new status, or why it was left alone."""
     out, reject = {}, set(reject)
     for fid in sorted(reject | set(clear)):
-        if not queue.lease_form(conn, fid, user, ttl_s):
+        if not review_queue.lease_form(conn, fid, user, ttl_s):
             out[fid] = "left alone: another reviewer has it open"
             continue
         try:
@@ -168,7 +168,7 @@ def settle_shared_phone(conn: Connection, user: str, reject: Iterable[str], clea
             else:
                 out[fid] = save_form(conn, fid, user, {}, [SHARED], workspace)
         finally:
-            queue.release(conn, fid, user)
+            review_queue.release(conn, fid, user)
     return out
 
 
@@ -271,7 +271,7 @@ def reopen_form(conn: Connection, form_id: str, user: str, why: str, workspace: 
         raise DecisionError(f"{form_id}: say why it is reopened (kept in the audit trail)")
     was = f"{st.status} by {decider or 'the rules'}{_rejected_for(conn, form_id)}"
     conn.execute(delete(reasons).where(reasons.c.form_id == form_id))  # lifts a reviewer's rejection
-    queue.free(conn, form_id)  # a lease left on the decided form would hide it from the queue
+    review_queue.free(conn, form_id)  # a lease left on the decided form would hide it from the queue
     _write_field(conn, form_id, REOPEN_FIELD, {**dict.fromkeys(FIELD_COLS), "value": f"{user}: {why}",
                                                "source": "reviewer", "confidence": 1.0, "updated_by": user,
                                                "updated_at": now()})

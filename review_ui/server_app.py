@@ -20,16 +20,11 @@ import sys
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]  # see app.py: queue.py
-if str(_HERE.parent) not in sys.path:
-    sys.path.insert(0, str(_HERE.parent))
+import streamlit as st
+from starlette.middleware import Middleware
 
-import streamlit as st  # noqa: E402
-from starlette.middleware import Middleware  # noqa: E402
-
-from formstation.store import DEFAULT_WORKSPACE, Store  # noqa: E402
-from review_ui import sessions  # noqa: E402
+from formstation.store import DEFAULT_WORKSPACE, Store
+from review_ui import sessions
 
 log = logging.getLogger("formstation.review")
 GATED = ("/media/",)
@@ -73,4 +68,4 @@ class MediaGate:
         await self.app(scope, receive, send)
 
 
-app = st.App(str(_HERE / "app.py"), middleware=[Middleware(MediaGate)])
+app = st.App(str(Path(__file__).resolve().parent / "app.py"), middleware=[Middleware(MediaGate)])

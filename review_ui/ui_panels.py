@@ -29,11 +29,11 @@ def framed(it: data.Item, shown: str) -> list[dict]:
     those the constraint decoder changed (the reading differs from the raw cell-by-cell reading,
     `it.suggestion`, e.g. a leading 0 made 1 for a mobile number: "raw"); those where the entry
     box holds another character than the reading ("offered"). Each carries "box" (its frame)."""
-    shape = fieldinfo.digit_shape(it.name)
+    shape = fieldinfo.digit_shape(it.name, fieldinfo.layout(it.layout_key))
     marks = {int(d["i"]): dict(d) for d in it.doubt}
     if not shape or it.source != "read" or len(it.value) != shape[0]:
         return [marks[i] for i in sorted(marks)]
-    fracs = fieldinfo.cell_fracs(it.name)
+    fracs = fieldinfo.cell_fracs(it.name, it.layout_key)
 
     def mark(i: int) -> dict:
         return marks.setdefault(i, {"i": i, "read": it.value[i], "p": 0.0, "alt": "", "box": list(fracs[i])})
@@ -99,7 +99,7 @@ def marks_html(marks: list[dict]) -> str:
 def value_html(it: data.Item, marks: list[dict]) -> tuple[str, str]:
     """The reading, its framed characters highlighted, and which boxes to look at."""
     value = it.value or ""
-    shape = fieldinfo.digit_shape(it.name)
+    shape = fieldinfo.digit_shape(it.name, fieldinfo.layout(it.layout_key))
     hot = {int(d["i"]) for d in marks if d.get("read")}
     if shape and len(value) == shape[0] and hot:
         text = "".join(f"<mark>{esc(c)}</mark>" if i in hot else esc(c) for i, c in enumerate(value))
@@ -144,7 +144,7 @@ def field_panel(ctx: Ctx, view: data.FormView, it: data.Item, default: str, copy
     read, doubt_line = value_html(it, marks)
     body = (f"<div class='fs-panel'><div class='fs-crop'><div class='fs-cropbox'>{img_tag(ctx.store, it.crop_path)}"
             f"{marks_html(marks)}</div></div>"
-            f"<div class='fs-info'><h4>{esc(fieldinfo.label(it.name))}</h4>{read}"
+            f"<div class='fs-info'><h4>{esc(data.label(it.name, it.layout_key))}</h4>{read}"
             f" · confidence <b>{conf}</b>{sug}{doubt_line}{copy_line}" + reasons_html(it.reasons) + "</div></div>")
     n = len(default)
     return body, [int(d["i"]) for d in marks if int(d["i"]) < n]
@@ -158,7 +158,7 @@ def other_scan_html(ctx: Ctx, it: data.Item) -> str:
     return (f"<div class='fs-panel'><div class='fs-crop'>"
             f"<div class='fs-muted'>earlier scan</div>{img_tag(ctx.store, it.crop_path)}"
             f"<div class='fs-muted'>later scan</div>{img_tag(ctx.store, o.get('crop'))}</div>"
-            f"<div class='fs-info'><h4>{esc(fieldinfo.label(it.name))}</h4>"
+            f"<div class='fs-info'><h4>{esc(data.label(it.name, it.layout_key))}</h4>"
             f"kept: <code>{esc(it.value or '(empty)')}</code> (a reviewer's value, from the earlier scan)<br>"
             f"the later scan reads: <code>{esc(o.get('value') or '(empty)')}</code>{conf}"
             "<div class='fs-doubt'>Enter keeps the reviewer's value; type the later reading to take it</div>"
@@ -177,7 +177,7 @@ def scans_html(view: data.FormView) -> str:
                        "does not fix it.</div>" for r in view.reopened)
     rows = "".join(f"<li>scan {i}: {esc(s['file'])}, page {s['page']} · {esc(s['at'])}</li>"
                    for i, s in enumerate(view.scans, 1))
-    diff = "".join(f"<li>{esc(fieldinfo.label(r['field']))}: <code>{esc(r['before'] or '(empty)')}</code> → "
+    diff = "".join(f"<li>{esc(data.label(r['field'], view.layout_key))}: <code>{esc(r['before'] or '(empty)')}</code> → "
                    f"<code>{esc(r['now'] or '(empty)')}</code></li>" for r in view.rescans)
     diff = (f"<div>Read differently by a later scan (earlier → later; a value a reviewer set is kept):</div><ul>{diff}</ul>"
             if diff else "<div class='fs-muted'>The scans read the same.</div>")
@@ -199,7 +199,7 @@ def carries(value: str, number: str) -> bool:
 def class_phones_html(ctx: Ctx, view: data.FormView) -> str:
     """The class's phone crops side by side, the forms carrying the shared number framed in red."""
     with ctx.store.tx() as conn:
-        rows = data.group_crops(conn, view.school, view.class_name, "phone")
+        rows = data.group_crops(conn, view.school, view.class_name, view.layout.name_of("applicant_phone") or "phone")
     number = shared_number(rows)
     cells = []
     for r in rows:
@@ -215,14 +215,15 @@ def class_phones_html(ctx: Ctx, view: data.FormView) -> str:
             f"<div class='fs-phones'>{''.join(cells)}</div>")
 
 
-def _name_crop(store: Store, page_image: str | None, zone: str) -> str:
-    """The printed or corrected name cut from the form's page image, inline."""
+def _name_crop(store: Store, page_image: str | None, box_mm) -> str:
+    """The printed or corrected name (the box of its zone in the form's layout) cut from the form's
+    page image, inline."""
     from PIL import Image
 
     path = (store.workspace / page_image) if page_image else None
     if path is None or not path.is_file():
         return "<span class='fs-muted'>(no page image)</span>"
-    box = fieldinfo.layout().zone(zone).box.to_px(NAME_DPI)
+    box = box_mm.to_px(NAME_DPI)
     with Image.open(path) as im:
         buf = io.BytesIO()
         im.crop(box).convert("RGB").save(buf, "PNG")
@@ -232,7 +233,9 @@ def _name_crop(store: Store, page_image: str | None, zone: str) -> str:
 def rare_html(ctx: Ctx, view: data.FormView, corrected: str) -> str:
     name = corrected or view.name
     chars = rare_chars(name)
-    crop = _name_crop(ctx.store, view.page_image, "corrected_name" if corrected else "name")
+    zone = view.layout.by_role("corrected_name" if corrected else "printed_name")
+    crop = (_name_crop(ctx.store, view.page_image, zone.box) if zone is not None
+            else "<span class='fs-muted'>(no name box on this form)</span>")
     return (f"<div class='fs-doubt'>Rare character in the name {esc(name)}: <b>{esc(chars)}</b> "
             "(outside GB 2312). Check it against the crop; an accepted form is marked in the card data "
             f"(冷僻字) and listed for separate submission.</div><div class='fs-crop'>{crop}</div>")

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from formstation.store import reasons
 from ocr.reasons import REASONS
-from review_ui import data, decisions, fieldinfo, queue, sessions, ui_keys, ui_panels, wording
+from review_ui import data, decisions, fieldinfo, review_queue, sessions, ui_keys, ui_panels, wording
 from review_ui.ui_common import Ctx, esc, flash, html, image, show_flash
 from review_ui.ui_panels import scans_html as _scans_html  # noqa: F401 (tests/test_golden.py reads it)
 
@@ -44,7 +44,7 @@ def _open(ctx: Ctx, form_id: str | None) -> None:
 
 def _next_form(ctx: Ctx) -> None:
     with ctx.store.tx() as conn:
-        fid = queue.take_lease(conn, ctx.user, _ss().setdefault("q_skipped", set()), ctx.ttl_s)
+        fid = review_queue.take_lease(conn, ctx.user, _ss().setdefault("q_skipped", set()), ctx.ttl_s)
     _open(ctx, fid)
 
 
@@ -82,14 +82,15 @@ def _field_value(step: str, typed: str) -> str | None:
     if typed.strip() == "!" and pending and pending[0] == step:
         ss.setdefault("q_as_written", {})[step] = pending[2]
         return pending[1]
-    value, problem = fieldinfo.normalize(step, typed)
+    lay = ss.q_view.layout  # the form's own layout: its fields' shapes and meanings
+    value, problem = fieldinfo.normalize(step, typed, lay)
     if problem:
-        ss.q_error = f"{fieldinfo.label(step)}: {problem}"
+        ss.q_error = f"{fieldinfo.label(step, lay)}: {problem}"
         return None
-    objection = fieldinfo.check(step, value)
+    objection = fieldinfo.check(step, value, lay)
     if objection:
         ss.q_invalid = (step, value, objection)
-        ss.q_error = (f"{fieldinfo.label(step)}: {value} is {objection}. Type the correction, or type ! and "
+        ss.q_error = (f"{fieldinfo.label(step, lay)}: {value} is {objection}. Type the correction, or type ! and "
                       "Enter to save it as the parent wrote it.")
         return None
     (ss.get("q_as_written") or {}).pop(step, None)
@@ -134,7 +135,7 @@ def on_enter(ctx: Ctx, step: str, key: str) -> None:
         _commit(ctx)
     else:
         with ctx.store.tx() as conn:
-            queue.renew(conn, ss.q_form, ctx.user, ctx.ttl_s)
+            review_queue.renew(conn, ss.q_form, ctx.user, ctx.ttl_s)
 
 
 def on_skip(ctx: Ctx) -> None:
@@ -143,7 +144,7 @@ def on_skip(ctx: Ctx) -> None:
         return
     ss.setdefault("q_skipped", set()).add(ss.q_form)
     with ctx.store.tx() as conn:
-        queue.release(conn, ss.q_form, ctx.user)
+        review_queue.release(conn, ss.q_form, ctx.user)
     flash("info", f"{ss.q_form} skipped: back in the queue for the others")
     _next_form(ctx)
 
@@ -154,7 +155,7 @@ def _reject(ctx: Ctx, code: str, note: str) -> None:
     try:
         with ctx.store.tx() as conn:
             decisions.reject_form(conn, fid, ctx.user, code, note)
-            queue.release(conn, fid, ctx.user)
+            review_queue.release(conn, fid, ctx.user)
     except decisions.DecisionError as e:
         flash("error", str(e))
         return
@@ -180,9 +181,9 @@ def on_undo(ctx: Ctx) -> None:
         with ctx.store.tx() as conn:
             fid = decisions.undo_last(conn, ctx.user)
             if fid and ss.get("q_form") and ss.q_form != fid:
-                queue.release(conn, ss.q_form, ctx.user)
+                review_queue.release(conn, ss.q_form, ctx.user)
             if fid:
-                queue.lease_form(conn, fid, ctx.user, ctx.ttl_s)
+                review_queue.lease_form(conn, fid, ctx.user, ctx.ttl_s)
     except decisions.DecisionError as e:
         flash("error", str(e))
         return
@@ -213,7 +214,7 @@ def _form_reject_code(view: data.FormView) -> str | None:
 
 
 def _ack_panel(ctx: Ctx, view: data.FormView) -> str:
-    corrected = (_ss().get("q_values") or {}).get("corrected_name", "")
+    corrected = (_ss().get("q_values") or {}).get(view.layout.name_of("corrected_name"), "")
     html(ui_panels.ack_html(ctx, view, corrected, _form_reject_code(view)))
     return ""  # an explicit choice: never pre-filled
 
@@ -221,7 +222,7 @@ def _ack_panel(ctx: Ctx, view: data.FormView) -> str:
 def _hint(step: str, view: data.FormView) -> str | None:
     if step == ACK_STEP:
         return "c = clear (the form is fine as it is), r = reject" if view.form_reasons else None
-    return fieldinfo.hint(step)
+    return fieldinfo.hint(step, view.layout)
 
 
 def _entry(ctx: Ctx, view: data.FormView, step: str) -> None:
@@ -291,7 +292,7 @@ def _page_and_history(ctx: Ctx, view: data.FormView) -> None:
 
 def _empty_queue(ctx: Ctx) -> None:
     with ctx.store.tx() as conn:
-        waiting = queue.queue_size(conn)
+        waiting = review_queue.queue_size(conn)
     skipped = len(_ss().get("q_skipped") or ())
     if waiting:
         st.info(f"{waiting} forms still wait for review ({skipped} skipped by you, the others open with "

@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 
 from formstation.config import FIELD_KEYS, KINDS, load_config, save_config
 from formstation.store import audit, now, pages
-from review_ui import auth, queue, stats, ui_reader
+from review_ui import auth, review_queue, stats, ui_reader
 from review_ui.ui_common import Ctx, flash, show_flash
 
 STATUS_COLS = ["accepted", "in review", "colour rescan", "rejected", "not returned"]
@@ -32,9 +32,9 @@ def dashboard(ctx: Ctx) -> None:
     with ctx.store.tx() as conn:
         prog = stats.progress(conn)
         rates = stats.throughput(conn)
-        waiting = queue.queue_size(conn)
+        waiting = review_queue.queue_size(conn)
         unident = conn.execute(select(func.count()).select_from(pages).where(pages.c.kind == "unidentified")).scalar()
-        leased = queue.active_leases(conn)
+        leased = review_queue.active_leases(conn)
         rescans = stats.rescans(conn)
         why = stats.review_reasons(conn)
         strangers = stats.not_in_roster(conn)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Rebuild the v2 comb-digit reader (ocr/models/reader_v2.onnx + reader_v2.json) from scratch:
 #  1. simulate two campaigns written by the reader's OWN writers (train pool, val pool of the 60k
-#     MNIST split, ocr.digitdata.split60; never the held-out blocks every measurement uses) and
+#     MNIST split, training.digitdata.split60; never the held-out blocks every measurement uses) and
 #     run them through the station, so that
-#  2. ocr.pagecells can cut their comb cells as the station sees them, labelled by the truth;
+#  2. training.pagecells can cut their comb cells as the station sees them, labelled by the truth;
 #  3. train the ensemble's members on augmented MNIST 60k plus those page cells, two members side
-#     by side (one core each), then join them into one ONNX graph (ocr.train_ensemble).
+#     by side (one core each), then join them into one ONNX graph (training.train_ensemble).
 # PyTorch and onnx are installed for training only (the local torch wheel or the registry); the
 # runtime needs neither. The shipped model's run (reader_v2.1): 1.2 + 1.2 + 3 epochs per member,
 # 14 + 12 + 33 min each with two members side by side on a machine shared with other jobs (load 6-7
@@ -22,9 +22,9 @@ fi
 export OMP_THREAD_LIMIT=1
 py=.venv/bin/python
 $py bench/campaign.py --forms 1500 --seed 101 --writers train --out bench-out/train-pages
-$py -m ocr.pagecells bench-out/train-pages/sim-1500-101-typical-train/sim bench-out/train-pages/run-ws \
+$py -m training.pagecells bench-out/train-pages/sim-1500-101-typical-train/sim bench-out/train-pages/run-ws \
   --out bench-out/cells/train-1500-101.npz
-te() { $py -u -m ocr.train_ensemble --cache bench-out/cells/aug-60k-c2.npz --threads 1 "$@"; }
+te() { $py -u -m training.train_ensemble --cache bench-out/cells/aug-60k-c2.npz --threads 1 "$@"; }
 te --members   # the offline-augmented MNIST cells, once (cached)
 # stage 1: each member from scratch on the augmented MNIST cells (two side by side, one core each)
 te --work bench-out/members-p1 --epochs 1.2 --members m0 > bench-out/p1-m0.log 2>&1 &

@@ -3,6 +3,11 @@
 Per-form choices use a generator seeded by (seed, form number), so one form's truth does not
 depend on the others; batch-wide choices (siblings, the shared-phone class, missing and duplicate
 scans) use one planning generator.
+
+What a form carries follows its own layout: a value is decided for every role the simulator knows
+(`truth.ROLES`, the same draws whatever the layout, so today's layout's truth stays as it was) and
+kept under the name of the field that has the role; a role the layout lacks is left out. A comb
+field without a role is filled by its constraint (`extra_values`), with a generator of its own.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from datetime import date
 
 import numpy as np
 
+from forms.layout import Layout, Zone
 from formstation import demo, idnumber
 from simulate.photos import portrait_look
 from simulate.profiles import FillRates, ScanRates
-from simulate.truth import FormTruth, Person, age_of
+from simulate.truth import ROLES, FormTruth, Person, age_of
 
 RARE = "堃喆玥珺瑄昇燊淏"
 GIVEN = demo.GIVEN
@@ -113,9 +119,9 @@ def _guardian(rng: np.random.Generator, p: Person, phone: str, r: FillRates) -> 
     return g, marks
 
 
-def _digit_marks(rng: np.random.Generator, f: dict, r: FillRates) -> dict:
+def _digit_marks(rng: np.random.Generator, f: dict, r: FillRates, layout: Layout) -> dict:
     marks: dict = {"touching": {}, "crossed_out": {}}
-    for name in ("corrected_id", "phone", "guardian_id", "guardian_phone"):
+    for name in (z.name for z in layout.zones_of("digits")):
         v = f.get(name, "")
         if not v:
             continue
@@ -132,17 +138,19 @@ def _digit_marks(rng: np.random.Generator, f: dict, r: FillRates) -> dict:
 def decide_form(seed: int, p: Person, r: FillRates, day: date, taken: set[str]) -> FormTruth:
     """One form's truth (before batch-wide choices: siblings, shared phone, scan count)."""
     rng = form_rng(seed, 1, p.form_id)
-    f = _corrections(rng, p, r, taken)
+    layout = p.layout
+    f = {k: v if layout.by_role(k) else "" for k, v in _corrections(rng, p, r, taken).items()}
     age = age_of(f, p.id_number, day)
     phone = mobile(rng)
     x = rng.random()
-    f["phone"] = "" if x < r.phone_missing else invalid_phone(rng) if x < r.phone_missing + r.phone_invalid else phone
-    f["photo"] = _photo(rng, p, age, r)
+    f["applicant_phone"] = ("" if x < r.phone_missing else invalid_phone(rng) if x < r.phone_missing + r.phone_invalid
+                            else phone)
+    f["applicant_photo"] = _photo(rng, p, age, r) if layout.by_role("applicant_photo") else "none"
     marks: dict = {"pen": "blue" if rng.random() < r.blue_pen else "black"}
-    if f["photo"] != "none":
-        marks["photo_look"] = portrait_look(rng, f["photo"])
-    if age < 16:
-        g, gm = _guardian(rng, p, f["phone"], r)
+    if f["applicant_photo"] != "none":
+        marks["photo_look"] = portrait_look(rng, f["applicant_photo"])
+    if age < 16 and layout.by_role("guardian_id"):  # a form without a guardian section: the parent signs
+        g, gm = _guardian(rng, p, f["applicant_phone"], r)
         f.update(g)
         marks.update(gm)
         f["applicant_signature"] = bool(rng.random() < r.child_signs)
@@ -152,7 +160,32 @@ def decide_form(seed: int, p: Person, r: FillRates, day: date, taken: set[str]) 
     marks["signature_style"] = "scribble" if rng.random() < r.signature_scribble else "name"
     marks["stray_marks"] = int(rng.poisson(1.5)) + 1 if rng.random() < r.stray_marks else 0
     marks["guardian_name"] = p.name[0] + "".join(GIVEN[int(i)] for i in rng.integers(0, len(GIVEN), 2))
-    return FormTruth(p, age, f, marks)
+    return FormTruth(p, age, by_name(layout, f) | extra_values(seed, p, layout), marks)
+
+
+def by_name(layout: Layout, values: dict) -> dict:
+    """Role-keyed values -> the same values under the names of the layout's fields with those roles."""
+    return {layout.name_of(role): values[role] for role in ROLES if layout.by_role(role)}
+
+
+def _by_constraint(rng: np.random.Generator, z: Zone, region: str) -> str:
+    if z.constraint == "id_gb11643":
+        return adult_id(rng, region)
+    if z.constraint == "mobile_cn":
+        return mobile(rng)
+    return "".join(str(rng.choice(list(z.alphabet.replace("X", ""))) if z.alphabet else "0") for _ in range(z.cells))
+
+
+def extra_values(seed: int, p: Person, layout: Layout) -> dict:
+    """Comb fields without a role (a receipt number, ...): filled by their constraint and box count,
+    an optional one half of the time; the generator is the form's own (purpose 8)."""
+    rng = form_rng(seed, 8, p.form_id)
+    out = {}
+    for z in layout.zones_of("digits"):
+        if not z.role:
+            value = _by_constraint(rng, z, p.id_number[:6])
+            out[z.name] = "" if z.optional and rng.random() < 0.5 else value
+    return out
 
 
 def plan(seed: int, people: list[Person], fill: FillRates, scan: ScanRates, day: date) -> list[FormTruth]:
@@ -168,7 +201,8 @@ def plan(seed: int, people: list[Person], fill: FillRates, scan: ScanRates, day:
         counts[idx] = value
     forms = [replace(t, scan_count=int(c)) for t, c in zip(forms, counts, strict=True)]
     forms = _shared_phone(rng, _siblings(rng, forms, fill), fill)
-    return [replace(t, marks={**t.marks, **_digit_marks(form_rng(seed, 3, t.person.form_id), t.fields, fill)})
+    return [replace(t, marks={**t.marks, **_digit_marks(form_rng(seed, 3, t.person.form_id), t.fields, fill,
+                                                        t.person.layout)})
             for t in forms]
 
 
@@ -183,10 +217,13 @@ def _siblings(rng: np.random.Generator, forms: list[FormTruth], r: FillRates) ->
         if b is None:
             break
         order.remove(b)
-        fa, fb = dict(out[a].fields), dict(out[b].fields)
-        fb["phone"] = fa["phone"]
-        if fa["guardian_id"] and fb["guardian_id"] and out[b].age < 16:
-            fb.update(guardian_id=fa["guardian_id"], guardian_phone=fa["guardian_phone"])
+        fb = dict(out[b].fields)
+        name = out[b].person.layout.name_of
+        if name("applicant_phone"):
+            fb[name("applicant_phone")] = out[a].role("applicant_phone")
+        if out[a].role("guardian_id") and out[b].role("guardian_id") and out[b].age < 16:
+            fb.update({name("guardian_id"): out[a].role("guardian_id"),
+                       name("guardian_phone"): out[a].role("guardian_phone")})
         out[b] = replace(out[b], fields=fb, marks={**out[b].marks, "sibling_of": out[a].person.form_id})
         k -= 1
     return out
@@ -202,6 +239,7 @@ def _shared_phone(rng: np.random.Generator, forms: list[FormTruth], r: FillRates
     for j in rng.permutation(len(eligible))[: r.shared_phone_classes]:
         number = mobile(rng)
         for i in classes[eligible[int(j)]]:
-            f = {**out[i].fields, "phone": number}
-            out[i] = replace(out[i], fields=f, shared_phone_class=True)
+            name = out[i].person.layout.name_of("applicant_phone")
+            if name:
+                out[i] = replace(out[i], fields={**out[i].fields, name: number}, shared_phone_class=True)
     return out

@@ -12,14 +12,16 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from forms.layout import DEFAULT_LAYOUT, load_layout
 from formstation.store import Store, fields, forms
 
-# truth field -> how to turn the stored value into the truth's form
-VALUE_FIELDS = ("corrected_id", "phone", "guardian_id", "guardian_phone", "guardian_relation")
-PRESENCE = {
+# the roles whose stored value must be the truth's value, and those compared as present or not
+# (truth value -> present?); each form's fields are found by role in its own layout (truth "layout")
+VALUE_ROLES = ("corrected_id", "applicant_phone", "guardian_id", "guardian_phone", "guardian_relation")
+PRESENCE_ROLES = {
     "applicant_signature": lambda t: bool(t),
     "guardian_signature": lambda t: bool(t),
-    "photo": lambda t: t not in ("", "none", None),
+    "applicant_photo": lambda t: t not in ("", "none", None),
     "id_copy": lambda t: bool(t),
     "corrected_name": lambda t: bool(t),
 }
@@ -91,11 +93,18 @@ def _stored(store: Store) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     return status, vals
 
 
+def _names(t: dict, roles) -> list[str]:
+    """The names of the fields with these roles in the truth's layout (roles it lacks left out)."""
+    layout = load_layout(t.get("layout", DEFAULT_LAYOUT))
+    return [layout.name_of(r) for r in roles if layout.name_of(r)]
+
+
 def _compare_form(rep: Report, t: dict, got_status: str, got: dict[str, str]) -> None:
     tf = t["fields"]
     accepted = got_status == "accepted"
     all_right = True
-    for name in VALUE_FIELDS:
+    layout = load_layout(t.get("layout", DEFAULT_LAYOUT))
+    for name in _names(t, VALUE_ROLES):
         right = (got.get(name, "") == (tf.get(name) or ""))
         all_right &= right
         rep.field_total[name] += 1
@@ -105,8 +114,11 @@ def _compare_form(rep: Report, t: dict, got_status: str, got: dict[str, str]) ->
             rep.accepted_wrong += not right
             if not right and len(rep.wrong_examples) < 20:
                 rep.wrong_examples.append((t["form_id"], name, tf.get(name) or "", got.get(name, "")))
-    for name, truth_fn in PRESENCE.items():
-        seen = got.get(name, "") in STORED_PRESENT if name != "corrected_name" else bool(got.get(name))
+    for role, truth_fn in PRESENCE_ROLES.items():
+        name = layout.name_of(role)
+        if not name:
+            continue
+        seen = got.get(name, "") in STORED_PRESENT if role != "corrected_name" else bool(got.get(name))
         truth = truth_fn(tf.get(name))
         rep.detection.setdefault(name, Detection()).add(truth, seen)
         rep.field_total[name + " (present)"] += 1
@@ -115,21 +127,24 @@ def _compare_form(rep: Report, t: dict, got_status: str, got: dict[str, str]) ->
         if accepted:
             rep.accepted_values += 1
             rep.accepted_wrong += truth != seen
-    if tf.get("id_copy"):  # the number printed on the pasted copy, read by OCR
-        rep.field_total["id_copy_number (read right)"] += 1
-        rep.field_right["id_copy_number (read right)"] += got.get("id_copy_number", "") == tf["id_copy"]
-    if tf.get("corrected_name"):  # the OCR's reading of a handwritten name: the reviewer's suggestion
-        rep.field_total["corrected_name (read as written)"] += 1
-        rep.field_right["corrected_name (read as written)"] += got.get("corrected_name", "") == tf["corrected_name"]
+    copy, cname = layout.name_of("id_copy"), layout.name_of("corrected_name")
+    if copy and tf.get(copy):  # the number printed on the pasted copy, read by OCR
+        rep.field_total[f"{copy}_number (read right)"] += 1
+        rep.field_right[f"{copy}_number (read right)"] += got.get(f"{copy}_number", "") == tf[copy]
+    if cname and tf.get(cname):  # the OCR's reading of a handwritten name: the reviewer's suggestion
+        rep.field_total[f"{cname} (read as written)"] += 1
+        rep.field_right[f"{cname} (read as written)"] += got.get(cname, "") == tf[cname]
     if t["expected_status"] == "accepted":
         rep.acceptable += 1
         rep.acceptable_all_right += all_right
     if got_status == "review" and t["expected_status"] == "accepted":
         rep.review_acceptable += 1
         rep.review_all_right += all_right
-    guardian_truth = bool(tf.get("guardian_id") or tf.get("guardian_phone") or tf.get("guardian_signature"))
-    guardian_seen = bool(got.get("guardian_id") or got.get("guardian_phone")
-                         or got.get("guardian_signature") == "present")
+    if not layout.by_role("guardian_id"):
+        return
+    gid, gphone, gsign = (layout.name_of(r) for r in ("guardian_id", "guardian_phone", "guardian_signature"))
+    guardian_truth = bool(tf.get(gid) or tf.get(gphone) or tf.get(gsign))
+    guardian_seen = bool(got.get(gid) or got.get(gphone) or got.get(gsign) == "present")
     rep.detection.setdefault("guardian section", Detection()).add(guardian_truth, guardian_seen)
 
 

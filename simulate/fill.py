@@ -32,31 +32,48 @@ class Pen:
         return self.width_mm * self.k
 
 
+# the order zones are drawn in (the drawing generator is shared: today's layout draws as it did)
+DRAW_ORDER = ("text", "digits", "photo", "attachment", "signature", "checkbox")
+
+
 def draw_form(page: np.ndarray, layout: Layout, t: FormTruth, dpi: float, seed: int,
               writers: str = "heldout") -> None:
     """Fill `page` (BGR uint8 at `dpi`, unaligned = as printed) with the truth's handwriting, digits
-    from the `writers` bank (`ink.WRITERS`)."""
+    from the `writers` bank (`ink.WRITERS`): every field of the form's `layout` the truth has a
+    value for, drawn as its kind (and role: whose name a signature is) says."""
     rng = form_rng(seed, 2, t.person.form_id)
     pen = Pen(rng, t.marks.get("pen", "black"), dpi)
     bank = ink.load_bank(seed, writers)
-    f = t.fields
-    if f["corrected_name"]:
-        _text(page, rng, pen, layout.zone("corrected_name").box, f["corrected_name"], 0.62)
-    for name in ("corrected_id", "phone", "guardian_id", "guardian_phone"):
-        if f[name]:
-            _digits(page, rng, pen, bank, layout.zone(name), f[name], t.marks, dpi)
-    if f["photo"] != "none":
-        _photo(page, rng, layout.zone("photo").box, f["photo"], t.marks, dpi)
-    if f["id_copy"]:
-        _id_copy(page, rng, layout.zone("id_copy").box, t, dpi)
-    if f["applicant_signature"]:
-        _signature(page, rng, pen, layout.zone("applicant_signature").box, t.final_name(), t.marks)
-    if f["guardian_signature"]:
-        _signature(page, rng, pen, layout.zone("guardian_signature").box, t.marks["guardian_name"], t.marks)
-    if f["guardian_relation"]:
-        _relation(page, rng, pen, layout.zone("guardian_relation"), f["guardian_relation"], t.marks, dpi)
+    for z in sorted(layout.zones_of(*DRAW_ORDER), key=lambda z: DRAW_ORDER.index(z.kind)):
+        value = t.fields.get(z.name)
+        if not value or value == "none":
+            continue
+        if z.kind == "text":
+            _text(page, rng, pen, z.box, value, 0.62)
+        elif z.kind == "digits":
+            _digits(page, rng, pen, bank, z, value, t.marks, dpi)
+        elif z.kind == "photo":
+            _photo(page, rng, z.box, value, t.marks, dpi)
+        elif z.kind == "attachment":
+            _id_copy(page, rng, z.box, t, value, dpi)
+        elif z.kind == "signature":
+            signer = t.marks["guardian_name"] if z.role == "guardian_signature" else t.final_name()
+            _signature(page, rng, pen, z.box, signer, t.marks)
+        elif z.kind == "checkbox":
+            _relation(page, rng, pen, z, value, t.marks, dpi)
+    areas = _stray_areas(layout)
     for _ in range(t.marks.get("stray_marks", 0)):
-        _stray(page, rng, pen, dpi)
+        _stray(page, rng, pen, dpi, areas)
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a.x < b.x + b.w and b.x < a.x + a.w and a.y < b.y + b.h and b.y < a.y + a.h
+
+
+def _stray_areas(layout: Layout) -> tuple[Box, ...]:
+    """The stray-mark areas clear of the layout's fields and barcode (a stray mark is not a reading)."""
+    taken = [z.box for z in layout.zones] + [layout.barcode_box]
+    return tuple(a for a in STRAY_AREAS if not any(_overlaps(a, b) for b in taken)) or STRAY_AREAS[:2]
 
 
 def _place(page: np.ndarray, alpha: np.ndarray, box: tuple[int, int, int, int], pen: Pen,
@@ -152,10 +169,9 @@ def _photo(page, rng, box: Box, style: str, marks: dict, dpi: float) -> None:
     _paste(page, img, (cx + rng.normal(0, 0.8)) * k, (cy + rng.normal(0, 0.8)) * k, rng.normal(0, 1.2))
 
 
-def _id_copy(page, rng, box: Box, t: FormTruth, dpi: float) -> None:
+def _id_copy(page, rng, box: Box, t: FormTruth, idn: str, dpi: float) -> None:
     k = ink.px_per_mm(dpi)
     name = t.final_name()
-    idn = t.fields["id_copy"]
     img = photos.id_copy(rng, k, name, idnumber.gender(idn), idnumber.birth_date(idn), idn)
     cx, cy = box.center
     _paste(page, img, (cx + rng.normal(0, 1.0)) * k, (cy + rng.normal(0, 1.0)) * k, rng.normal(0, 1.5))
@@ -180,8 +196,8 @@ def _relation(page, rng, pen: Pen, z: Zone, value: str, marks: dict, dpi: float)
     ink.blend(page, a, x0, y0, pen.color)
 
 
-def _stray(page, rng, pen: Pen, dpi: float) -> None:
-    area = STRAY_AREAS[int(rng.integers(len(STRAY_AREAS)))]
+def _stray(page, rng, pen: Pen, dpi: float, areas: tuple[Box, ...] = STRAY_AREAS) -> None:
+    area = areas[int(rng.integers(len(areas)))]
     size = rng.uniform(2.5, 5.0)
     b = Box(area.x + rng.uniform(0, area.w - size), area.y + rng.uniform(0, area.h - size), size, size)
     x0, y0, x1, _ = b.to_px(dpi)

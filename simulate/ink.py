@@ -2,7 +2,7 @@
 
 Pure functions on numpy images. Every glyph is returned as an ink alpha map (float32, 0..1,
 ink-high) that `blend` lays onto a page; all randomness comes from a passed numpy Generator.
-Digits come only from the held-out part of the MNIST sample (`ocr.digitdata.heldout_mask`): the
+Digits come only from the held-out part of the MNIST sample (`training.digitdata.heldout_mask`): the
 digit classifier never trained on them.
 """
 
@@ -44,8 +44,8 @@ class DigitBank:
 
 # whose digits a simulated parent writes: "heldout" (the default, for every measurement) the MNIST
 # block the digit reader never trains on; "train" / "val" the reader's training and validation
-# writers (`ocr.train_digits.make_split`), for making page-style training and calibration cells;
-# "calib" the 60k set's held-out block (`ocr.digitdata.BLOCK_HELDOUT`: never trained on, other
+# writers (`training.train_digits.make_split`), for making page-style training and calibration cells;
+# "calib" the 60k set's held-out block (`training.digitdata.BLOCK_HELDOUT`: never trained on, other
 # digits than "heldout"'s), for picking the confidence thresholds apart from every measurement
 WRITERS = ("heldout", "train", "val", "other", "calib")
 
@@ -53,7 +53,7 @@ WRITERS = ("heldout", "train", "val", "other", "calib")
 @lru_cache(maxsize=4)
 def load_bank(seed: int, writers: str = "heldout") -> DigitBank:
     """Digits of one writer pool by class, and seed-made X's."""
-    from ocr.digitdata import heldout_mask, load_mnist, synth_x
+    from simulate.digitsets import heldout_mask, load_mnist, synth_x
 
     if writers not in WRITERS:
         raise ValueError(f"writers: expected one of {', '.join(WRITERS)}, got {writers!r}")
@@ -64,7 +64,7 @@ def load_bank(seed: int, writers: str = "heldout") -> DigitBank:
         by_char["X"] = synth_x(np.random.default_rng([seed, 77]), 100)
         return DigitBank(by_char)
     if writers == "calib":
-        from ocr.digitdata import split60
+        from simulate.digitsets import split60
 
         s60 = split60()
         x, y = s60.data.images[s60.block], s60.data.labels[s60.block]
@@ -72,13 +72,13 @@ def load_bank(seed: int, writers: str = "heldout") -> DigitBank:
         by_char["X"] = synth_x(np.random.default_rng([seed, 78]), 200)
         return DigitBank(by_char)
     if writers == "other":  # scikit-learn's load_digits: writers the reader has never seen the like of
-        from ocr.digitdata import other_writers
+        from simulate.digitsets import other_writers
 
         d = other_writers()
         by_char = {str(i): d.images[d.labels == i] for i in range(10)}
         by_char["X"] = synth_x(np.random.default_rng([seed, 77]), 100)
         return DigitBank(by_char)
-    from ocr.train_digits import make_split
+    from simulate.digitsets import make_split
 
     split = make_split(0)
     x, y = (split.train_x, split.train_y) if writers == "train" else (split.val_x, split.val_y)

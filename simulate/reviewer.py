@@ -1,6 +1,6 @@
 """A simulated reviewer: clears the review queue typing the simulator's truth (tests, benches).
 
-`clear_queue` takes the forms in review one at a time under a lease (review_ui.queue) and saves,
+`clear_queue` takes the forms in review one at a time under a lease (review_ui.review_queue) and saves,
 for every field the form shows, the value the parent wrote (review_ui.decisions); a form the truth says
 shares one phone with its whole class is rejected for it. `typed` lets a test make the reviewer
 type something else (a careless or malicious reviewer).
@@ -12,14 +12,28 @@ import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from forms.layout import DEFAULT_LAYOUT, load_layout
+
+# what a careful reviewer types for a field of a kind (or a reading derived from one), from the
+# truth's value of the zone: signatures and attachments present or not, a pasted photo's looks
+_BY_KIND: dict[str, Callable[[object], str]] = {
+    "signature": lambda v: "present" if v else "absent",
+    "attachment": lambda v: "present" if v else "absent",
+    "attachment_number": lambda v: v or "",
+    "photo": lambda v: "absent" if v in ("none", "", None) else "pasted",
+    "photo_background": lambda v: "dark" if v == "grey_bg" else "light",
+    "photo_color": lambda v: "grayscale" if v == "photocopy" else "color",
+    "photo_face": lambda v: "yes",
+}
+# today's layout's fields by name (kept for the tests that type them directly)
 TRUE_VALUE: dict[str, Callable[[dict], str]] = {
-    "applicant_signature": lambda f: "present" if f["applicant_signature"] else "absent",
-    "guardian_signature": lambda f: "present" if f["guardian_signature"] else "absent",
-    "id_copy": lambda f: "present" if f["id_copy"] else "absent",
-    "id_copy_number": lambda f: f["id_copy"] or "",
-    "photo": lambda f: "absent" if f["photo"] == "none" else "pasted",
-    "photo_background": lambda f: "dark" if f["photo"] == "grey_bg" else "light",
-    "photo_color": lambda f: "grayscale" if f["photo"] == "photocopy" else "color",
+    "applicant_signature": lambda f: _BY_KIND["signature"](f["applicant_signature"]),
+    "guardian_signature": lambda f: _BY_KIND["signature"](f["guardian_signature"]),
+    "id_copy": lambda f: _BY_KIND["attachment"](f["id_copy"]),
+    "id_copy_number": lambda f: _BY_KIND["attachment_number"](f["id_copy"]),
+    "photo": lambda f: _BY_KIND["photo"](f["photo"]),
+    "photo_background": lambda f: _BY_KIND["photo_background"](f["photo"]),
+    "photo_color": lambda f: _BY_KIND["photo_color"](f["photo"]),
     "photo_face": lambda f: "yes",
 }
 
@@ -30,8 +44,16 @@ def load_truth(path: Path) -> dict[str, dict]:
 
 
 def true_value(truth: dict, name: str) -> str:
+    """What the parent wrote in field `name` of the form's own layout (truth "layout"), as the
+    review station takes it: by the field's kind, a derived reading (`photo_color`) by its zone's."""
+    layout = load_layout(truth.get("layout", DEFAULT_LAYOUT))
     f = truth["fields"]
-    return TRUE_VALUE.get(name, lambda f: f.get(name) or "")(f)
+    for z in layout.zones:
+        if name == z.name and z.kind in _BY_KIND:
+            return _BY_KIND[z.kind](f.get(z.name))
+        if name.startswith(z.name + "_") and f"{z.kind}{name[len(z.name):]}" in _BY_KIND:
+            return _BY_KIND[f"{z.kind}{name[len(z.name):]}"](f.get(z.name))
+    return f.get(name) or ""
 
 
 def clear_queue(store, truth: dict[str, dict], user: str = "rita", only: Iterable[str] | None = None,
@@ -42,7 +64,7 @@ def clear_queue(store, truth: dict[str, dict], user: str = "rita", only: Iterabl
     from sqlalchemy import select
 
     from formstation.store import forms
-    from review_ui import data, decisions, queue
+    from review_ui import data, decisions, review_queue
 
     with store.tx() as conn:
         todo = sorted(conn.execute(select(forms.c.form_id).where(forms.c.status == "review")).scalars())
@@ -50,8 +72,8 @@ def clear_queue(store, truth: dict[str, dict], user: str = "rita", only: Iterabl
     done = 0
     for fid in sorted(wanted):
         with store.tx() as conn:
-            queue.lease_form(conn, fid, user)
-            if not queue.holds(conn, fid, user):
+            review_queue.lease_form(conn, fid, user)
+            if not review_queue.holds(conn, fid, user):
                 continue  # another reviewer has it
             view = data.load_form(conn, fid)
             codes = [c for c, _ in view.form_reasons]
@@ -63,6 +85,6 @@ def clear_queue(store, truth: dict[str, dict], user: str = "rita", only: Iterabl
                 if typed is not None:
                     values = {n: typed(fid, n, v) for n, v in values.items()}
                 decisions.save_form(conn, fid, user, values, codes, store.workspace)
-            queue.release(conn, fid, user)
+            review_queue.release(conn, fid, user)
         done += 1
     return done

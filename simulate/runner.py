@@ -1,6 +1,9 @@
 """Orchestration of `formstation simulate` (the only module here that reads and writes files):
-printed PDFs -> who is on each page (QR + store) -> truth plan -> batches of scanned pages,
-streamed page by page into the writers -> truth.jsonl and pages.jsonl.
+printed PDFs -> who is on each page and with which layout (QR + store) -> truth plan -> batches of
+scanned pages, streamed page by page into the writers -> truth.jsonl and pages.jsonl.
+
+Every page is filled with the layout its barcode names, so PDFs printed with several layouts
+simulate in one run.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import pypdfium2 as pdfium
 import zxingcpp
 from sqlalchemy import select
 
-from forms.barcode import decode
-from forms.layout import Box, Layout
+from forms.barcode import PageCode, decode
+from forms.layout import DEFAULT_LAYOUT, Box, Layout, LayoutError, load_layout
 from formstation.store import Store, forms, persons
 from simulate import scanner, writers
 from simulate.decide import plan
@@ -41,7 +44,6 @@ class SimConfig:
     seed: int
     profile: Profile
     campaign: date
-    layout: Layout
     writers: str = "heldout"  # whose handwriting: see simulate.ink.WRITERS
 
 
@@ -80,41 +82,59 @@ def render(doc: pdfium.PdfDocument, index: int, dpi: int, layout: Layout) -> np.
     return out
 
 
-def _form_id(gray: np.ndarray, layout: Layout) -> str | None:
+def _page_code(gray: np.ndarray, layout: Layout) -> PageCode | None:
+    """The page's barcode: where `layout` puts it (fast), else anywhere on the page (another layout)."""
     b = layout.barcode_box
     x0, y0, x1, y1 = Box(b.x - 4, b.y - 4, b.w + 8, b.h + 8).to_px(ID_DPI)
-    for r in zxingcpp.read_barcodes(gray[y0:y1, x0:x1], formats=zxingcpp.BarcodeFormat.QRCode):
-        code = decode(r.text)
-        if code is not None:
-            return code.form_id
+    for crop in (gray[y0:y1, x0:x1], gray):
+        for r in zxingcpp.read_barcodes(crop, formats=zxingcpp.BarcodeFormat.QRCode):
+            code = decode(r.text)
+            if code is not None:
+                return code
     return None
 
 
-def find_people(pdfs: tuple[Path, ...], layout: Layout, store: Store) -> list[Person]:
-    """Every page of the printed PDFs -> the person on it (form id from the QR, data from the store)."""
-    found: list[tuple[str, Path, int]] = []
+def _layout_of(code: PageCode, pdf: Path, page: int) -> Layout:
+    try:
+        return load_layout(code.layout_key)
+    except LayoutError as e:
+        raise SimulationError(f"{pdf}: page {page} names layout {code.layout_key!r}, which is not found "
+                              f"({e})") from None
+
+
+def _printed_pages(pdfs: tuple[Path, ...]) -> list[tuple[str, str, Path, int]]:
+    """(form id, layout key, PDF, page index) of every printed page, from its barcode."""
+    default = load_layout(DEFAULT_LAYOUT)
+    found = []
     for pdf in pdfs:
         doc = pdfium.PdfDocument(str(pdf))
         try:
             for i in range(len(doc)):
-                fid = _form_id(render(doc, i, ID_DPI, layout), layout)
-                if fid is None:
+                code = _page_code(render(doc, i, ID_DPI, default), default)
+                if code is None:
                     raise SimulationError(f"{pdf}: page {i + 1} has no Form Station QR code (not a printed form?)")
-                found.append((fid, pdf, i))
+                found.append((code.form_id, _layout_of(code, pdf, i + 1).key, pdf, i))
         finally:
             doc.close()
+    return found
+
+
+def find_people(pdfs: tuple[Path, ...], store: Store) -> list[Person]:
+    """Every page of the printed PDFs -> the person on it (form id and layout from the QR, data
+    from the store)."""
+    found = _printed_pages(pdfs)
     q = (select(forms.c.form_id, persons.c.school, persons.c.class_name, persons.c.name, persons.c.gender,
                 persons.c.id_number, persons.c.photo_path)
          .join(persons, forms.c.person_id == persons.c.person_id)
-         .where(forms.c.form_id.in_([f for f, _, _ in found])))
+         .where(forms.c.form_id.in_([f for f, _, _, _ in found])))
     with store.tx() as conn:
         rows = {r.form_id: r for r in conn.execute(q)}
-    missing = [f for f, _, _ in found if f not in rows]
+    missing = [f for f, _, _, _ in found if f not in rows]
     if missing:
         raise SimulationError(f"forms not in this workspace's store: {', '.join(missing[:5])}"
                               f"{' ...' if len(missing) > 5 else ''} (use the workspace the forms were printed from)")
     return [Person(f, rows[f].school, rows[f].class_name, rows[f].name, rows[f].gender or "",
-                   rows[f].id_number, bool(rows[f].photo_path), str(pdf), i) for f, pdf, i in found]
+                   rows[f].id_number, bool(rows[f].photo_path), str(pdf), i, key) for f, key, pdf, i in found]
 
 
 def batches(truths: list[FormTruth], cfg: SimConfig) -> list[list[FormTruth | None]]:
@@ -158,10 +178,10 @@ class _Docs:
 
 def _front(t: FormTruth | None, cfg: SimConfig, docs: _Docs, dpi: int, rng: np.random.Generator):
     """(BGR page before scanning, toner kind) of a form, or of a foreign page for None."""
-    layout = cfg.layout
     if t is None:
-        w, h = layout.page_px(dpi)
+        w, h = load_layout(DEFAULT_LAYOUT).page_px(dpi)
         return cv2.cvtColor(scanner.foreign_page(rng, w, h, dpi), cv2.COLOR_GRAY2BGR), "normal"
+    layout = t.person.layout
     gray = render(docs.get(t.person.pdf), t.person.page_index, dpi, layout)
     r, s = rng.random(), cfg.profile.scan
     kind = "faint" if r < s.toner_faint else "dark" if r < s.toner_faint + s.toner_dark else "normal"
@@ -207,7 +227,7 @@ def _write_batch(bi: int, items: list, cfg: SimConfig, docs: _Docs, fmt: str, lo
 def run(cfg: SimConfig, store: Store, log=lambda n: None) -> Summary:
     """Simulate filling and scanning of every page of `cfg.pdfs`; writes under `cfg.out`."""
     t0 = time.perf_counter()
-    people = find_people(cfg.pdfs, cfg.layout, store)
+    people = find_people(cfg.pdfs, store)
     truths = plan(cfg.seed, people, cfg.profile.fill, cfg.profile.scan, cfg.campaign)
     scans = cfg.out / "scans"
     if scans.exists():

@@ -94,16 +94,16 @@ def test_a_saved_digit_field_keeps_its_cells_with_the_final_characters(station):
 
 def test_a_value_that_does_not_fit_the_boxes_keeps_no_cell_and_undo_forgets(station):
     store, truth = station
-    from review_ui import decisions, queue
+    from review_ui import decisions, review_queue
 
     with store.tx() as conn:
-        fid = queue.take_lease(conn, "rita")
+        fid = review_queue.take_lease(conn, "rita")
         name = next(n for n in ("phone", "guardian_phone") if truth[fid]["fields"].get(n))
         value = truth[fid]["fields"][name]
         decisions.save_form(conn, fid, "rita", {name: value[:-1]}, (), store.workspace)  # one digit short
     assert not _rows(store, labelled_cells.c.form_id == fid)
     with store.tx() as conn:
-        queue.lease_form(conn, fid, "rita")  # the decision may have ended the lease
+        review_queue.lease_form(conn, fid, "rita")  # the decision may have ended the lease
         decisions.save_form(conn, fid, "rita", {name: value}, (), store.workspace)
     assert len(_rows(store, labelled_cells.c.form_id == fid)) > 5
     with store.tx() as conn:

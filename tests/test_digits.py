@@ -1,4 +1,4 @@
-"""Tests of the comb-cell character reader (ocr.digits) and its data helpers (ocr.digitdata)."""
+"""Tests of the comb-cell character reader (ocr.digits) and its data helpers (training.digitdata)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ocr.digitdata import BLOCK_HELDOUT, augment, comb_cell, heldout_mask, load_mnist, split60, synth_x
+from forms.layout import mm_to_px
 from ocr.digits import (
     CLASSES,
     ONNX_MODEL,
@@ -16,6 +16,7 @@ from ocr.digits import (
     normalize_cell,
     read_cells,
 )
+from training.digitdata import BLOCK_HELDOUT, augment, comb_cell, heldout_mask, load_mnist, split60, synth_x
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +154,7 @@ def _strip(glyphs: list[tuple[np.ndarray | None, float, float]], dpi: float = 20
     """A printed comb strip (6 x 9 mm cells) with 3 mm margin and ink-high glyphs written at
     (dx, dy) offsets, as fractions of a cell, from their cell's centre. Returns the crop, the
     cell bounds and the comb rows as `normalize_strip` takes them."""
-    k = dpi / 25.4
+    k = mm_to_px(1.0, dpi)
     cw, ch, m = 6 * k, 9 * k, int(round(3 * k))
     n = len(glyphs)
     img = np.full((int(ch + 2 * m), int(n * cw + 2 * m)), 250, np.uint8)

@@ -126,13 +126,13 @@ from simulate.reviewer import TRUE_VALUE as _TRUE_VALUE  # noqa: E402
 
 
 def test_a_reviewer_clears_the_queue_and_the_export_follows(run, tmp_path):
-    from review_ui import data, decisions, queue
+    from review_ui import data, decisions, review_queue
 
     store, tmp, truth = run
     cleared = 0
     while True:
         with store.tx() as conn:
-            fid = queue.take_lease(conn, "rita")
+            fid = review_queue.take_lease(conn, "rita")
             if fid is None:
                 break
             view = data.load_form(conn, fid)
@@ -194,7 +194,7 @@ def _statuses(store: Store) -> dict[str, str]:
 
 def test_page_cells_are_the_written_digits_and_never_train_a_reader(run, tmp_path):
     from ocr.digits import CLASSES, default_classifier
-    from ocr.pagecells import cut_cells, load_page_cells
+    from training.pagecells import cut_cells, load_page_cells
 
     store, tmp, truth = run
     cells = cut_cells(tmp / "sim", Path(store.workspace))
@@ -300,7 +300,7 @@ def test_a_scan_nobody_asked_for_keeps_the_reviewers_values(run, tmp_path):
 
     from formstation.store import fields, leases, reasons
     from ocr.pages import decode_page, iter_pages
-    from review_ui import data, decisions, queue
+    from review_ui import data, decisions, review_queue
 
     store, tmp, truth = run
     ws = tmp_path / "ws"
@@ -317,7 +317,7 @@ def test_a_scan_nobody_asked_for_keeps_the_reviewers_values(run, tmp_path):
         read = conn.execute(select(fields.c.value).where(fields.c.form_id == fid, fields.c.name == "phone")).scalar()
         typed = "13800000000" if read != "13800000000" else "13900000000"
         conn.execute(leases.delete())  # earlier tests' reviewers left theirs in the workspace copied
-        assert queue.lease_form(conn, fid, "ann")
+        assert review_queue.lease_form(conn, fid, "ann")
         decisions.save_form(conn, fid, "ann", {"phone": typed}, workspace=ws)
     s.engine.dispose()
 
@@ -344,7 +344,7 @@ def test_a_scan_nobody_asked_for_keeps_the_reviewers_values(run, tmp_path):
     assert "writing_doubt" not in {r["field"] for r in view.rescans}  # a count, not a value on the form
 
     with s.tx() as conn:
-        assert queue.lease_form(conn, fid, "ann")
+        assert review_queue.lease_form(conn, fid, "ann")
         decisions.save_form(conn, fid, "ann", {"phone": typed}, ack=["DUPLICATE_SCAN"], workspace=ws)
         other = conn.execute(select(fields.c.other_scan).where(fields.c.form_id == fid, fields.c.name == "phone")).scalar()
         codes = {r.code for r in conn.execute(select(reasons.c.code).where(reasons.c.form_id == fid))}
@@ -457,13 +457,13 @@ def test_a_form_a_reviewer_rejected_is_looked_at_again_when_its_paper_comes_back
     from sqlalchemy import select
 
     from formstation.store import audit, forms, leases, reasons
-    from review_ui import data, decisions, queue
+    from review_ui import data, decisions, review_queue
 
     ws, fid, scan = _page_again(run, tmp_path, lambda p, t: t["scan_count"] == 1 and t["expected_status"] == "accepted")
     s = Store.open(ws)
     with s.tx() as conn:
         conn.execute(leases.delete())  # earlier tests' reviewers left theirs in the workspace copied
-        assert queue.lease_form(conn, fid, "ann")
+        assert review_queue.lease_form(conn, fid, "ann")
         assert decisions.reject_form(conn, fid, "ann", "PHONE_INVALID", "phone unreadable") == "rejected"
     s.engine.dispose()
     assert main(["--workspace", str(ws), "ingest", str(scan), "--workers", "1"]) == 0

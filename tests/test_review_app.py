@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select, update
 
 from formstation.store import audit, fields, forms, pages, reasons
-from review_ui import auth, data, sample
+from review_ui import auth, data
+from tests import review_sample as sample
 
 APP = str(Path(__file__).resolve().parent.parent / "review_ui" / "app.py")
 USERS = {"rita": ("reviewer", "secret-pass-1"), "sam": ("supervisor", "secret-pass-2"),
@@ -251,7 +252,7 @@ def test_a_later_scan_reading_a_reviewers_value_differently_shows_both(review, t
     value), then the whole-form step lists both scans and what the later one read differently."""
     from ocr import persist
     from ocr.types import FieldReading, PageResult
-    from review_ui import queue
+    from review_ui import review_queue
 
     at = login("rita")
     _, fid, name = field_key(at).split("_", 2)
@@ -274,7 +275,7 @@ def test_a_later_scan_reading_a_reviewers_value_differently_shows_both(review, t
 
     with review.store.tx() as conn:
         conn.execute(leases.delete().where(leases.c.user_name == "rita"))  # the form she moved on to
-        assert queue.lease_form(conn, fid, "rita")  # first in her queue
+        assert review_queue.lease_form(conn, fid, "rita")  # first in her queue
 
     at = login("rita")
     assert field_key(at) == f"in_{fid}_phone" and at.text_input(key=field_key(at)).value == paper
@@ -306,7 +307,7 @@ def test_a_doubtful_corrected_id_is_offered_the_number_on_the_pasted_copy(review
 
     from formstation import idnumber
     from formstation.store import leases, upsert_field
-    from review_ui import queue
+    from review_ui import review_queue
 
     at = login("rita")
     _, fid, _ = field_key(at).split("_", 2)
@@ -342,8 +343,114 @@ def test_a_doubtful_corrected_id_is_offered_the_number_on_the_pasted_copy(review
         conn.execute(insert(reasons).values(form_id=fid2, code="LOW_CONFIDENCE", field="corrected_id", detail="0.00"))
         conn.execute(update(forms).where(forms.c.form_id == fid2).values(status="review"))
         conn.execute(leases.delete().where(leases.c.user_name == "rita"))  # the form she moved on to
-        assert queue.lease_form(conn, fid2, "rita")
+        assert review_queue.lease_form(conn, fid2, "rita")
     at = login("rita")
     assert field_key(at) == f"in_{fid2}_corrected_id" and at.text_input(key=field_key(at)).value == "1"
     assert printed != copy and "the printed ID: was the ID corrected at all?" in next(
         h.proto.body for h in at.get("html") if "fs-panel" in h.proto.body)
+
+
+# ------------------------------------------------------------------ a form of another layout
+
+def _wuzhou_form_in_review(tmp_path: Path, monkeypatch):
+    """A Wuzhou form printed by the station, a corrected name and a phone written on it by the
+    simulator's pen, scanned and ingested: it waits in review (NAME_CORRECTED)."""
+    import cv2
+
+    from forms.layout import load_layout
+    from formstation import demo
+    from formstation.printjob import print_forms
+    from formstation.roster import import_roster
+    from formstation.store import Store
+    from ocr.ingest import ingest_paths
+    from simulate.fill import draw_form
+    from simulate.runner import render
+    from simulate.truth import FormTruth, Person
+
+    ws = tmp_path / "ws"
+    monkeypatch.setenv("FORMSTATION_WORKSPACE", str(ws))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    store = Store.open(ws)
+    import_roster(store, demo.write_roster(tmp_path / "roster.csv", seed=2, per_class=1, classes=demo.DEMO_CLASSES[2:3]))
+    wz = load_layout("wuzhou_info_v1")
+    pdf = print_forms(store, wz, tmp_path / "print")[0].path
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(str(pdf))
+    page = cv2.cvtColor(render(doc, 0, 200, wz), cv2.COLOR_GRAY2BGR)
+    doc.close()
+    with store.tx() as conn:
+        fid = conn.execute(select(forms.c.form_id)).scalar()
+    person = Person(fid, "", "", "张三", "", "450481201203150012", False, str(pdf), 0, wz.key)
+    draw_form(page, wz, FormTruth(person, 14, {"corrected_name": "李光艳", "phone": "13812345678"}, {}), 200, 1)
+    cv2.imwrite(str(tmp_path / "scan.png"), page)
+    ingest_paths(store, load_layout(), [tmp_path / "scan.png"], workers=1)
+    with store.tx() as conn:
+        for name, (role, pw) in USERS.items():
+            auth.add_user(conn, name, role, pw)
+        assert conn.execute(select(forms.c.status).where(forms.c.form_id == fid)).scalar() == "review"
+    return store, fid
+
+
+def test_a_form_of_another_layout_is_reviewed_with_its_own_fields(tmp_path, monkeypatch):
+    """The reviewer of a Wuzhou form sees Wuzhou's fields: its labels and hints, the name cut from
+    its own name box, and what is typed is checked by its own fields' shapes."""
+    store, fid = _wuzhou_form_in_review(tmp_path, monkeypatch)
+    with store.tx() as conn:
+        view = data.load_form(conn, fid)
+    assert view.layout_key == "wuzhou_info_v1" and {it.layout_key for it in view.items} == {"wuzhou_info_v1"}
+    assert {it.name for it in view.items} <= set(data.field_order(view.layout))
+    at = login("rita")
+    assert field_key(at) == f"in_{fid}_corrected_name"
+    panel = next(h.proto.body for h in at.get("html") if "fs-panel" in h.proto.body)
+    assert "<h4>姓名 (corrected_name)</h4>" in panel and "更正姓名" not in panel  # Wuzhou's label, not today's
+    assert at.text_input(key=field_key(at)).proto.help.startswith("按《户口簿》填写的姓名")
+    enter(at, "李光艳")
+
+    def step() -> str:
+        return next((t.key for t in at.text_input if t.key and t.key.startswith(f"in_{fid}_")), "")
+
+    while step():
+        if step() == f"in_{fid}_phone":
+            enter(at, "1381234567")  # a box short: Wuzhou's phone has 11
+            assert "11 characters needed" in at.error[0].value
+            enter(at, "13812345678")
+        else:
+            enter(at, "c" if step() == f"in_{fid}_form" else None)
+    with store.tx() as conn:
+        got = {r.name: (r.value, r.source) for r in conn.execute(select(fields).where(fields.c.form_id == fid))}
+        status = conn.execute(select(forms.c.status).where(forms.c.form_id == fid)).scalar()
+    assert got["corrected_name"] == ("李光艳", "reviewer") and status == "accepted", (got, status)
+    store.engine.dispose()
+
+
+def test_the_boxes_framed_for_a_reviewer_are_those_of_the_forms_own_layout():
+    """A comb field today's layout does not have (the third layout's `tel`): its boxes are framed
+    where that layout puts them in the crop."""
+    from review_ui import fieldinfo, ui_panels
+    from tests.layouts import THIRD
+
+    key = THIRD.stem
+    import os
+
+    from forms.layout import LAYOUT_PATH_ENV
+
+    old = os.environ.get(LAYOUT_PATH_ENV)
+    os.environ[LAYOUT_PATH_ENV] = str(THIRD.parent)
+    try:
+        it = data.Item("tel", "13812345678", "03812345678", 0.9, "read", None, (), layout_key=key)
+        marks = ui_panels.framed(it, "13812345670")
+        fracs = fieldinfo.cell_fracs("tel", key)
+    finally:
+        if old is None:
+            os.environ.pop(LAYOUT_PATH_ENV)
+        else:
+            os.environ[LAYOUT_PATH_ENV] = old
+    assert [(m["i"], m.get("raw"), m.get("offered")) for m in marks] == [(0, "0", None), (10, None, "0")]
+    assert [m["box"] for m in marks] == [list(fracs[0]), list(fracs[10])]
+
+
+def test_todays_review_order_is_its_layouts_order():
+    from forms.layout import load_layout
+
+    assert data.field_order(load_layout()) == data.FIELD_ORDER

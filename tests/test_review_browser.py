@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from formstation.store import audit, fields, forms, reasons
-from review_ui import auth, sample, serve
+from review_ui import auth, serve
+from tests import review_sample as sample
 
 CHROMIUM = os.environ.get("FORMSTATION_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

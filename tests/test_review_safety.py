@@ -246,7 +246,7 @@ def test_point3_check_matches_the_rules(review):
 
 def test_point10_leases_end_with_the_decision_and_skips_are_counted(review):
     from formstation.store import leases
-    from review_ui import queue
+    from review_ui import review_queue
 
     at = login("rita")
     fid = field_key(at).split("_")[1]
@@ -255,13 +255,13 @@ def test_point10_leases_end_with_the_decision_and_skips_are_counted(review):
     assert _status(review, fid) == "accepted"
     with review.store.tx() as conn:
         held = {r.form_id for r in conn.execute(select(leases.c.form_id).where(leases.c.user_name == "rita"))}
-        assert fid not in held and queue.active_leases(conn) == len(held) == 1  # only the form she is on now
+        assert fid not in held and review_queue.active_leases(conn) == len(held) == 1  # only the form she is on now
     n = 0
     while any(b.key == "q_skip" for b in at.button):  # skip every form left
         at.button(key="q_skip").click().run()
         n += 1
     with review.store.tx() as conn:
-        waiting = queue.queue_size(conn)
+        waiting = review_queue.queue_size(conn)
     assert waiting == n > 0 and any(f"{waiting} forms still wait" in i.value for i in at.info)
 
 

@@ -12,7 +12,8 @@ from sqlalchemy import func, select, update
 
 from formstation.config import Config, ConfigError, load_config, save_config
 from formstation.store import Store, audit, fields, forms, pages, reasons
-from review_ui import auth, data, decisions, matching, queue, sample, stats
+from review_ui import auth, data, decisions, matching, review_queue, stats
+from tests import review_sample as sample
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +91,7 @@ def test_two_reviewers_at_once_never_get_the_same_form(review, tmp_path):
         barrier.wait()
         while True:
             with store.tx() as conn:
-                fid = queue.take_lease(conn, user)
+                fid = review_queue.take_lease(conn, user)
             if fid is None:
                 return
             got[user].append(fid)
@@ -111,22 +112,22 @@ def test_lease_is_kept_renewed_and_expires(review):
     _review_forms(review.store)
     store = review.store
     with store.tx() as conn:
-        a = queue.take_lease(conn, "ann", ttl_s=60)
-        assert queue.take_lease(conn, "ann") == a  # a reload gives the same form back
-        b = queue.take_lease(conn, "bob", ttl_s=60)
+        a = review_queue.take_lease(conn, "ann", ttl_s=60)
+        assert review_queue.take_lease(conn, "ann") == a  # a reload gives the same form back
+        b = review_queue.take_lease(conn, "bob", ttl_s=60)
         assert b != a
-        assert queue.holds(conn, a, "ann") and not queue.holds(conn, a, "bob")
-        assert not queue._insert_lease(conn, a, "bob", "2099-01-01T00:00:00Z")  # the key refuses a 2nd holder
+        assert review_queue.holds(conn, a, "ann") and not review_queue.holds(conn, a, "bob")
+        assert not review_queue._insert_lease(conn, a, "bob", "2099-01-01T00:00:00Z")  # the key refuses a 2nd holder
         # ann goes quiet: an hour later her lease has expired and the form is free again
-        later = queue.utcnow() + timedelta(hours=1)
-        assert not queue.holds(conn, a, "ann", at=later)
-        assert queue.take_lease(conn, "cid", at=later) == a
+        later = review_queue.utcnow() + timedelta(hours=1)
+        assert not review_queue.holds(conn, a, "ann", at=later)
+        assert review_queue.take_lease(conn, "cid", at=later) == a
 
 
 def test_queue_order_is_school_class_student(review):
     _review_forms(review.store)
     with review.store.tx() as conn:
-        first = queue.take_lease(conn, "ann")
+        first = review_queue.take_lease(conn, "ann")
         view = data.load_form(conn, first)
         schools = sorted({s for s, _ in data.classes(conn)})
     assert view.school == schools[0]
@@ -135,17 +136,17 @@ def test_queue_order_is_school_class_student(review):
 def test_skip_releases_and_moves_on(review):
     _review_forms(review.store)
     with review.store.tx() as conn:
-        a = queue.take_lease(conn, "ann")
-        b = queue.take_lease(conn, "ann", skip={a})
-        assert b != a and not queue.holds(conn, a, "ann")
-        assert queue.take_lease(conn, "bob") == a
+        a = review_queue.take_lease(conn, "ann")
+        b = review_queue.take_lease(conn, "ann", skip={a})
+        assert b != a and not review_queue.holds(conn, a, "ann")
+        assert review_queue.take_lease(conn, "bob") == a
 
 
 # ------------------------------------------------------------------ decisions
 
 def _lease(store: Store, form_id: str, user: str = "rita") -> None:
     with store.tx() as conn:
-        assert queue.lease_form(conn, form_id, user)
+        assert review_queue.lease_form(conn, form_id, user)
 
 
 def test_save_accepts_and_undo_restores(review):
@@ -204,7 +205,7 @@ def test_undo_refused_after_someone_else_changed_the_form(review):
     _lease(store, fid)
     with store.tx() as conn:
         decisions.save_form(conn, fid, "rita", {"guardian_signature": "present"}, workspace=store.workspace)
-        queue.release(conn, fid, "rita")
+        review_queue.release(conn, fid, "rita")
     _lease(store, fid, "sam")
     with store.tx() as conn:
         decisions.reject_form(conn, fid, "sam", "GUARDIAN_PHONE_MISSING", "")
@@ -257,7 +258,7 @@ def test_a_reviewers_rejection_is_lifted_by_her_reopening_it(review):
     with store.tx() as conn:
         assert decisions.reopen_form(conn, fid, "rita", "it is signed on the back", store.workspace) == "review"
         row = conn.execute(select(audit).where(audit.c.form_id == fid, audit.c.action == "reopen_by_reviewer")).first()
-        assert queue.take_lease(conn, "rosa") == fid  # first in the queue
+        assert review_queue.take_lease(conn, "rosa") == fid  # first in the queue
         with pytest.raises(decisions.DecisionError, match="changed by"):
             decisions.undo_last(conn, "rita")  # her rejection is no longer hers to undo
     assert ("REVIEWER_REJECTED", None) not in _codes(store, fid)

@@ -1,4 +1,4 @@
-"""Train the v2 comb-cell reader, an ensemble of CNNs: `python -m ocr.train_ensemble [options]`.
+"""Train the v2 comb-cell reader, an ensemble of CNNs: `python -m training.train_ensemble [options]`.
 
 Training-only dependencies: PyTorch (CPU) and `onnx` (for the export). The runtime never imports
 either: the members' feature extractors are exported into one ONNX graph
@@ -7,11 +7,11 @@ either: the members' feature extractors are exported into one ONNX graph
 member's output layer and calibration temperature are in `reader_v2_heads.npz` (applied in numpy,
 so a campaign can refit them without torch), the figures in `reader_v2.json`.
 
-Data (`ocr.train_digits.make_split`): the 60k MNIST training set minus its held-out blocks
+Data (`training.train_digits.make_split`): the 60k MNIST training set minus its held-out blocks
 (`digitdata.split60`) plus synthesised 'X', each glyph augmented `--copies` times offline through
-a simulated comb cell read back by the runtime `normalize_cell`, plus cells cut by `ocr.pagecells`
+a simulated comb cell read back by the runtime `normalize_cell`, plus cells cut by `training.pagecells`
 from simulated campaigns of the training writers (`--page-cells`); every batch is augmented again
-on the fly (`ocr.train_cnn.online_augment`). Each member has its own architecture and seed; its
+on the fly (`training.train_cnn.online_augment`). Each member has its own architecture and seed; its
 temperature is fitted on the validation block (never trained on: augmented validation glyphs and
 the validation writers' page cells). Deterministic for given seeds and inputs.
 """
@@ -32,8 +32,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ocr.digits import CLASSES, ONNX_MODEL
-from ocr.train_cnn import evaluate, online_augment, to_tensor
-from ocr.train_digits import augment_parallel, fit_temperature, make_split, page_cell_args, with_page_cells
+from training.train_cnn import evaluate, online_augment, to_tensor
+from training.train_digits import (
+    augment_parallel,
+    fit_temperature,
+    make_split,
+    page_cell_args,
+    with_page_cells,
+)
 
 # member architectures: conv widths ('P' = 2x2 max pool), hidden width, seed
 # (each 4-6 M multiply-adds per cell: the three read a 40-cell page in ~25 ms on one core)

@@ -1,4 +1,4 @@
-"""A review workspace for tests, the latency bench and demos, built with the project's own tools.
+"""A review workspace for the tests and the latency bench, built with the project's own tools (not shipped).
 
 Demo roster -> import -> print; each printed page is rasterised at the alignment resolution,
 "filled in" (digits in the comb boxes, a tick, signatures, a pasted photo), saved with its zone

@@ -1,10 +1,10 @@
-"""Train the comb-cell character classifier: `python -m ocr.train_digits [--out PATH] [--seed N]`.
+"""Train the comb-cell character classifier: `python -m training.train_digits [--out PATH] [--seed N]`.
 
 Data: the non-held-out MNIST samples (see `digitdata.heldout_mask`) plus synthesised 'X', each
 augmented several times through a simulated comb cell and the runtime `normalize_cell`. The last
 `VAL_PER_CLASS` training samples of each class (file order) form a validation block that is never
 trained on and is used to fit the softmax temperature. `--page-cells` / `--page-val` add cells
-cut by `ocr.pagecells` from simulated pages of the training / validation writers (see
+cut by `training.pagecells` from simulated pages of the training / validation writers (see
 `scripts/train_digits.sh`, which rebuilds the shipped model). Deterministic for a given seed.
 """
 
@@ -14,64 +14,25 @@ import argparse
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ocr.digitdata import (
-    augment_many,
-    expected_calibration_error,
-    heldout_mask,
-    load_mnist,
-    split60,
-    synth_x,
+from ocr.digits import MLP_MODEL, DigitClassifier, features
+from simulate.digitsets import (  # noqa: F401  (make_split, Split: the trainers' split, here for them)
+    VAL_PER_CLASS,
+    X_LABEL,
+    X_TRAIN,
+    X_TRAIN_FULL,
+    X_VAL,
+    Split,
+    make_split,
 )
-from ocr.digits import CLASSES, MLP_MODEL, DigitClassifier, features
-from ocr.pagecells import load_page_cells
+from training.digitdata import augment_many, expected_calibration_error
+from training.pagecells import load_page_cells
 
-VAL_PER_CLASS = 40
-X_TRAIN, X_VAL = 400, 40
-X_TRAIN_FULL = 5000  # synthesised X beside the 60k digits (about one class's share)
 COPIES, VAL_COPIES = 8, 3
 HIDDEN = (256,)
-X_LABEL = CLASSES.index("X")
-
-
-@dataclass(frozen=True)
-class Split:
-    """Raw (unaugmented) 28x28 training and validation glyphs with integer labels."""
-
-    train_x: np.ndarray
-    train_y: np.ndarray
-    val_x: np.ndarray
-    val_y: np.ndarray
-
-
-def make_split(seed: int, full: bool = True) -> Split:
-    """Training and validation glyphs plus synthesised X. `full` (the v2 reader): the 60k MNIST
-    training set split by `digitdata.split60` (the held-out blocks never appear); else the 5k
-    sample's non-held-out digits (last VAL_PER_CLASS per class -> validation), as the v1 reader."""
-    if full:
-        s60 = split60(VAL_PER_CLASS)
-        data, tr, va = s60.data, s60.train, s60.val
-        n_x = X_TRAIN_FULL
-    else:
-        data = load_mnist()
-        usable = np.flatnonzero(~heldout_mask(data.labels))
-        val = np.zeros(usable.size, dtype=bool)
-        for c in range(10):
-            val[np.flatnonzero(data.labels[usable] == c)[-VAL_PER_CLASS:]] = True
-        tr, va = usable[~val], usable[val]
-        n_x = X_TRAIN
-    xs = synth_x(np.random.default_rng([seed, 11]), n_x + X_VAL)
-    return Split(
-        np.concatenate([data.images[tr], xs[:n_x]]),
-        np.concatenate([data.labels[tr], np.full(n_x, X_LABEL)]),
-        np.concatenate([data.images[va], xs[n_x:]]),
-        np.concatenate([data.labels[va], np.full(X_VAL, X_LABEL)]),
-    )
-
 
 def augment_parallel(images: np.ndarray, seed: int, tag: int, copies: int, workers: int) -> np.ndarray:
     """`augment_many` split over `workers` processes; same result as one process."""
@@ -130,7 +91,7 @@ def report(name: str, probs: np.ndarray, y: np.ndarray) -> None:
 
 def with_page_cells(x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, page_cells: list[Path],
                     page_val: list[Path], t0: float) -> tuple[np.ndarray, ...]:
-    """(x, y, xv, yv, pvx, pvy): the training and validation cells with the `ocr.pagecells` files'
+    """(x, y, xv, yv, pvx, pvy): the training and validation cells with the `training.pagecells` files'
     cells added, and the validation page cells alone (reported apart); prints the sizes."""
     px, py = load_page_cells(list(page_cells))
     pvx, pvy = load_page_cells(list(page_val))
@@ -159,14 +120,14 @@ def report_and_save(out: Path, params: dict[str, np.ndarray], x: np.ndarray, y: 
 def page_cell_args(ap: argparse.ArgumentParser) -> None:
     """The --page-cells / --page-val options both training scripts take."""
     ap.add_argument("--page-cells", type=Path, nargs="*", default=[],
-                    help="ocr.pagecells files (training writers) added to the training cells")
+                    help="training.pagecells files (training writers) added to the training cells")
     ap.add_argument("--page-val", type=Path, nargs="*", default=[],
-                    help="ocr.pagecells files (validation writers) added to the validation cells")
+                    help="training.pagecells files (validation writers) added to the validation cells")
 
 
 def train(out: Path, seed: int, workers: int, epochs: int, page_cells: list[Path] = (),
           page_val: list[Path] = ()) -> None:
-    """Build the augmented sets (plus `ocr.pagecells` page cells), fit, calibrate, save the npz
+    """Build the augmented sets (plus `training.pagecells` page cells), fit, calibrate, save the npz
     model and print figures."""
     t0 = time.time()
     split = make_split(seed)

@@ -1,180 +1,30 @@
-"""Training data for the comb-cell character reader: the MNIST 5k sample and the whole 60k training
-set, the held-out splits, synthetic handwritten 'X', and augmentation that renders glyphs into
-simulated comb cells.
+"""Training data for the comb-cell character reader: augmentation that renders glyphs into simulated
+comb cells, calibration error, comb cells for tests. The writer pools (the MNIST 5k sample and the
+60k training set, their held-out splits, synthetic 'X') are `simulate.digitsets`, re-exported here.
 
 Everything random takes a `numpy.random.Generator`; the same generator state gives the same output.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
+from forms.layout import mm_to_px
 from ocr.digits import frame_glyph, normalize_cell
-
-DATA_ENV = "FORMSTATION_DIGITS_DATA"
-DATA60_ENV = "FORMSTATION_DIGITS_DATA60"
-HELDOUT_PER_CLASS = 100
-MM_PER_INCH = 25.4
-
-
-@dataclass(frozen=True)
-class DigitData:
-    """Images (n, 28, 28) uint8 ink-high and integer labels (n,) in file order."""
-
-    images: np.ndarray
-    labels: np.ndarray
-
-
-def data_path() -> Path:
-    """`$FORMSTATION_DIGITS_DATA`, else `<repo>/../shared/data/mnist_train_5k.npz`."""
-    env = os.environ.get(DATA_ENV)
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parent.parent
-    return repo.parent / "shared" / "data" / "mnist_train_5k.npz"
-
-
-def load_mnist(path: str | Path | None = None) -> DigitData:
-    """Load the MNIST sample (keys `images`, `labels`) from `path` or `data_path()`."""
-    with np.load(path or data_path()) as d:
-        return DigitData(d["images"].astype(np.uint8), d["labels"].astype(np.int64))
-
-
-def mnist60_path() -> Path:
-    """`$FORMSTATION_DIGITS_DATA60`, else `<repo>/../shared/data/mnist_train_60k.npz`."""
-    env = os.environ.get(DATA60_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist_train_60k.npz"
-
-
-@dataclass(frozen=True)
-class Split60:
-    """Indices into the 60k MNIST training set: `train` (the reader learns from these), `val`
-    (calibration: never trained on), `heldout` (measurement only: the 60k block from
-    BLOCK_HELDOUT on, plus the 5k sample's held-out digits, which the simulator's `heldout`
-    writers draw from). The 5k sample's digits keep the side they had in the 5k split."""
-
-    data: DigitData
-    train: np.ndarray
-    val: np.ndarray
-    heldout: np.ndarray
-    block: np.ndarray  # the BLOCK_HELDOUT indices alone (clean-digit top-1 target)
-
-
-BLOCK_VAL = (50000, 54000)  # 60k indices used for calibration only
-BLOCK_HELDOUT = (54000, 60000)  # 60k indices never trained or calibrated on
-
-
-def split60(val_per_class_5k: int = 40) -> Split60:
-    """The one split of the 60k set (see `Split60`); deterministic, by index block."""
-    import hashlib
-
-    big = load_mnist(mnist60_path())
-    small = load_mnist()
-    where = {hashlib.md5(im.tobytes()).digest(): i for i, im in enumerate(big.images)}
-    pos = np.array([where[hashlib.md5(im.tobytes()).digest()] for im in small.images])
-    ho5 = heldout_mask(small.labels)
-    usable = np.flatnonzero(~ho5)
-    val5 = np.zeros(small.labels.shape[0], dtype=bool)
-    for c in range(10):
-        val5[usable[np.flatnonzero(small.labels[usable] == c)[-val_per_class_5k:]]] = True
-    side = np.zeros(big.labels.shape[0], np.int8)  # 0 train, 1 val, 2 held out
-    side[BLOCK_VAL[0]:BLOCK_VAL[1]] = 1
-    side[BLOCK_HELDOUT[0]:BLOCK_HELDOUT[1]] = 2
-    side[pos[val5]] = 1
-    side[pos[ho5]] = 2
-    return Split60(big, np.flatnonzero(side == 0), np.flatnonzero(side == 1), np.flatnonzero(side == 2),
-                   np.arange(*BLOCK_HELDOUT))
-
-
-def heldout_mask(labels: np.ndarray) -> np.ndarray:
-    """Boolean mask, True for the LAST 100 samples of each class in file order. Training never
-    uses these; the scan simulator and the benchmarks draw handwriting only from them."""
-    labels = np.asarray(labels)
-    mask = np.zeros(labels.shape[0], dtype=bool)
-    for c in np.unique(labels):
-        mask[np.flatnonzero(labels == c)[-HELDOUT_PER_CLASS:]] = True
-    return mask
-
-
-# ---------------------------------------------------------------------------------------------
-# Synthetic 'X'
-# ---------------------------------------------------------------------------------------------
-
-
-def other_writers() -> DigitData:
-    """scikit-learn's bundled `load_digits` (UCI, 43 writers none of MNIST's): 8x8, 0..16,
-    upscaled to 32x32 and MNIST-framed to 28x28 (ink high). For measuring how the reader and its
-    confidence carry over to handwriting it never saw anything like."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    imgs = [cv2.resize((im * 16).clip(0, 255).astype(np.float32), (32, 32), interpolation=cv2.INTER_CUBIC)
-            for im in d.images]
-    return DigitData(np.stack([frame_glyph(np.clip(im, 0, 255)) for im in imgs]).astype(np.uint8),
-                     d.target.astype(np.int64))
-
-
-def _stroke(rng: np.random.Generator, p0: np.ndarray, p1: np.ndarray, size: float) -> np.ndarray:
-    """Points of a curved pen stroke from p0 to p1 (quadratic Bezier with a random bow + wobble)."""
-    d = p1 - p0
-    normal = np.array([-d[1], d[0]]) / (np.linalg.norm(d) + 1e-6)
-    ctrl = (p0 + p1) / 2 + normal * rng.normal(0, 0.12) * size + rng.normal(0, 0.03, 2) * size
-    t = np.linspace(0, 1, 24)[:, None]
-    pts = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * ctrl + t**2 * p1
-    pts += rng.normal(0, 0.006 * size, pts.shape)
-    if rng.random() < 0.25:  # pen hook at the start
-        hook = p0 + rng.normal(0, 0.06, 2) * size
-        pts = np.vstack([hook, pts])
-    return pts
-
-
-def _x_strokes(rng: np.random.Generator, size: float) -> list[np.ndarray]:
-    """Two crossing strokes (plus occasional serifs) on a size x size canvas."""
-    aspect = rng.uniform(0.6, 1.15)
-    h = size * rng.uniform(0.7, 0.85)
-    w = h * aspect
-    cx, cy = size / 2, size / 2
-    slant = rng.normal(0.0, 0.15)
-
-    def pt(fx: float, fy: float) -> np.ndarray:
-        y = cy + fy * h / 2
-        x = cx + fx * w / 2 - slant * (y - cy)
-        return np.array([x, y]) + rng.normal(0, 0.07 * h, 2)
-
-    a0, a1, b0, b1 = pt(-1, -1), pt(1, 1), pt(1, -1), pt(-1, 1)
-    strokes = [_stroke(rng, a0, a1, h), _stroke(rng, b0, b1, h)]
-    if rng.random() < 0.2:  # printed-style serifs on the ends
-        s = 0.18 * w
-        strokes += [np.array([p - [s, 0], p + [s, 0]]) for p in (a0, a1, b0, b1)]
-    return strokes
-
-
-def synth_x(rng: np.random.Generator, n: int) -> np.ndarray:
-    """(n, 28, 28) uint8 ink-high handwritten 'X'/'x' in MNIST framing (20x20 box, centre of mass)."""
-    size, shift = 112.0, 4
-    out = np.zeros((n, 28, 28), np.uint8)
-    for i in range(n):
-        canvas = np.zeros((int(size), int(size)), np.uint8)
-        width = int(rng.integers(5, 13))
-        for pts in _x_strokes(rng, size):
-            fixed = np.round(pts * (1 << shift)).astype(np.int32).reshape(-1, 1, 2)
-            cv2.polylines(canvas, [fixed], False, 255, width, cv2.LINE_AA, shift)
-        canvas = cv2.GaussianBlur(canvas, (0, 0), rng.uniform(1.0, 2.5))
-        framed = frame_glyph(canvas)
-        out[i] = framed if framed is not None else 0
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Augmentation: glyph distortion, then rendering into a simulated comb cell
-# ---------------------------------------------------------------------------------------------
+from simulate.digitsets import (  # noqa: F401  (the writer pools live with the simulator; here for the trainers)
+    BLOCK_HELDOUT,
+    BLOCK_VAL,
+    DigitData,
+    Split60,
+    heldout_mask,
+    load_mnist,
+    other_writers,
+    split60,
+    synth_x,
+)
 
 
 @dataclass(frozen=True)
@@ -250,7 +100,7 @@ def _scribble(img: np.ndarray, rng: np.random.Generator, x_lo: int, x_hi: int, i
 def render_cell(glyph: np.ndarray, style: CellStyle, rng: np.random.Generator) -> np.ndarray:
     """Grayscale uint8 crop of one comb cell as an aligned scan would give it: the ink-high
     28x28 `glyph` (or an all-zero one for an empty cell) written in the box, box lines, margins."""
-    k = style.dpi / MM_PER_INCH
+    k = mm_to_px(1.0, style.dpi)
     ml, mt, mr, mb = (m * k for m in style.margin_mm)
     lw = max(1, int(round(style.line_mm * k)))
     cw, ch = style.cell_mm[0] * k, style.cell_mm[1] * k
@@ -367,7 +217,7 @@ def comb_cell(glyphs: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | N
     size) written with (left, middle, right) glyphs (None = empty), cut with a 1 mm margin as the
     reader cuts cells from an aligned page; ink jitter, sometimes touching a line, sensor noise,
     dust specks on empty cells, sometimes JPEG. For benchmarks and tests, not for training."""
-    k = dpi / MM_PER_INCH
+    k = mm_to_px(1.0, dpi)
     cw, ch, lw = 6.0 * k, 9.0 * k, max(1, int(round(0.25 * k)))
     margin = int(round(1.0 * k))
     W, H = int(round(3 * cw + 2 * margin)), int(round(ch + 2 * margin))

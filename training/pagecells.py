@@ -1,4 +1,4 @@
-"""Page-style cells for training the digit reader: `python -m ocr.pagecells SIM WORKSPACE --out cells.npz`.
+"""Page-style cells for training the digit reader: `python -m training.pagecells SIM WORKSPACE --out cells.npz`.
 
 A simulated campaign written by the reader's own training (or validation) writers
 (`bench/campaign.py --writers train|val`) gives comb cells as the station really sees them:
@@ -77,7 +77,7 @@ def cut_cells(sim: Path, workspace: Path) -> dict[str, np.ndarray]:
 
 
 def load_page_cells(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """Cells and labels of `ocr.pagecells` files, concatenated. Cells of the held-out writers
+    """Cells and labels of `training.pagecells` files, concatenated. Cells of the held-out writers
     (kept for measuring) are refused."""
     xs, ys = [np.zeros((0, 28, 28), np.uint8)], [np.zeros(0, np.int64)]
     for p in paths:

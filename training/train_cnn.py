@@ -1,17 +1,17 @@
-"""Train the comb-cell CNN: `python -m ocr.train_cnn [--out PATH] [--seed N] [--epochs N]`.
+"""Train the comb-cell CNN: `python -m training.train_cnn [--out PATH] [--seed N] [--epochs N]`.
 
 Training-only dependency: PyTorch (CPU). The runtime never imports torch: the trained net is
 exported to a plain-numpy npz (`ocr/models/digits_cnn.npz`) that `ocr.digits.DigitClassifier`
 runs with numpy.
 
-Data (the same split as `ocr.train_digits`, reused from it): the non-held-out MNIST samples plus
+Data (the same split as `training.train_digits`, reused from it): the non-held-out MNIST samples plus
 synthesised 'X'; the last `VAL_PER_CLASS` samples of each class form a validation block that is
 never trained on and is used to fit the softmax temperature. The MNIST held-out block is never
 touched. Each training glyph is augmented `--copies` times offline through `digitdata.augment`
 (distortion, simulated comb cell with box lines / neighbours / noise / JPEG, read back through the
 runtime `normalize_cell`), and every batch is augmented again on the fly (affine, elastic, stroke
 width, low-resolution blur, box-line remnants). With `--page-cells` / `--page-val`, cells cut by
-`ocr.pagecells` from simulated campaigns written by the training / validation writers are added
+`training.pagecells` from simulated campaigns written by the training / validation writers are added
 to the training / validation cells. Deterministic for a given seed and inputs:
 `scripts/train_digits.sh` rebuilds the shipped `ocr/models/digits_cnn.npz` (with page cells of
 campaigns 101 / 102, 1,500 / 300 forms) from scratch.
@@ -44,7 +44,7 @@ from skimage.morphology import skeletonize
 from torch import nn
 
 from ocr.digits import CLASSES, CNN_MODEL, DigitClassifier, frame_glyph
-from ocr.train_digits import (
+from training.train_digits import (
     augment_parallel,
     fit_temperature,
     make_split,
