@@ -27,7 +27,8 @@ from review_ui import fieldinfo
 FIELD_ORDER = ("corrected_name", "corrected_id", "phone", "photo", "photo_face", "photo_background",
                "photo_color", "id_copy", "id_copy_number", "applicant_signature", "guardian_id",
                "guardian_phone", "guardian_relation", "guardian_signature")
-GROUP_FIELDS = ("phone", "guardian_phone", "applicant_signature", "guardian_signature", "photo")
+GROUP_FIELDS = ("phone", "guardian_phone", "applicant_signature", "guardian_signature", "photo")  # today's layout
+GROUP_KINDS = ("digits", "signature", "photo")  # the group view's fields: mobile numbers, signatures, photos
 PRESENT = {"applicant_signature": "present", "guardian_signature": "present", "photo": "pasted"}
 # the readings derived from a zone a reviewer sees as fields of their own, after the zone
 REVIEW_DERIVED = {"photo": ("face", "background", "color"), "attachment": ("number",)}
@@ -193,6 +194,23 @@ def audit_of(conn: Connection, form_id: str) -> list[dict]:
 def classes(conn: Connection) -> list[tuple[str, str]]:
     q = select(persons.c.school, persons.c.class_name).distinct().order_by(persons.c.school, persons.c.class_name)
     return [(r.school, r.class_name) for r in conn.execute(q)]
+
+
+def group_fields(conn: Connection, school: str, class_name: str) -> tuple[str, ...]:
+    """The fields the group view offers for one class, from its forms' own layouts: mobile
+    numbers (copied from one parent to the whole class), signatures and photos (missing), by kind
+    then the layout's order (today's layout: GROUP_FIELDS)."""
+    q = (select(forms.c.layout_key).distinct().join(persons, forms.c.person_id == persons.c.person_id)
+         .where(and_(persons.c.school == school, persons.c.class_name == class_name)))
+    keys = sorted({k or DEFAULT_LAYOUT for k in conn.execute(q).scalars()}) or [DEFAULT_LAYOUT]
+    out: list[str] = []
+    for kind in GROUP_KINDS:
+        for key in keys:
+            for z in fieldinfo.layout(key).zones:
+                wanted = z.kind == kind and (kind != "digits" or z.constraint == "mobile_cn")
+                if wanted and z.name not in out:
+                    out.append(z.name)
+    return tuple(out)
 
 
 def group_crops(conn: Connection, school: str, class_name: str, field: str) -> list[dict]:

@@ -28,7 +28,9 @@ def group_view(ctx: Ctx) -> None:
     sc = _pick_class(ctx, "g_class")
     if sc is None:
         return
-    field = st.radio("Field", data.GROUP_FIELDS, key="g_field", horizontal=True, format_func=fieldinfo.label)
+    with ctx.store.tx() as conn:
+        offered = data.group_fields(conn, sc[0], sc[1])
+    field = st.radio("Field", offered, key="g_field", horizontal=True, format_func=fieldinfo.label)
     with ctx.store.tx() as conn:
         rows = data.group_crops(conn, sc[0], sc[1], field)
     if not rows:

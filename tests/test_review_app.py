@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from formstation.store import audit, fields, forms, pages, reasons
+from formstation.store import audit, fields, forms, pages, persons, reasons
 from review_ui import auth, data
 from tests import review_sample as sample
 
@@ -398,7 +398,10 @@ def test_a_form_of_another_layout_is_reviewed_with_its_own_fields(tmp_path, monk
     store, fid = _wuzhou_form_in_review(tmp_path, monkeypatch)
     with store.tx() as conn:
         view = data.load_form(conn, fid)
+        school, class_name = conn.execute(select(persons.c.school, persons.c.class_name)).first()
+        offered = data.group_fields(conn, school, class_name)
     assert view.layout_key == "wuzhou_info_v1" and {it.layout_key for it in view.items} == {"wuzhou_info_v1"}
+    assert offered == ("phone",)  # the group view offers what Wuzhou's form has: no signature, photo
     assert {it.name for it in view.items} <= set(data.field_order(view.layout))
     at = login("rita")
     assert field_key(at) == f"in_{fid}_corrected_name"
