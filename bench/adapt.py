@@ -103,6 +103,8 @@ def run(args: argparse.Namespace) -> dict:
         shutil.rmtree(out / "ingested", ignore_errors=True)
         shutil.copytree(store.workspace, out / "ingested")
     t_ingest = time.perf_counter() - t
+    if args.ingest_only:
+        return {"forms": args.forms, "writers": args.writers, "seed": args.seed, "ingest_s": round(t_ingest, 1)}
     shipped = versions.load_reader(store.workspace, versions.shipped_version())
     before = figures(store, sim / "truth.jsonl", truth, rest, shipped)
     reviewed = clear_queue(store, truth, "rita", only=first)
@@ -168,10 +170,14 @@ def main() -> None:
     ap.add_argument("--writers", default="other")
     ap.add_argument("--out", default=str(REPO / "bench-out" / "adapt"))
     ap.add_argument("--reuse", action="store_true", help="start from the store an earlier run ingested")
+    ap.add_argument("--ingest-only", action="store_true", help="simulate and ingest, then stop (for a later --reuse)")
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     args = ap.parse_args()
     args.out = str(Path(args.out) / args.writers)
     r = run(args)
+    if args.ingest_only:
+        print(json.dumps(r))
+        return
     (Path(args.out) / "report.json").write_text(json.dumps(r, indent=1, ensure_ascii=False), encoding="utf-8")
     text = markdown(r)
     (Path(args.out) / "report.md").write_text(text, encoding="utf-8")
