@@ -4,6 +4,9 @@ never learned from.
     .venv/bin/python bench/adapt.py --forms 1000 --reviewed 300 --writers other --workers 2
     .venv/bin/python bench/adapt.py --forms 1000 --reviewed 300 --writers heldout --workers 2
 
+`--ingest-only` stops once the campaign is simulated and ingested (the long part); a later run
+with `--reuse` starts from that ingested store.
+
 Steps: a campaign simulated by the project's tools (bench/campaign.py's cached scans) is ingested
 with the shipped reader; a simulated reviewer (the truth, simulate.reviewer) clears the queue of
 the first --reviewed forms (by form id); `ocr.learning.run_adapt` fits a candidate and gates it;
