@@ -4,6 +4,9 @@ never learned from.
     .venv/bin/python bench/adapt.py --forms 1000 --reviewed 300 --writers other --workers 2
     .venv/bin/python bench/adapt.py --forms 1000 --reviewed 300 --writers heldout --workers 2
 
+`--ingest-only` stops once the campaign is simulated and ingested (the long part); a later run
+with `--reuse` starts from that ingested store.
+
 Steps: a campaign simulated by the project's tools (bench/campaign.py's cached scans) is ingested
 with the shipped reader; a simulated reviewer (the truth, simulate.reviewer) clears the queue of
 the first --reviewed forms (by form id); `ocr.learning.run_adapt` fits a candidate and gates it;
@@ -103,6 +106,8 @@ def run(args: argparse.Namespace) -> dict:
         shutil.rmtree(out / "ingested", ignore_errors=True)
         shutil.copytree(store.workspace, out / "ingested")
     t_ingest = time.perf_counter() - t
+    if args.ingest_only:
+        return {"forms": args.forms, "writers": args.writers, "seed": args.seed, "ingest_s": round(t_ingest, 1)}
     shipped = versions.load_reader(store.workspace, versions.shipped_version())
     before = figures(store, sim / "truth.jsonl", truth, rest, shipped)
     reviewed = clear_queue(store, truth, "rita", only=first)
@@ -168,10 +173,14 @@ def main() -> None:
     ap.add_argument("--writers", default="other")
     ap.add_argument("--out", default=str(REPO / "bench-out" / "adapt"))
     ap.add_argument("--reuse", action="store_true", help="start from the store an earlier run ingested")
+    ap.add_argument("--ingest-only", action="store_true", help="simulate and ingest, then stop (for a later --reuse)")
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     args = ap.parse_args()
     args.out = str(Path(args.out) / args.writers)
     r = run(args)
+    if args.ingest_only:
+        print(json.dumps(r))
+        return
     (Path(args.out) / "report.json").write_text(json.dumps(r, indent=1, ensure_ascii=False), encoding="utf-8")
     text = markdown(r)
     (Path(args.out) / "report.md").write_text(text, encoding="utf-8")

@@ -13,8 +13,10 @@ who typed a wrong value, and against figures that flatter:
 * The regularisation strength and each member's temperature are chosen on the calibration forms,
   never on the training cells.
 * The candidate is compared with the current reader on the held-out forms: cell accuracy, field
-  accuracy (each comb decoded as the station does, `ocr.decode`) and the share of fields accepted
-  at the station's threshold, with at most MAX_WRONG of those wrong. It becomes current only when
+  accuracy and the share of fields accepted without a reviewer, with at most MAX_WRONG of those
+  wrong, each form's fields read and decided as the station does them (`measure`: the constraint
+  decoder, a number written twice read from both renderings, each field's own threshold, no
+  number accepted on a form of unusual writing). It becomes current only when
   it is at least as good on every figure and better on one (`Comparison.verdict`).
 """
 
@@ -44,6 +46,7 @@ MAX_FIT_CELLS = 60_000  # a random subset of the training cells beyond this (the
 MIN_HOLDOUT_FORMS = 10
 LAMBDAS = (3e-4, 3e-3, 3e-2)  # pull toward the shipped heads, per unit of mean cross-entropy
 SEED = 15
+UNUSUAL_SHARE = 0.30  # the station's default (formstation.config.Config.unusual_writing_share)
 
 
 def part_of(form_id: str) -> str:
@@ -191,44 +194,77 @@ class Figures:
     wrong_share: float = 0.0  # of the accepted fields
 
 
-def measure(probs: np.ndarray, cells: Cells, thresholds: dict[str, float]) -> Figures:
-    """Cell accuracy, and per field whose every box is labelled: decoded as the station does (a
-    struck-out box, or a split vote on an ID number, goes to review; the two phones are decoded
-    each alone), right or not, accepted at its threshold or not."""
-    from ocr.read import DISAGREE_CONFIDENCE, REWRITE_CONFIDENCE
-    from ocr.rules import threshold_for
+def _reading(z, order: list[int], mean: np.ndarray, probs: np.ndarray, cells: Cells):
+    """One held-out field as the station's reader reports it (`ocr.read.PageReader._read_digits`):
+    decoded by its constraint, capped when a box was struck out and rewritten above, or when a
+    member of the ensemble votes otherwise on an ID number; its doubt marks as the reader makes them."""
+    from ocr.read import DISAGREE_CONFIDENCE, REWRITE_CONFIDENCE, doubt_marks
+    from ocr.types import FieldReading
 
+    p = [mean[i] for i in order]
+    d = decode.decode_comb(p, z.constraint, z.alphabet)
+    conf = d.confidence
+    struck = {j: ("", (0, 0, 0, 0)) for j, i in enumerate(order) if cells.rewrite[i]}
+    if struck:
+        conf = min(conf, REWRITE_CONFIDENCE)
+    votes = probs[order].argmax(axis=2)
+    if decode.is_checked(z.constraint) and len(d.value) == len(order) and any(
+            CLASSES[v] != d.value[j] for j, row in enumerate(votes) if j not in struck for v in row):
+        conf = min(conf, DISAGREE_CONFIDENCE)
+    detail = {"doubt": doubt_marks(z, d.value, p, struck)}
+    if struck:
+        detail["rewritten"] = sorted(struck)
+    return FieldReading(z.name, d.value, round(conf, 4), (0, 0, 0, 0), detail=detail), p
+
+
+def _form_fields(lay, groups: dict[str, list[int]], mean: np.ndarray, probs: np.ndarray, cells: Cells,
+                 thresholds: dict[str, float], unusual_share: float) -> list[tuple[str, str, bool]]:
+    """(field, value read, accepted without a reviewer) for one held-out form's fields whose every
+    box is labelled, decided as the station decides them: the two renderings of a number written
+    twice (`pair_with`) read together (`ocr.read`'s own pairing), each field at its own threshold
+    (`rules.threshold_for`), and nothing accepted on a form whose writing is unusual
+    (`UNUSUAL_HANDWRITING`, counted over its labelled boxes)."""
+    from ocr.read import _paired_phones, writing_doubt
+    from ocr.rules import UNUSUAL_MIN_BOXES, doubt_counts, threshold_for
+
+    readings, per_box = [], {}
+    for name, idx in groups.items():
+        z = lay.zone(name)
+        if len(idx) != z.cells:
+            continue  # a box is empty or ambiguous: the field is not measured
+        r, per_box[name] = _reading(z, sorted(idx, key=lambda i: cells.box[i]), mean, probs, cells)
+        readings.append(r)
+    readings = _paired_phones(readings, per_box, lay)
+    doubtful, inked = doubt_counts(writing_doubt(readings, per_box).value)
+    unusual = inked >= UNUSUAL_MIN_BOXES and doubtful > unusual_share * inked
+    return [(r.name, r.value, not unusual and r.confidence >= threshold_for(thresholds, r.name, lay))
+            for r in readings]
+
+
+def measure(probs: np.ndarray, cells: Cells, thresholds: dict[str, float],
+            unusual_share: float = UNUSUAL_SHARE) -> Figures:
+    """Cell accuracy, and per field whose every box is labelled: read and decided as the station
+    does (`_form_fields`), right or not, accepted or not."""
     mean = probs.mean(axis=1)
     n = len(cells.y)
     right_cells = int((mean.argmax(axis=1) == cells.y).sum())
-    groups: dict[tuple[str, str], list[int]] = {}
+    by_form: dict[str, dict[str, list[int]]] = {}
     for i in range(n):
-        groups.setdefault((cells.form[i], cells.field[i]), []).append(i)
+        by_form.setdefault(cells.form[i], {}).setdefault(cells.field[i], []).append(i)
     layouts: dict[str, object] = {}
     n_fields = right = accepted = wrong = 0
-    for (fid, name), idx in groups.items():
+    for fid, groups in by_form.items():
         key = cells.layout.get(fid)
         if key is None:
             continue
-        layouts.setdefault(key, load_layout(key))
-        z = layouts[key].zone(name)
-        if len(idx) != z.cells:
-            continue  # a box is empty or ambiguous: the field is not measured
-        order = sorted(idx, key=lambda i: cells.box[i])
-        d = decode.decode_comb([mean[i] for i in order], z.constraint, z.alphabet)
-        conf = d.confidence
-        if cells.rewrite[order].any():
-            conf = min(conf, REWRITE_CONFIDENCE)
-        votes = probs[order].argmax(axis=2)
-        if decode.is_checked(z.constraint) and len(d.value) == len(order) and any(
-                CLASSES[v] != d.value[j] for j, row in enumerate(votes) for v in row):
-            conf = min(conf, DISAGREE_CONFIDENCE)
-        ok = d.value == cells.value[order[0]]
-        n_fields += 1
-        right += ok
-        if conf >= threshold_for(thresholds, name):
-            accepted += 1
-            wrong += not ok
+        lay = layouts.setdefault(key, load_layout(key))
+        truth = {name: cells.value[idx[0]] for name, idx in groups.items()}
+        for name, value, ok_alone in _form_fields(lay, groups, mean, probs, cells, thresholds, unusual_share):
+            ok = value == truth[name]
+            n_fields += 1
+            right += ok
+            accepted += ok_alone
+            wrong += ok_alone and not ok
     return Figures(n, round(right_cells / max(n, 1), 5), n_fields, round(right / max(n_fields, 1), 5),
                    accepted, round(accepted / max(n_fields, 1), 5), wrong, round(wrong / max(accepted, 1), 5))
 
@@ -279,9 +315,11 @@ def split(cells: Cells, rng: np.random.Generator) -> tuple[dict[str, np.ndarray]
 
 
 def adapt(conn: Connection, workspace: Path, thresholds: dict[str, float], current: OnnxReader,
-          shipped: OnnxReader) -> tuple[dict[str, np.ndarray] | None, dict, Comparison | None]:
-    """Fit a candidate and compare it with `current` on the held-out forms: (candidate heads or
-    None when there is too little to learn from, figures, comparison)."""
+          shipped: OnnxReader, unusual_share: float = UNUSUAL_SHARE
+          ) -> tuple[dict[str, np.ndarray] | None, dict, Comparison | None]:
+    """Fit a candidate and compare it with `current` on the held-out forms, decided with the
+    station's `thresholds` and `unusual_share` (station.toml): (candidate heads or None when there
+    is too little to learn from, figures, comparison)."""
     t0 = time.perf_counter()
     cells = load_cells(conn)
     idx, capped = split(cells, np.random.default_rng(SEED))
@@ -308,8 +346,8 @@ def adapt(conn: Connection, workspace: Path, thresholds: dict[str, float], curre
         heads, fit = fit_candidate(feats, cells, fit_idx, idx["calib"], shipped.heads_dict())
     hold = cells.take(idx["holdout"])
     hf = [f[idx["holdout"]] for f in feats]
-    cmp = verdict(measure(member_probs(hf, current.heads_dict()), hold, thresholds),
-                  measure(member_probs(hf, heads), hold, thresholds))
+    cmp = verdict(measure(member_probs(hf, current.heads_dict()), hold, thresholds, unusual_share),
+                  measure(member_probs(hf, heads), hold, thresholds, unusual_share))
     figs.update(fit=fit, current_version=current.version, current=asdict(cmp.current),
                 candidate=asdict(cmp.candidate), promoted=cmp.promoted, why_not=list(cmp.reasons),
                 seconds=round(time.perf_counter() - t0, 1))

@@ -48,8 +48,9 @@ def run_adapt(store: Store, user: str = "station") -> Outcome:
         return Outcome(None, False, "the installed reader has no heads to adapt (the v2 reader is not shipped)")
     current_name = versions.current_name(ws)
     current = versions.load_reader(ws, current_name)
+    cfg = load_config(store)
     with store.tx() as conn:
-        heads, figs, cmp = adapt.adapt(conn, ws, load_config(store).thresholds, current, shipped)
+        heads, figs, cmp = adapt.adapt(conn, ws, cfg.thresholds, current, shipped, cfg.unusual_writing_share)
     if heads is None or cmp is None:
         return Outcome(None, False, "nothing adapted, too little to learn from yet: " + "; ".join(figs["too_little"]),
                        figs)

@@ -35,7 +35,9 @@ FIELD_COLS = ("value", "confidence", "source", "box", "crop_path", "suggestion",
 REOPENED = "REOPENED"  # the form-level code of a reopened form (ocr.rules): cleared by the reviewer's save
 DECIDED = ("accepted", "rejected")  # the statuses a form can be reopened from
 # audit actions that change a form after a reviewer's decision: that decision is no longer undone
-LATER_CHANGES = ("decision", "match", "rescan", "reopen", "reopen_by_reviewer")
+# ('reread': a new reader version read its other fields again and the rules decided it again, so
+# the decision's snapshot holds readings and reasons of the reader before)
+LATER_CHANGES = ("decision", "match", "rescan", "reopen", "reopen_by_reviewer", "reread")
 
 
 class DecisionError(Exception):
@@ -193,7 +195,7 @@ def last_decision(conn: Connection, user: str):
 def _changed_after(conn: Connection, d):
     """The first audit row (not undone) that changed decision `d`'s form after it, or None."""
     undone = _undone(conn)
-    return next((r for r in conn.execute(select(audit.c.id, audit.c.user_name).where(and_(
+    return next((r for r in conn.execute(select(audit.c.id, audit.c.user_name, audit.c.action).where(and_(
         audit.c.form_id == d.form_id, audit.c.id > d.id, audit.c.action.in_(LATER_CHANGES))).order_by(audit.c.id))
         if str(r.id) not in undone), None)
 
@@ -204,6 +206,9 @@ def undo_last(conn: Connection, user: str) -> str | None:
     if d is None:
         return None
     later = _changed_after(conn, d)
+    if later is not None and later.action == "reread":
+        raise DecisionError(f"{d.form_id}: read again by a new reader version after your decision; "
+                            "open it and fix it instead")
     if later is not None:
         raise DecisionError(f"{d.form_id}: changed by {later.user_name} after your decision; open it and fix it instead")
     snap = json.loads(d.old_value)

@@ -52,7 +52,10 @@ def _free_forms(conn: Connection, skip: set[str], limit: int) -> list[str]:
 
 
 def _insert_lease(conn: Connection, form_id: str, user: str, expires: str) -> bool:
-    """Insert a lease; False when another reviewer holds that form already."""
+    """Insert a lease; False when another reviewer holds that form already.
+
+    Whether the row went in is read from RETURNING, not from the cursor's rowcount: psycopg
+    reports -1 for an INSERT ... ON CONFLICT DO NOTHING run this way."""
     values = {"form_id": form_id, "user_name": user, "expires_at": expires}
     name = conn.dialect.name
     if name in ("sqlite", "postgresql"):
@@ -60,8 +63,9 @@ def _insert_lease(conn: Connection, form_id: str, user: str, expires: str) -> bo
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         else:
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        stmt = dialect_insert(leases).values(**values).on_conflict_do_nothing(index_elements=["form_id"])
-        return conn.execute(stmt).rowcount == 1
+        stmt = (dialect_insert(leases).values(**values).on_conflict_do_nothing(index_elements=["form_id"])
+                .returning(leases.c.form_id))
+        return conn.execute(stmt).scalar() is not None
     try:
         with conn.begin_nested():
             conn.execute(insert(leases).values(**values))

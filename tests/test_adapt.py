@@ -111,6 +111,40 @@ def test_a_value_that_does_not_fit_the_boxes_keeps_no_cell_and_undo_forgets(stat
     assert not _rows(store, labelled_cells.c.form_id == fid)
 
 
+def test_undo_after_a_re_read_restores_no_stale_reading(station):
+    """A reviewer saves one field of a form that stays in review; the form is then read again by a
+    new reader version (its other fields, decided again). Her undo would put back readings and
+    reasons of the reader before: it is refused, saying why, and nothing changes."""
+    from ocr.reread import reread_forms
+    from review_ui import decisions, queue
+
+    store, truth = station
+    with store.tx() as conn:
+        waiting = [(r.form_id, r.layout_key) for r in conn.execute(
+            select(forms.c.form_id, forms.c.layout_key).where(forms.c.status == "review").order_by(forms.c.form_id))]
+        low = {r.form_id for r in conn.execute(select(fields.c.form_id).where(
+            fields.c.name == "guardian_id", fields.c.source == "read", fields.c.confidence < 0.5))}
+    fid, key = next((f, k) for f, k in waiting if f in low and truth[f]["fields"].get("phone"))
+    with store.tx() as conn:
+        assert queue.lease_form(conn, fid, "rita")
+        assert decisions.save_form(conn, fid, "rita", {"phone": truth[fid]["fields"]["phone"]}, (),
+                                   store.workspace) == "review"  # the guardian's ID is still doubtful
+        queue.release(conn, fid, "rita")  # she moves on; the form waits
+    assert reread_forms(store, [(fid, key)]).forms == 1
+
+    def state():
+        with store.tx() as conn:
+            return (conn.execute(select(forms.c.status).where(forms.c.form_id == fid)).scalar(),
+                    sorted((r.name, r.value, r.source) for r in conn.execute(
+                        select(fields).where(fields.c.form_id == fid))))
+
+    before = state()
+    with store.tx() as conn, pytest.raises(decisions.DecisionError, match="read again"):
+        decisions.undo_last(conn, "rita")
+    assert state() == before
+    assert ("phone", truth[fid]["fields"]["phone"], "reviewer") in before[1]
+
+
 def test_labelled_boxes_leave_out_the_ambiguous_ones():
     k = np.array([labels.OWN, labels.REWRITE, labels.NOTED, labels.EMPTY, labels.OWN], np.uint8)
     assert labels.labelled_boxes("12345", k, "0123456789") == [0, 1, 4]  # noted and empty boxes: out
@@ -183,6 +217,47 @@ def test_caps_on_one_forms_and_one_reviewers_share():
     kept = adapt.cap_shares(groups, idx, 0.5, rng)
     assert (groups[kept] == "a").sum() == 50 and len(kept) == 70
     assert len(adapt.cap_shares(np.array(["a"] * 30, object), np.arange(30), 0.5, rng)) == 30  # one group: all
+
+
+def _gate_cells(fields_: dict[str, str], sure: float, unsure: dict[str, float] | None = None
+                ) -> tuple[np.ndarray, adapt.Cells]:
+    """One held-out form's labelled cells: each box read as its written digit with probability
+    `sure` (or its field's in `unsure`; the rest spread over the other classes), alike by every
+    member of the ensemble."""
+    from ocr.digits import CLASSES
+
+    rows = [(name, i, ch) for name, value in fields_.items() for i, ch in enumerate(value)]
+    p = np.zeros((len(rows), 3, len(CLASSES)))
+    for k, (name, _, ch) in enumerate(rows):
+        q = (unsure or {}).get(name, sure)
+        p[k] = (1 - q) / (len(CLASSES) - 1)
+        p[k, :, CLASSES.index(ch)] = q
+    cells = adapt.Cells(np.zeros((len(rows), 28, 28), np.uint8), np.array([CLASSES.index(c) for *_, c in rows]),
+                        np.array(["F1"] * len(rows), object), np.array([r[0] for r in rows], object),
+                        np.array([r[1] for r in rows]), np.array([fields_[r[0]] for r in rows], object),
+                        np.zeros(len(rows), bool), np.array(["rita"] * len(rows), object),
+                        {"F1": "ssc_application_v1"})
+    return p, cells
+
+
+def test_the_gate_decides_a_number_written_twice_as_the_station_does():
+    """The phone a family writes twice is read from both renderings, as the station reads it: each
+    rendering alone is below the station's phone thresholds, the two together are accepted; on a
+    form where most boxes are doubtful (unusual writing) nothing is accepted."""
+    from formstation.config import DEFAULT_THRESHOLDS
+
+    th = dict(DEFAULT_THRESHOLDS)
+    alone = adapt.measure(*_gate_cells({"phone": "13812345678"}, 0.997), th)
+    assert (alone.fields, alone.field_accuracy, alone.accepted) == (1, 1.0, 0)  # 0.997^10 < 0.99
+    twice = adapt.measure(*_gate_cells({"phone": "13812345678", "guardian_phone": "13812345678"}, 0.997), th)
+    assert (twice.fields, twice.field_accuracy, twice.accepted, twice.accepted_wrong) == (2, 1.0, 2, 0)
+    two_numbers = adapt.measure(*_gate_cells({"phone": "13812345678", "guardian_phone": "13987654321"}, 0.997), th)
+    assert two_numbers.accepted == 0
+    guardian = "450481198003270625"  # every box of the guardian's ID doubtful: 18 of 40 inked boxes
+    unusual = _gate_cells({"phone": "13812345678", "guardian_phone": "13812345678", "guardian_id": guardian},
+                          0.997, {"guardian_id": 0.9})
+    assert adapt.measure(*unusual, th).accepted == 0  # unusual writing: not even the pair is accepted
+    assert adapt.measure(*unusual, th, unusual_share=1.0).accepted == 2  # without the rule the pair would be
 
 
 def test_temperatures_are_fitted_on_calibration_forms_only(station, monkeypatch):

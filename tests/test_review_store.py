@@ -124,6 +124,26 @@ def test_lease_is_kept_renewed_and_expires(review):
         assert review_queue.take_lease(conn, "cid", at=later) == a
 
 
+def test_leases_on_every_store_backend(printed):
+    """The same lease rules on SQLite and on a real PostgreSQL server (FORMSTATION_TEST_PG_URL)."""
+    store = printed[0]
+    with store.tx() as conn:  # as if ingested: every printed form waits for a reviewer
+        conn.execute(update(forms).values(status="review"))
+        todo = [r.form_id for r in conn.execute(select(forms.c.form_id))]
+    with store.tx() as conn:
+        a = queue.take_lease(conn, "ann")
+        b = queue.take_lease(conn, "bob")
+        assert a in todo and b in todo and a != b
+        assert queue.holds(conn, a, "ann") and queue.holds(conn, b, "bob")
+        assert not queue._insert_lease(conn, a, "cid", "2099-01-01T00:00:00Z")
+        assert not queue.lease_form(conn, a, "cid")  # ann holds it
+        assert queue.lease_form(conn, a, "ann")  # her own: renewed
+        queue.release(conn, b, "bob")
+        assert queue.lease_form(conn, b, "cid")  # a free form is leased
+        assert queue.active_leases(conn) == 2
+    store.engine.dispose()
+
+
 def test_queue_order_is_school_class_student(review):
     _review_forms(review.store)
     with review.store.tx() as conn:
