@@ -116,7 +116,7 @@ def test_undo_after_a_re_read_restores_no_stale_reading(station):
     new reader version (its other fields, decided again). Her undo would put back readings and
     reasons of the reader before: it is refused, saying why, and nothing changes."""
     from ocr.reread import reread_forms
-    from review_ui import decisions, queue
+    from review_ui import decisions, review_queue
 
     store, truth = station
     with store.tx() as conn:
@@ -126,10 +126,10 @@ def test_undo_after_a_re_read_restores_no_stale_reading(station):
             fields.c.name == "guardian_id", fields.c.source == "read", fields.c.confidence < 0.5))}
     fid, key = next((f, k) for f, k in waiting if f in low and truth[f]["fields"].get("phone"))
     with store.tx() as conn:
-        assert queue.lease_form(conn, fid, "rita")
+        assert review_queue.lease_form(conn, fid, "rita")
         assert decisions.save_form(conn, fid, "rita", {"phone": truth[fid]["fields"]["phone"]}, (),
                                    store.workspace) == "review"  # the guardian's ID is still doubtful
-        queue.release(conn, fid, "rita")  # she moves on; the form waits
+        review_queue.release(conn, fid, "rita")  # she moves on; the form waits
     assert reread_forms(store, [(fid, key)]).forms == 1
 
     def state():

@@ -131,16 +131,16 @@ def test_leases_on_every_store_backend(printed):
         conn.execute(update(forms).values(status="review"))
         todo = [r.form_id for r in conn.execute(select(forms.c.form_id))]
     with store.tx() as conn:
-        a = queue.take_lease(conn, "ann")
-        b = queue.take_lease(conn, "bob")
+        a = review_queue.take_lease(conn, "ann")
+        b = review_queue.take_lease(conn, "bob")
         assert a in todo and b in todo and a != b
-        assert queue.holds(conn, a, "ann") and queue.holds(conn, b, "bob")
-        assert not queue._insert_lease(conn, a, "cid", "2099-01-01T00:00:00Z")
-        assert not queue.lease_form(conn, a, "cid")  # ann holds it
-        assert queue.lease_form(conn, a, "ann")  # her own: renewed
-        queue.release(conn, b, "bob")
-        assert queue.lease_form(conn, b, "cid")  # a free form is leased
-        assert queue.active_leases(conn) == 2
+        assert review_queue.holds(conn, a, "ann") and review_queue.holds(conn, b, "bob")
+        assert not review_queue._insert_lease(conn, a, "cid", "2099-01-01T00:00:00Z")
+        assert not review_queue.lease_form(conn, a, "cid")  # ann holds it
+        assert review_queue.lease_form(conn, a, "ann")  # her own: renewed
+        review_queue.release(conn, b, "bob")
+        assert review_queue.lease_form(conn, b, "cid")  # a free form is leased
+        assert review_queue.active_leases(conn) == 2
     store.engine.dispose()
 
 
