@@ -266,7 +266,8 @@ def soft_glyph(dark: np.ndarray, keep: np.ndarray | None, thr: float,
     return frame_glyph(np.clip(soft / scale, 0.0, 1.0))
 
 
-def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple[int, int]) -> list[np.ndarray | None]:
+def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple[int, int],
+                    dropped: np.ndarray | None = None, light_lines: bool = False) -> list[np.ndarray | None]:
     """Normalise every cell of one comb strip at once (see `normalize_cell` for one cell).
 
     `crop` is a grayscale uint8 crop of the whole comb with a margin, `bounds` each cell's expected
@@ -274,12 +275,24 @@ def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple
     Ink is segmented over the whole strip and each stroke belongs to the cell holding most of it:
     a digit that overruns its box is read whole, and the part of a neighbour's digit reaching
     into a cell is not read as part of it. Ink mostly above or below the comb (a digit rewritten
-    over a struck-out box) belongs to no cell."""
+    over a struck-out box) belongs to no cell.
+
+    Drop-out combs (`forms.layout.CombInk`): the lines are still found on `crop`, where they show
+    (each box's place), but the ink is cut from the strip with the comb's print taken out, with no
+    line mask, so a stroke crossing or running along a box line keeps all its ink: `dropped` is
+    the strip in the scan's channel where the drop-out colour is as light as paper (a colour
+    scan); `light_lines` (a grey scan) drops the lines found where they are no darker than the
+    print itself (`drop_light_lines`). Lines as dark as pen ink (a 1-bit scan that kept them, a
+    grey comb) are masked as for grey combs."""
     n_cells = len(bounds)
     if crop is None or crop.size == 0 or min(crop.shape[:2]) < 8 or n_cells == 0:
         return [None] * n_cells
     dark = darkness(crop)
     lines, edges = _strip_lines(dark, bounds, rows)
+    if dropped is not None or light_lines:
+        ink = darkness(dropped) if dropped is not None and dropped.shape == crop.shape else drop_light_lines(dark, lines)
+        if ink is not None:  # the comb's print is gone from `ink`: nothing to mask, ink on a line stays
+            dark, lines = ink, _no_masks(lines)
     thr = _ink_threshold(dark, lines)
     raw = dark > thr
     found = _found_bounds(edges)
@@ -298,6 +311,31 @@ def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple
                             top, bottom, left - sx0, right - sx0)
         out.append(_glyph(dark[:, window], _keep_components(cell_ink, cell_lines), cell_lines, thr))
     return out
+
+
+# a grey scan of a drop-out comb: its lines are light grey (the print's level, measured on the
+# page); pixels of a line no darker than that level plus this margin are the print, darker ones a
+# pen over it (ink darkens what it covers). Lines darker than LIGHT_LINE_MAX are not dropped.
+LIGHT_LINE_MARGIN = 0.12
+LIGHT_LINE_MAX = 0.45
+
+
+def drop_light_lines(dark: np.ndarray, lines: _Lines) -> np.ndarray | None:
+    """The strip's darkness with the light printed lines found (`lines`) taken out where no pen
+    covers them; None when there are no light lines to drop (none found, or as dark as ink)."""
+    if not lines.mask.any():
+        return None
+    core = lines.h_mask | lines.v_mask
+    level = float(np.percentile(dark[core], 70))
+    if level > LIGHT_LINE_MAX:
+        return None
+    return np.where(lines.mask & (dark <= level + LIGHT_LINE_MARGIN), 0.0, dark).astype(np.float32)
+
+
+def _no_masks(lines: _Lines) -> _Lines:
+    """The same comb geometry with no printed pixels to mask (the print was dropped)."""
+    none = np.zeros_like(lines.mask)
+    return _Lines(none, none, none, lines.top, lines.bottom, lines.left, lines.right)
 
 
 SHARED_STROKE = 0.3  # a cell holding this share of a connected stroke group holds a glyph of its own
