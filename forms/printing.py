@@ -199,10 +199,10 @@ def render_pdf(layout: Layout, records: Iterable[PrintRecord], out: Path, title:
     return n
 
 
-def blank_form(layout: Layout, dpi: float) -> np.ndarray:
-    """The form as printed with no student's data, rasterised to a grey uint8 image at `dpi`: what
-    is printer's ink on every page of this layout (lines, labels, titles), for telling it apart
-    from a parent's pen."""
+def blank_form(layout: Layout, dpi: float, color: bool = False) -> np.ndarray:
+    """The form as printed with no student's data, rasterised to a grey uint8 image at `dpi` (BGR
+    with `color`): what is printer's ink on every page of this layout (lines, labels, titles), for
+    telling it apart from a parent's pen."""
     import pypdfium2 as pdfium
 
     register_font()
@@ -212,7 +212,9 @@ def blank_form(layout: Layout, dpi: float) -> np.ndarray:
     c.save()
     doc = pdfium.PdfDocument(buf.getvalue())
     try:
-        img = doc[0].render(scale=dpi / 72, grayscale=True).to_numpy()
+        img = doc[0].render(scale=dpi / 72, grayscale=not color).to_numpy()
     finally:
         doc.close()
+    if color:
+        return img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)

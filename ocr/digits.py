@@ -289,10 +289,11 @@ def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple
         return [None] * n_cells
     dark = darkness(crop)
     lines, edges = _strip_lines(dark, bounds, rows)
+    whole = False  # the comb's print is dropped: a glyph its cell owns is kept whole, across the lines
     if dropped is not None or light_lines:
         ink = darkness(dropped) if dropped is not None and dropped.shape == crop.shape else drop_light_lines(dark, lines)
         if ink is not None:  # the comb's print is gone from `ink`: nothing to mask, ink on a line stays
-            dark, lines = ink, _no_masks(lines)
+            dark, lines, whole = ink, _no_masks(lines), True
     thr = _ink_threshold(dark, lines)
     raw = dark > thr
     found = _found_bounds(edges)
@@ -307,8 +308,9 @@ def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple
         if not cell_ink.any():
             out.append(None)
             continue
+        inner = (0, sx1 - sx0) if whole else (left - sx0, right - sx0)  # what must hold most of the glyph
         cell_lines = _Lines(lines.mask[:, window], lines.h_mask[:, window], lines.v_mask[:, window],
-                            top, bottom, left - sx0, right - sx0)
+                            top, bottom, *inner)
         out.append(_glyph(dark[:, window], _keep_components(cell_ink, cell_lines), cell_lines, thr))
     return out
 
@@ -322,9 +324,10 @@ LIGHT_LINE_MAX = 0.45
 
 def drop_light_lines(dark: np.ndarray, lines: _Lines) -> np.ndarray | None:
     """The strip's darkness with the light printed lines found (`lines`) taken out where no pen
-    covers them; None when there are no light lines to drop (none found, or as dark as ink)."""
+    covers them (none found: the scan lost them, as a 1-bit scan does); None when the lines found
+    are as dark as ink (not to be dropped: masked as grey combs are)."""
     if not lines.mask.any():
-        return None
+        return dark
     core = lines.h_mask | lines.v_mask
     level = float(np.percentile(dark[core], 70))
     if level > LIGHT_LINE_MAX:
