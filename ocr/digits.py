@@ -290,14 +290,16 @@ def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple
     dark = darkness(crop)
     lines, edges = _strip_lines(dark, bounds, rows)
     whole = False  # the comb's print is dropped: a glyph its cell owns is kept whole, across the lines
+    cut = lines.mask  # where two glyphs joined across a line are parted (the printed lines)
     if dropped is not None or light_lines:
-        ink = darkness(dropped) if dropped is not None and dropped.shape == crop.shape else drop_light_lines(dark, lines)
+        ink = drop_light_lines(darkness(dropped) if dropped is not None and dropped.shape == crop.shape else dark, lines)
         if ink is not None:  # the comb's print is gone from `ink`: nothing to mask, ink on a line stays
+            cut = lines.mask if lines.mask.any() else _side_lines(dark.shape, edges, lines)
             dark, lines, whole = ink, _no_masks(lines), True
     thr = _ink_threshold(dark, lines)
     raw = dark > thr
     found = _found_bounds(edges)
-    owner = _owners(_bridge_lines(raw, lines, per_line=True), raw & ~lines.mask, found, lines)
+    owner = _owners(_bridge_lines(raw, lines, per_line=True), raw & ~cut, found, lines)
     top, bottom = lines.top, lines.bottom
     out: list[np.ndarray | None] = []
     for i, ((x0, x1), (left, right)) in enumerate(zip(found, edges, strict=True)):
@@ -323,16 +325,27 @@ LIGHT_LINE_MAX = 0.45
 
 
 def drop_light_lines(dark: np.ndarray, lines: _Lines) -> np.ndarray | None:
-    """The strip's darkness with the light printed lines found (`lines`) taken out where no pen
-    covers them (none found: the scan lost them, as a 1-bit scan does); None when the lines found
-    are as dark as ink (not to be dropped: masked as grey combs are)."""
+    """`dark` (a strip's darkness: of the grey scan, or of a colour scan's drop-out channel, where
+    JPEG's coarser colour leaves a faint trace of the lines) with the light printed lines found
+    (`lines`, on the grey scan) taken out where no pen covers them (none found: the scan lost
+    them, as a 1-bit scan does); None when the lines are as dark as ink there (not to be dropped:
+    masked as grey combs are)."""
     if not lines.mask.any():
         return dark
-    core = lines.h_mask | lines.v_mask
-    level = float(np.percentile(dark[core], 70))
+    level = float(np.percentile(dark[lines.mask], 70))
     if level > LIGHT_LINE_MAX:
         return None
-    return np.where(lines.mask & (dark <= level + LIGHT_LINE_MARGIN), 0.0, dark).astype(np.float32)
+    near = cv2.dilate(lines.mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the print's blurred fringe
+    return np.where(near & (dark <= level + LIGHT_LINE_MARGIN), 0.0, dark).astype(np.float32)
+
+
+def _side_lines(shape: tuple[int, ...], edges: list[tuple[int, int]], lines: _Lines) -> np.ndarray:
+    """Where the side lines between the boxes are (a scan that lost them): between each box's
+    interior and the next one's, over the comb's rows."""
+    out = np.zeros(shape[:2], bool)
+    for (_, right), (left, _) in zip(edges[:-1], edges[1:], strict=True):
+        out[lines.top:lines.bottom, min(right, left - 1):max(left, right + 1)] = True
+    return out
 
 
 def _no_masks(lines: _Lines) -> _Lines:
