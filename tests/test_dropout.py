@@ -166,7 +166,7 @@ def _scan(page: np.ndarray, mode: str) -> tuple[np.ndarray, object]:
     return gray, crop
 
 
-@pytest.mark.parametrize("mode, min_iou", [("color", 0.95), ("gray", 0.9), ("bilevel", 0.65)])
+@pytest.mark.parametrize("mode, min_iou", [("color", 0.9), ("gray", 0.8), ("bilevel", 0.65)])
 def test_a_digit_crossing_a_dropout_box_line_keeps_its_ink(layouts, crossing, mode: str, min_iou: float) -> None:
     grey, drop = layouts
     pages, ref = crossing
