@@ -425,8 +425,6 @@ def _page_again(run, tmp_path: Path, pick, scale: float = 1.0, name: str = "agai
     return ws, page["form_id"], tmp_path / name
 
 
-@pytest.mark.xfail(strict=True, reason="reader v2 regression: on the 94 % print one guardian-phone box "
-                   "reads 6 for 1 without being framed (left open in issue 14's note)")
 def test_a_form_printed_fit_to_page_reads_the_same(run, tmp_path):
     """Printers often shrink a page to fit their margins ("fit to page", 94-97 %): the page still
     aligns on its marks and every value reads as on the page printed at full size."""
