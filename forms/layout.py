@@ -40,6 +40,10 @@ RuleSet = Literal["corrections", "applicant_phone", "class_phone", "photo", "gua
 EXPORT_VALUES = ("form_id", "school", "class", "student_no", "bank", "final_name", "final_gender", "final_id",
                  "printed_name", "printed_id", "photo_file", "rare_characters")
 
+# a drop-out colour for comb boxes (`comb_ink`): as light as paper in one channel, coloured, and
+# light grey in a grey scan (lighter than pen ink by far, under the 1-bit threshold's 150 too)
+DROPOUT_LIGHT, DROPOUT_CHROMA, DROPOUT_GREY = 230, 60, 160
+
 
 class LayoutError(Exception):
     """A layout file is missing, unreadable or breaks the schema; the message names file and key."""
@@ -126,6 +130,29 @@ class ExportSpec:
 
 
 @dataclass(frozen=True)
+class CombInk:
+    """How a layout's comb boxes are printed. 'grey' (the default): mid grey lines. 'dropout': a
+    light colour (`rgb`) that black and blue pens are not, with nothing else printed within
+    `band_mm` of a comb; the reader drops that colour before cutting cells (on a colour scan the
+    channel where it is as light as paper, on a grey scan the light lines), so a digit touching or
+    crossing a box line keeps all its ink."""
+
+    kind: str = "grey"
+    rgb: tuple[int, ...] = ()  # the drop-out colour (r, g, b), 0..255; grey combs: the printer's grey
+    band_mm: float = 0.0
+
+    @property
+    def dropout(self) -> bool:
+        return self.kind == "dropout"
+
+    @property
+    def drop_channel(self) -> int:
+        """The BGR channel (OpenCV order) in which the drop-out colour is lightest: there it
+        scans as paper, and dark pens stay dark."""
+        return 2 - max(range(3), key=lambda i: self.rgb[i])
+
+
+@dataclass(frozen=True)
 class Layout:
     layout_id: str
     version: int
@@ -142,6 +169,7 @@ class Layout:
     guide_lines: tuple[str, ...]
     rules: tuple[str, ...] = ()
     export: ExportSpec | None = None
+    comb_ink: CombInk = CombInk()
 
     @property
     def key(self) -> str:
@@ -263,6 +291,26 @@ class _ExportSpec(_Strict):
     columns: list[tuple[str, str]]
 
 
+class _CombInkSpec(_Strict):
+    kind: Literal["grey", "dropout"] = "grey"
+    rgb: list[int] | None = None
+    band_mm: float = Field(default=2.0, ge=0, le=6)
+
+    @field_validator("rgb")
+    @classmethod
+    def _rgb(cls, v: list[int] | None) -> list[int] | None:
+        if v is None:
+            return v
+        if len(v) != 3 or any(not 0 <= c <= 255 for c in v):
+            raise ValueError("rgb must be [r, g, b], each 0..255")
+        if max(v) < DROPOUT_LIGHT or max(v) - min(v) < DROPOUT_CHROMA:
+            raise ValueError(f"a drop-out colour must be light in one channel (>= {DROPOUT_LIGHT}, where it scans "
+                             f"as paper) and coloured (channels at least {DROPOUT_CHROMA} apart), e.g. [255, 150, 150]")
+        if round(0.299 * v[0] + 0.587 * v[1] + 0.114 * v[2]) < DROPOUT_GREY:
+            raise ValueError(f"a drop-out colour must scan light grey (luminance >= {DROPOUT_GREY}), e.g. [255, 150, 150]")
+        return v
+
+
 class _LayoutSpec(_Strict):
     layout_id: str
     version: int = Field(ge=1)
@@ -276,6 +324,7 @@ class _LayoutSpec(_Strict):
     guide: _GuideSpec
     rules: list[RuleSet] = []
     export: _ExportSpec | None = None
+    comb_ink: _CombInkSpec | None = None
 
 
 def _field_problems(name: str, f: _FieldSpec) -> list[str]:
@@ -323,6 +372,41 @@ def _layout_problems(spec: _LayoutSpec) -> list[str]:
     return out
 
 
+def _overlap(a: BoxList, b: BoxList) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def _inside(a: BoxList, b: BoxList) -> bool:
+    """`a` lies strictly inside `b` (no edge of `b` crosses it)."""
+    return b[0] < a[0] and b[1] < a[1] and a[0] + a[2] < b[0] + b[2] and a[1] + a[3] < b[1] + b[3]
+
+
+def _comb_ink_problems(spec: _LayoutSpec) -> list[str]:
+    """A drop-out comb needs its colour, and its clear band (`band_mm` around each comb) must hold
+    no other printing: no other field or option box, no section edge, no barcode, mark or guide."""
+    ink = spec.comb_ink
+    if ink is None or ink.kind == "grey":
+        return ["comb_ink.rgb: only for kind 'dropout' (grey combs are printed in the station's grey)"] \
+            if ink is not None and ink.rgb is not None else []
+    if ink.rgb is None:
+        return ["comb_ink: kind 'dropout' needs 'rgb' (the drop-out colour, e.g. [255, 150, 150])"]
+    others: list[tuple[str, BoxList]] = [(f"fields.{n}", f.box) for n, f in spec.fields.items()]
+    others += [(f"fields.{n}.options.{o}", ob.box) for n, f in spec.fields.items() for o, ob in (f.options or {}).items()]
+    others += [("barcode", spec.barcode.box), ("guide", spec.guide.box)]
+    others += [(f"marks.{i}", [*v[:2], spec.marks.size_mm, spec.marks.size_mm]) for i, v in spec.marks.positions.items()]
+    out = []
+    b = ink.band_mm
+    for name, f in spec.fields.items():
+        if f.kind != "digits":
+            continue
+        band = [f.box[0] - b, f.box[1] - b, f.box[2] + 2 * b, f.box[3] + 2 * b]
+        out += [f"comb_ink.band_mm: {where} is printed within {b:g} mm of comb {name!r}"
+                for where, box in others if where != f"fields.{name}" and _overlap(band, box)]
+        out += [f"comb_ink.band_mm: the edge of sections.{i} runs within {b:g} mm of comb {name!r}"
+                for i, s in enumerate(spec.sections) if _overlap(band, s.box) and not _inside(band, s.box)]
+    return out
+
+
 def _fmt_error(source: str, err: ValidationError) -> str:
     parts = []
     for e in err.errors():
@@ -359,7 +443,14 @@ def _build(spec: _LayoutSpec) -> Layout:
         zones=tuple(zones), guide_box=_to_box(spec.guide.box), guide_lines=tuple(spec.guide.lines),
         rules=tuple(spec.rules),
         export=ExportSpec(spec.export.card_file, tuple(tuple(c) for c in spec.export.columns)) if spec.export else None,
+        comb_ink=_comb_ink(spec.comb_ink),
     )
+
+
+def _comb_ink(ink: _CombInkSpec | None) -> CombInk:
+    if ink is None or ink.kind == "grey":
+        return CombInk()
+    return CombInk("dropout", tuple(int(c) for c in ink.rgb or ()), float(ink.band_mm))
 
 
 def parse_layout(text: str, source: str = "<layout>") -> Layout:
@@ -375,6 +466,7 @@ def parse_layout(text: str, source: str = "<layout>") -> Layout:
     except ValidationError as e:
         raise LayoutError(_fmt_error(source, e)) from None
     problems = [p for n, f in spec.fields.items() for p in _field_problems(n, f)] + _layout_problems(spec)
+    problems += _comb_ink_problems(spec)
     if problems:
         raise LayoutError(f"{source}: " + "; ".join(problems))
     return _build(spec)

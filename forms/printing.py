@@ -21,7 +21,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from forms.barcode import PageCode
-from forms.layout import PRINTED_ROLES, Box, Layout, Zone
+from forms.layout import PRINTED_ROLES, Box, CombInk, Layout, Zone
 
 FONT = "FSZenHei"
 FONT_CANDIDATES = (
@@ -77,9 +77,15 @@ class _Page:
         """mm box from the top-left -> reportlab points from the bottom-left (x, y, w, h)."""
         return box.x * mm, (self.h - box.y - box.h) * mm, box.w * mm, box.h * mm
 
-    def rect(self, box: Box, grey: float = 0.0, width: float = 0.6, fill: bool = False) -> None:
-        self.c.setStrokeGray(grey)
-        self.c.setFillGray(grey)
+    def rect(self, box: Box, grey: float = 0.0, width: float = 0.6, fill: bool = False,
+             rgb: tuple[int, ...] = ()) -> None:
+        """A rectangle in `grey` (0 black .. 1 white), or in colour `rgb` (0..255) when given."""
+        if rgb:
+            self.c.setStrokeColorRGB(*(v / 255 for v in rgb))
+            self.c.setFillColorRGB(*(v / 255 for v in rgb))
+        else:
+            self.c.setStrokeGray(grey)
+            self.c.setFillGray(grey)
         self.c.setLineWidth(width)
         self.c.rect(*self._pt(box), stroke=1, fill=int(fill))
 
@@ -130,11 +136,11 @@ def _label(p: _Page, z: Zone) -> None:
         p.text(z.box.x, z.box.y - 1.2, z.label, 7.5, grey=0.25)
 
 
-def _draw_handwritten(p: _Page, z: Zone) -> None:
+def _draw_handwritten(p: _Page, z: Zone, comb: CombInk) -> None:
     _label(p, z)
-    if z.kind == "digits":
+    if z.kind == "digits":  # the layout's comb ink: grey, or a drop-out colour (its band kept clear by the schema)
         for cell in z.cell_boxes():
-            p.rect(cell, grey=COMB_GREY, width=0.7)
+            p.rect(cell, grey=COMB_GREY, width=0.7, rgb=comb.rgb if comb.dropout else ())
     elif z.kind == "checkbox":
         for opt in z.options:
             p.rect(opt.box, grey=0.0, width=0.7)
@@ -172,7 +178,7 @@ def draw_form(c: Canvas, layout: Layout, rec: PrintRecord) -> None:
         p.rect(s.box, grey=0.0, width=0.8)
         p.text(s.box.x + 2, s.box.y + 4.2, s.title, 9.5)
     for z in layout.zones:
-        (_draw_printed(p, z, rec) if z.kind == "printed" else _draw_handwritten(p, z))
+        (_draw_printed(p, z, rec) if z.kind == "printed" else _draw_handwritten(p, z, layout.comb_ink))
     gb = layout.guide_box
     for i, line in enumerate(layout.guide_lines):
         p.text(gb.x, gb.y + 3 + i * 3.8, line, 7.2, grey=0.15)
@@ -193,10 +199,10 @@ def render_pdf(layout: Layout, records: Iterable[PrintRecord], out: Path, title:
     return n
 
 
-def blank_form(layout: Layout, dpi: float) -> np.ndarray:
-    """The form as printed with no student's data, rasterised to a grey uint8 image at `dpi`: what
-    is printer's ink on every page of this layout (lines, labels, titles), for telling it apart
-    from a parent's pen."""
+def blank_form(layout: Layout, dpi: float, color: bool = False) -> np.ndarray:
+    """The form as printed with no student's data, rasterised to a grey uint8 image at `dpi` (BGR
+    with `color`): what is printer's ink on every page of this layout (lines, labels, titles), for
+    telling it apart from a parent's pen."""
     import pypdfium2 as pdfium
 
     register_font()
@@ -206,7 +212,9 @@ def blank_form(layout: Layout, dpi: float) -> np.ndarray:
     c.save()
     doc = pdfium.PdfDocument(buf.getvalue())
     try:
-        img = doc[0].render(scale=dpi / 72, grayscale=True).to_numpy()
+        img = doc[0].render(scale=dpi / 72, grayscale=not color).to_numpy()
     finally:
         doc.close()
+    if color:
+        return img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)

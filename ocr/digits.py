@@ -266,7 +266,8 @@ def soft_glyph(dark: np.ndarray, keep: np.ndarray | None, thr: float,
     return frame_glyph(np.clip(soft / scale, 0.0, 1.0))
 
 
-def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple[int, int]) -> list[np.ndarray | None]:
+def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple[int, int],
+                    dropped: np.ndarray | None = None, light_lines: bool = False) -> list[np.ndarray | None]:
     """Normalise every cell of one comb strip at once (see `normalize_cell` for one cell).
 
     `crop` is a grayscale uint8 crop of the whole comb with a margin, `bounds` each cell's expected
@@ -274,16 +275,31 @@ def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple
     Ink is segmented over the whole strip and each stroke belongs to the cell holding most of it:
     a digit that overruns its box is read whole, and the part of a neighbour's digit reaching
     into a cell is not read as part of it. Ink mostly above or below the comb (a digit rewritten
-    over a struck-out box) belongs to no cell."""
+    over a struck-out box) belongs to no cell.
+
+    Drop-out combs (`forms.layout.CombInk`): the lines are still found on `crop`, where they show
+    (each box's place), but the ink is cut from the strip with the comb's print taken out, with no
+    line mask, so a stroke crossing or running along a box line keeps all its ink: `dropped` is
+    the strip in the scan's channel where the drop-out colour is as light as paper (a colour
+    scan); `light_lines` (a grey scan) drops the lines found where they are no darker than the
+    print itself (`drop_light_lines`). Lines as dark as pen ink (a 1-bit scan that kept them, a
+    grey comb) are masked as for grey combs."""
     n_cells = len(bounds)
     if crop is None or crop.size == 0 or min(crop.shape[:2]) < 8 or n_cells == 0:
         return [None] * n_cells
     dark = darkness(crop)
     lines, edges = _strip_lines(dark, bounds, rows)
+    whole = False  # the comb's print is dropped: a glyph its cell owns is kept whole, across the lines
+    cut = lines.mask  # where two glyphs joined across a line are parted (the printed lines)
+    if dropped is not None or light_lines:
+        ink = drop_light_lines(darkness(dropped) if dropped is not None and dropped.shape == crop.shape else dark, lines)
+        if ink is not None:  # the comb's print is gone from `ink`: nothing to mask, ink on a line stays
+            cut = lines.mask if lines.mask.any() else _side_lines(dark.shape, edges, lines)
+            dark, lines, whole = ink, _no_masks(lines), True
     thr = _ink_threshold(dark, lines)
     raw = dark > thr
     found = _found_bounds(edges)
-    owner = _owners(_bridge_lines(raw, lines, per_line=True), raw & ~lines.mask, found, lines)
+    owner = _owners(_bridge_lines(raw, lines, per_line=True), raw & ~cut, found, lines)
     top, bottom = lines.top, lines.bottom
     out: list[np.ndarray | None] = []
     for i, ((x0, x1), (left, right)) in enumerate(zip(found, edges, strict=True)):
@@ -294,10 +310,48 @@ def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple
         if not cell_ink.any():
             out.append(None)
             continue
+        inner = (0, sx1 - sx0) if whole else (left - sx0, right - sx0)  # what must hold most of the glyph
         cell_lines = _Lines(lines.mask[:, window], lines.h_mask[:, window], lines.v_mask[:, window],
-                            top, bottom, left - sx0, right - sx0)
+                            top, bottom, *inner)
         out.append(_glyph(dark[:, window], _keep_components(cell_ink, cell_lines), cell_lines, thr))
     return out
+
+
+# a grey scan of a drop-out comb: its lines are light grey (the print's level, measured on the
+# page); pixels of a line no darker than that level plus this margin are the print, darker ones a
+# pen over it (ink darkens what it covers). Lines darker than LIGHT_LINE_MAX are not dropped.
+LIGHT_LINE_MARGIN = 0.12
+LIGHT_LINE_MAX = 0.45
+
+
+def drop_light_lines(dark: np.ndarray, lines: _Lines) -> np.ndarray | None:
+    """`dark` (a strip's darkness: of the grey scan, or of a colour scan's drop-out channel, where
+    JPEG's coarser colour leaves a faint trace of the lines) with the light printed lines found
+    (`lines`, on the grey scan) taken out where no pen covers them (none found: the scan lost
+    them, as a 1-bit scan does); None when the lines are as dark as ink there (not to be dropped:
+    masked as grey combs are)."""
+    if not lines.mask.any():
+        return dark
+    level = float(np.percentile(dark[lines.mask], 70))
+    if level > LIGHT_LINE_MAX:
+        return None
+    near = cv2.dilate(lines.mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the print's blurred fringe
+    return np.where(near & (dark <= level + LIGHT_LINE_MARGIN), 0.0, dark).astype(np.float32)
+
+
+def _side_lines(shape: tuple[int, ...], edges: list[tuple[int, int]], lines: _Lines) -> np.ndarray:
+    """Where the side lines between the boxes are (a scan that lost them): between each box's
+    interior and the next one's, over the comb's rows."""
+    out = np.zeros(shape[:2], bool)
+    for (_, right), (left, _) in zip(edges[:-1], edges[1:], strict=True):
+        out[lines.top:lines.bottom, min(right, left - 1):max(left, right + 1)] = True
+    return out
+
+
+def _no_masks(lines: _Lines) -> _Lines:
+    """The same comb geometry with no printed pixels to mask (the print was dropped)."""
+    none = np.zeros_like(lines.mask)
+    return _Lines(none, none, none, lines.top, lines.bottom, lines.left, lines.right)
 
 
 SHARED_STROKE = 0.3  # a cell holding this share of a connected stroke group holds a glyph of its own

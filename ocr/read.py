@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from forms.layout import MM_PER_INCH, Box, Layout, Zone
+from forms.layout import MM_PER_INCH, Box, CombInk, Layout, Zone
 from forms.printing import FontMissing, blank_form
 from formstation import idnumber
 from ocr import decode, labels, presence
@@ -131,7 +131,7 @@ class PageReader:
 
     # ---- one method per zone kind; each returns the zone's readings
     def _read_digits(self, z: Zone, page, crop, box, color_crop, workspace: Path, crop_dir: str):
-        norm = normalize_strip(*comb_strip(page, z))
+        norm = comb_cells(page, z, self.layout.comb_ink, color_crop)
         results = classify_cells(norm, self.digits)
         probs = [None if r.empty else np.asarray(r.probs) for r in results]
         struck = {}  # box -> (what the box itself reads, the rewrite's page px box)
@@ -329,11 +329,28 @@ def doubt_marks(z: Zone, value: str, probs: list[np.ndarray | None],
 
 def comb_strip(page: np.ndarray, z: Zone) -> tuple[np.ndarray, list[tuple[int, int]], tuple[int, int]]:
     """A comb zone's crop with a margin, each cell's [x0, x1) and the comb's [y0, y1) in it."""
-    crop, (cx0, cy0, _, _) = _crop(page, _grow(z.box, STRIP_MARGIN_MM))
+    crop, (cx0, cy0, _, _) = _crop(page, _strip_box(z))
     px = [c.to_px(ALIGN_DPI) for c in z.cell_boxes()]
     bounds = [(x0 - cx0, x1 - cx0) for x0, _, x1, _ in px]
     _, y0, _, y1 = z.box.to_px(ALIGN_DPI)
     return crop, bounds, (y0 - cy0, y1 - cy0)
+
+
+def comb_cells(page: np.ndarray, z: Zone, ink: CombInk, color_crop: ColorCrop | None = None) -> list[np.ndarray | None]:
+    """The normalised 28x28 cells of comb `z` on the aligned grey `page` (None: an empty box). A
+    comb printed in a drop-out colour (`ink`) is dropped before the cells are cut: on a colour
+    scan (`color_crop`) by taking the strip in the channel where that colour is as light as paper,
+    on a grey scan by dropping its light lines (`ocr.digits.normalize_strip`)."""
+    strip, bounds, rows = comb_strip(page, z)
+    if not ink.dropout:
+        return normalize_strip(strip, bounds, rows)
+    color = color_crop(_strip_box(z)) if color_crop is not None else None
+    dropped = color[:, :, ink.drop_channel] if color is not None and color.shape[:2] == strip.shape[:2] else None
+    return normalize_strip(strip, bounds, rows, dropped=dropped, light_lines=dropped is None)
+
+
+def _strip_box(z: Zone) -> Box:
+    return _grow(z.box, STRIP_MARGIN_MM)
 
 
 def _review_box(z: Zone) -> Box:

@@ -72,12 +72,16 @@ class Summary:
     seconds: float
 
 
-def render(doc: pdfium.PdfDocument, index: int, dpi: int, layout: Layout) -> np.ndarray:
-    """Gray raster of one printed page, cut or padded to exactly the layout's page size at dpi."""
-    a = doc[index].render(scale=dpi / 72, grayscale=True).to_numpy()
-    a = a[:, :, 0] if a.ndim == 3 else a
+def render(doc: pdfium.PdfDocument, index: int, dpi: int, layout: Layout, color: bool = False) -> np.ndarray:
+    """Gray raster of one printed page (BGR with `color`: a layout printing in colour, e.g. drop-out
+    comb boxes), cut or padded to exactly the layout's page size at dpi."""
+    a = doc[index].render(scale=dpi / 72, grayscale=not color).to_numpy()
+    if not color:
+        a = a[:, :, 0] if a.ndim == 3 else a
+    elif a.ndim == 2 or a.shape[2] != 3:
+        a = cv2.cvtColor(a, cv2.COLOR_GRAY2BGR if a.ndim == 2 else cv2.COLOR_BGRA2BGR)
     w, h = layout.page_px(dpi)
-    out = np.full((h, w), 255, np.uint8)
+    out = np.full((h, w, 3) if color else (h, w), 255, np.uint8)
     out[: min(h, a.shape[0]), : min(w, a.shape[1])] = a[:h, :w]
     return out
 
@@ -182,10 +186,12 @@ def _front(t: FormTruth | None, cfg: SimConfig, docs: _Docs, dpi: int, rng: np.r
         w, h = load_layout(DEFAULT_LAYOUT).page_px(dpi)
         return cv2.cvtColor(scanner.foreign_page(rng, w, h, dpi), cv2.COLOR_GRAY2BGR), "normal"
     layout = t.person.layout
-    gray = render(docs.get(t.person.pdf), t.person.page_index, dpi, layout)
+    color = layout.comb_ink.dropout  # printed in colour: render it so (a grey print stays on the fast grey path)
+    printed = render(docs.get(t.person.pdf), t.person.page_index, dpi, layout, color)
     r, s = rng.random(), cfg.profile.scan
     kind = "faint" if r < s.toner_faint else "dark" if r < s.toner_faint + s.toner_dark else "normal"
-    page = cv2.cvtColor(scanner.toner(gray, kind, rng), cv2.COLOR_GRAY2BGR)
+    page = scanner.toner(printed, kind, rng)
+    page = page if color else cv2.cvtColor(page, cv2.COLOR_GRAY2BGR)
     draw_form(page, layout, t, dpi, cfg.seed, cfg.writers)
     return page, kind
 

@@ -49,13 +49,15 @@ def sample_scan(rng: np.random.Generator, r: ScanRates, dpi: int) -> PageScan:
 
 
 def toner(gray: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """Printer toner on the pre-printed page: 'faint' (washed out, with a lighter band) or 'dark'."""
+    """Printer toner on the pre-printed page (grey, or BGR for a colour print): 'faint' (washed
+    out, with a lighter band) or 'dark'."""
     if kind == "faint":
         g = gray.astype(np.float32)
         fade = np.float32(rng.uniform(0.35, 0.55))
         band = np.ones(g.shape[1], np.float32)
         x0 = int(rng.integers(0, g.shape[1] // 2))
         band[x0:x0 + g.shape[1] // 4] = 0.7  # a streak of low toner down the page
+        band = band[:, None] if g.ndim == 3 else band
         return (255 - (255 - g) * fade * band).astype(np.uint8)
     if kind == "dark":
         g = cv2.erode(gray, np.ones((2, 2), np.uint8))

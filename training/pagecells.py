@@ -4,7 +4,7 @@ A simulated campaign written by the reader's own training (or validation) writer
 (`bench/campaign.py --writers train|val`) gives comb cells as the station really sees them:
 written with a ballpoint over printed boxes, overrunning them, beside neighbours, scanned at
 200/300 dpi with noise, blur and JPEG, aligned and cut by the runtime. This tool cuts every written
-comb cell from the workspace's aligned pages through the runtime `normalize_strip` and labels it
+comb cell from the workspace's aligned pages through the runtime `comb_cells` and labels it
 with the simulator's truth. A cell struck out and rewritten above is skipped (its box does not
 hold the truth's digit). Cells of a campaign written by the held-out writers can be cut for
 measuring (`bench/digits_accuracy.py --page-cells`); the training scripts refuse them.
@@ -25,8 +25,8 @@ import numpy as np
 
 from forms.layout import load_layout
 from formstation.store import Store
-from ocr.digits import CLASSES, normalize_strip
-from ocr.read import comb_strip
+from ocr.digits import CLASSES
+from ocr.read import comb_cells
 
 COMB_FIELDS = ("corrected_id", "phone", "guardian_id", "guardian_phone")
 
@@ -63,7 +63,7 @@ def cut_cells(sim: Path, workspace: Path) -> dict[str, np.ndarray]:
             value = t["fields"].get(z.name) or ""
             crossed = (t["marks"].get("crossed_out") or {}).get(z.name) or {}
             touching = set((t["marks"].get("touching") or {}).get(z.name) or ())
-            cells = normalize_strip(*comb_strip(page, z))
+            cells = comb_cells(page, z, layout.comb_ink)
             for i, ch in enumerate(value[: len(cells)]):
                 if cells[i] is None or crossed.get("cell") == i or ch not in CLASSES:
                     continue
