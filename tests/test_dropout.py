@@ -12,12 +12,12 @@ import numpy as np
 import pypdfium2 as pdfium
 import pytest
 import zxingcpp
+from ocr.digitdata import heldout_mask, load_mnist
 
 from forms.barcode import decode
 from forms.layout import Box, CombInk, LayoutError, load_layout, parse_layout
 from forms.printing import PrintRecord, blank_form, render_pdf
 from ocr.align import ALIGN_DPI, MarkFinder, align, warp
-from ocr.digitdata import heldout_mask, load_mnist
 from ocr.digits import CLASSES, default_classifier
 from ocr.read import comb_cells
 from simulate import ink, scanner
