@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from forms.layout import MM_PER_INCH, Layout, mm_to_px
+from forms.layout import Layout, mm_to_px
 
 ALIGN_DPI = 200
 CORNER_FRACTION = 0.26  # corner search squares, as a share of the page's shorter side
@@ -87,7 +87,7 @@ def align(layout: Layout, finder: MarkFinder, gray: np.ndarray) -> Alignment | N
     residual = float(np.sqrt(np.mean(np.sum((proj - dst_a) ** 2, axis=1)))) / k
     side_px = np.mean([np.linalg.norm(c[1] - c[0]) for c in found.values()])
     return Alignment(matrix, len(found), residual, _rotation(matrix),
-                     float(side_px / layout.marks.size_mm * MM_PER_INCH))
+                     float(side_px / mm_to_px(layout.marks.size_mm, 1.0)))  # px over px-per-dpi
 
 
 def warp(layout: Layout, gray: np.ndarray, a: Alignment) -> np.ndarray:

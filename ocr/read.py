@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from forms.layout import MM_PER_INCH, Box, CombInk, Layout, Zone
+from forms.layout import Box, CombInk, Layout, Zone, mm_to_px
 from forms.printing import FontMissing, blank_form
 from formstation import idnumber
 from ocr import decode, labels, presence
@@ -306,7 +306,7 @@ def doubt_marks(z: Zone, value: str, probs: list[np.ndarray | None],
     Their frames reach up over what is written above."""
     struck, noted = struck or {}, noted or {}
     r = _review_box(z)
-    k = MM_PER_INCH / ALIGN_DPI
+    k = 1.0 / mm_to_px(1.0, ALIGN_DPI)  # mm per px
     cells = z.cell_boxes()
     allowed = decode.allowed_at(z.constraint, z.alphabet)
     listed = {d["i"]: d for d in decode.cell_doubts(value, probs, allowed)}
