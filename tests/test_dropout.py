@@ -12,7 +12,6 @@ import numpy as np
 import pypdfium2 as pdfium
 import pytest
 import zxingcpp
-from ocr.digitdata import heldout_mask, load_mnist
 
 from forms.barcode import decode
 from forms.layout import Box, CombInk, LayoutError, load_layout, parse_layout
@@ -21,6 +20,7 @@ from ocr.align import ALIGN_DPI, MarkFinder, align, warp
 from ocr.digits import CLASSES, default_classifier
 from ocr.read import comb_cells
 from simulate import ink, scanner
+from simulate.digitsets import heldout_mask, load_mnist
 from simulate.runner import render
 
 LAYOUT_YAML = Path(__file__).resolve().parent.parent / "layouts" / "ssc_application_v1.yaml"
