@@ -191,13 +191,21 @@ class Layout:
         z = self.by_role(role)
         return z.name if z else ""
 
+    def source_of(self, name: str) -> tuple[Zone | None, str]:
+        """The zone a field the reader writes comes from and the derived reading's suffix
+        (`photo_face` -> (photo, 'face'); a zone's own field -> (zone, '')); (None, '') if none."""
+        for z in self.zones:
+            if name == z.name:
+                return z, ""
+            if name.startswith(z.name + "_") and name[len(z.name) + 1:] in DERIVED.get(z.kind, ()):
+                return z, name[len(z.name) + 1:]
+        return None, ""
+
     def kind_of(self, name: str) -> str:
         """The zone kind of a field the reader writes, derived readings (`photo_face`,
         `id_copy_number`: named after their zone) counting as their zone's kind; '' if none."""
-        for z in self.zones:
-            if name == z.name or (name.startswith(z.name + "_") and name[len(z.name) + 1:] in DERIVED.get(z.kind, ())):
-                return z.kind
-        return ""
+        z, _ = self.source_of(name)
+        return z.kind if z else ""
 
     @property
     def read_fields(self) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
-from forms.layout import DEFAULT_LAYOUT, Layout
+from forms.layout import DEFAULT_LAYOUT, DERIVED, Layout
 from formstation import idnumber
 from formstation.store import (
     REOPEN_FIELD,
@@ -30,8 +30,9 @@ FIELD_ORDER = ("corrected_name", "corrected_id", "phone", "photo", "photo_face",
 GROUP_FIELDS = ("phone", "guardian_phone", "applicant_signature", "guardian_signature", "photo")  # today's layout
 GROUP_KINDS = ("digits", "signature", "photo")  # the group view's fields: mobile numbers, signatures, photos
 PRESENT = {"applicant_signature": "present", "guardian_signature": "present", "photo": "pasted"}
-# the readings derived from a zone a reviewer sees as fields of their own, after the zone
-REVIEW_DERIVED = {"photo": ("face", "background", "color"), "attachment": ("number",)}
+# the readings derived from a zone (forms.layout.DERIVED) a reviewer sees as fields of their own,
+# after the zone: all but the scan mode (a fact of the scan, not of the paper)
+REVIEW_DERIVED = {kind: tuple(s for s in suffixes if s != "scan") for kind, suffixes in DERIVED.items()}
 
 
 def field_order(layout: Layout) -> tuple[str, ...]:

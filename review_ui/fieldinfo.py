@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from forms.layout import Layout, load_layout
+from forms.layout import CONSTRAINT_SHAPES, Layout, load_layout
 from formstation import idnumber
 
 # readings the reader derives beside a zone, named `<zone>_<suffix>` (see ocr/read.py), by suffix
@@ -16,7 +16,7 @@ DERIVED_LABELS = {
 }
 DERIVED_CHOICES = {"face": ("yes", "no"), "background": ("light", "dark"), "color": ("color", "grayscale")}
 KIND_CHOICES = {"photo": ("pasted", "absent"), "signature": ("present", "absent"), "attachment": ("present", "absent")}
-ID_SHAPE = (18, "0123456789X")
+ID_SHAPE = CONSTRAINT_SHAPES["id_gb11643"]  # the number read off a pasted ID copy
 
 
 @cache
@@ -26,9 +26,7 @@ def layout(key: str | None = None) -> Layout:
 
 def _derived(name: str, lay: Layout) -> str:
     """The suffix of a derived reading (`photo_face` -> 'face'), '' for a zone's own field."""
-    if any(z.name == name for z in lay.zones) or not lay.kind_of(name):
-        return ""
-    return name.rsplit("_", 1)[-1]
+    return lay.source_of(name)[1]
 
 
 def label(name: str, lay: Layout | None = None) -> str:

@@ -25,17 +25,6 @@ _BY_KIND: dict[str, Callable[[object], str]] = {
     "photo_color": lambda v: "grayscale" if v == "photocopy" else "color",
     "photo_face": lambda v: "yes",
 }
-# today's layout's fields by name (kept for the tests that type them directly)
-TRUE_VALUE: dict[str, Callable[[dict], str]] = {
-    "applicant_signature": lambda f: _BY_KIND["signature"](f["applicant_signature"]),
-    "guardian_signature": lambda f: _BY_KIND["signature"](f["guardian_signature"]),
-    "id_copy": lambda f: _BY_KIND["attachment"](f["id_copy"]),
-    "id_copy_number": lambda f: _BY_KIND["attachment_number"](f["id_copy"]),
-    "photo": lambda f: _BY_KIND["photo"](f["photo"]),
-    "photo_background": lambda f: _BY_KIND["photo_background"](f["photo"]),
-    "photo_color": lambda f: _BY_KIND["photo_color"](f["photo"]),
-    "photo_face": lambda f: "yes",
-}
 
 
 def load_truth(path: Path) -> dict[str, dict]:
@@ -46,14 +35,10 @@ def load_truth(path: Path) -> dict[str, dict]:
 def true_value(truth: dict, name: str) -> str:
     """What the parent wrote in field `name` of the form's own layout (truth "layout"), as the
     review station takes it: by the field's kind, a derived reading (`photo_color`) by its zone's."""
-    layout = load_layout(truth.get("layout", DEFAULT_LAYOUT))
     f = truth["fields"]
-    for z in layout.zones:
-        if name == z.name and z.kind in _BY_KIND:
-            return _BY_KIND[z.kind](f.get(z.name))
-        if name.startswith(z.name + "_") and f"{z.kind}{name[len(z.name):]}" in _BY_KIND:
-            return _BY_KIND[f"{z.kind}{name[len(z.name):]}"](f.get(z.name))
-    return f.get(name) or ""
+    z, suffix = load_layout(truth.get("layout", DEFAULT_LAYOUT)).source_of(name)
+    typed = _BY_KIND.get(f"{z.kind}_{suffix}" if suffix else z.kind) if z else None
+    return typed(f.get(z.name)) if typed else f.get(name) or ""
 
 
 def clear_queue(store, truth: dict[str, dict], user: str = "rita", only: Iterable[str] | None = None,

@@ -122,7 +122,7 @@ def test_detection_of_signatures_photos_and_guardian_section(run):
 
 
 # what a careful reviewer types for each flagged field: the value the parent really wrote
-from simulate.reviewer import TRUE_VALUE as _TRUE_VALUE  # noqa: E402
+from simulate.reviewer import true_value  # noqa: E402
 
 
 def test_a_reviewer_clears_the_queue_and_the_export_follows(run, tmp_path):
@@ -136,14 +136,12 @@ def test_a_reviewer_clears_the_queue_and_the_export_follows(run, tmp_path):
             if fid is None:
                 break
             view = data.load_form(conn, fid)
-            f = truth[fid]["fields"]
             form_codes = [c for c, _ in view.form_reasons]
             if "PHONE_SHARED_BY_CLASS" in form_codes and "PHONE_SHARED_BY_CLASS" in truth[fid]["expected_reasons"]:
                 # the group view shows the class's phones: one number on every form
                 decisions.reject_form(conn, fid, "rita", "PHONE_SHARED_BY_CLASS", "one number on the whole class")
             else:
-                values = {it.name: _TRUE_VALUE.get(it.name, lambda f, n=it.name: f.get(n) or "")(f)
-                          for it in view.items}
+                values = {it.name: true_value(truth[fid], it.name) for it in view.items}
                 decisions.save_form(conn, fid, "rita", values, form_codes, store.workspace)
         cleared += 1
     assert cleared > 0
