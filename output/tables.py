@@ -107,14 +107,17 @@ def card_files(forms: Sequence[ExportForm], accepted: Sequence[ExportForm],
                photo_rel: Mapping[str, str]) -> dict[str, tuple[tuple[str, ...], Table]]:
     """Card data file stem -> (header, rows of its accepted forms): today's `card_data` always,
     another layout's file when the export holds forms of that layout."""
-    specs = {export_spec(load_layout(DEFAULT_LAYOUT)).card_file: export_spec(load_layout(DEFAULT_LAYOUT))}
-    for key in sorted({f.layout_key for f in forms}):
-        spec = export_spec(load_layout(key))
+    default = export_spec(load_layout(DEFAULT_LAYOUT))
+    specs = {default.card_file: default}
+    by_layout = {key: export_spec(load_layout(key)) for key in sorted({f.layout_key for f in forms})}
+    for key, spec in by_layout.items():
         if spec.card_file in specs and specs[spec.card_file].columns != spec.columns:
             raise ValueError(f"layout {key}: card file {spec.card_file!r} is declared with other columns elsewhere")
         specs[spec.card_file] = spec
+    stem_of = {key: spec.card_file for key, spec in by_layout.items()}
     return {stem: (tuple(h for h, _ in spec.columns), card_rows(
-        [f for f in accepted if export_spec(f.layout).card_file == stem], photo_rel, spec)) for stem, spec in specs.items()}
+        [f for f in accepted if stem_of.get(f.layout_key, export_spec(f.layout).card_file) == stem], photo_rel, spec))
+        for stem, spec in specs.items()}
 
 
 def card_rows(accepted: Sequence[ExportForm], photo_rel: Mapping[str, str], spec: ExportSpec | None = None) -> Table:
