@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
 
-from forms.layout import load_layout  # noqa: E402
+from forms.layout import DEFAULT_LAYOUT, load_layout  # noqa: E402
 from ocr import read  # noqa: E402
 
 SPENT: dict[str, float] = defaultdict(float)
@@ -44,14 +44,30 @@ def _timed(name: str, fn):
 
 
 def _front_pages(ws: Path, n: int) -> list[Path]:
-    """The stored images of identified form pages (not blank backs or unidentified pages)."""
+    """The stored images of identified form pages of the default layout (the one read here)."""
     db = ws / "station.db"
     if not db.is_file():
         raise SystemExit(f"{ws}: no station.db (give a workspace that has ingested a batch)")
     with sqlite3.connect(db) as con:
         rows = con.execute("SELECT image_path FROM pages WHERE kind = 'form' AND image_path IS NOT NULL "
-                           "ORDER BY page_id LIMIT ?", (n,)).fetchall()
+                           "AND (layout_key IS NULL OR layout_key = ?) ORDER BY page_id LIMIT ?",
+                           (DEFAULT_LAYOUT, n)).fetchall()
     return [ws / r[0] for r in rows if (ws / r[0]).is_file()]
+
+
+def _read_all(reader, pages: list[Path], out: Path) -> list[float]:
+    """CPU seconds of each page's reading after three warm-up pages (models and caches loaded)."""
+    reader.ocr.line(cv2.imread(str(pages[0]), cv2.IMREAD_GRAYSCALE)[:200, :600])  # engines loaded
+    for p in pages[:3]:
+        reader.read(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), out, "warm")
+    SPENT.clear()
+    per_page = []
+    for i, p in enumerate(pages[3:]):
+        img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        t = time.process_time()
+        reader.read(img, out, f"p{i}")
+        per_page.append(time.process_time() - t)
+    return per_page
 
 
 def main() -> None:
@@ -66,17 +82,9 @@ def main() -> None:
     read.classify_cells = _timed("digit reader", read.classify_cells)
     read.decode.decode_comb = _timed("constraint decoder", read.decode.decode_comb)
     reader = read.PageReader(load_layout(), threads=1)
-    out = Path(tempfile.mkdtemp(prefix="read-speed-"))
-    reader.ocr.line(cv2.imread(str(pages[0]), cv2.IMREAD_GRAYSCALE)[:200, :600])  # engines loaded
-    for p in pages[:3]:  # warm up: first calls load models and caches
-        reader.read(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), out, "warm")
-    SPENT.clear()
-    per_page = []
-    for i, p in enumerate(pages[3:]):
-        img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
-        t = time.process_time()
-        reader.read(img, out, f"p{i}")
-        per_page.append(time.process_time() - t)
+    # the crops the reader writes are children's data: inside the workspace, removed afterwards
+    with tempfile.TemporaryDirectory(prefix="read-speed-", dir=args.workspace) as tmp:
+        per_page = _read_all(reader, pages, Path(tmp))
     n = len(per_page)
     total = sum(per_page)
     print(f"pages read: {n} from {args.workspace}")

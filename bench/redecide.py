@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import select  # noqa: E402
 
 from formstation.config import load_config, save_config  # noqa: E402
-from formstation.store import Store, forms  # noqa: E402
+from formstation.store import Store, fields, forms  # noqa: E402
 from ocr.rules import decide_forms  # noqa: E402
 from simulate.evaluate import evaluate, markdown  # noqa: E402
 
@@ -47,6 +47,12 @@ def main() -> None:
     ap.add_argument("truth", type=Path)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=SHARE")
     args = ap.parse_args()
+    store = Store.open(args.workspace)
+    with store.tx() as conn:
+        reviewed = conn.execute(select(fields.c.form_id).where(fields.c.source == "reviewer").limit(1)).first()
+    if reviewed is not None:
+        raise SystemExit(f"{args.workspace}: a reviewer has worked in this workspace; this bench decides every "
+                         "form again and rewrites station.toml: run it on a campaign's run-ws only")
     cfg = load_config(args.workspace)
     th = dict(cfg.thresholds)
     for k, v in _thresholds(args.set).items():
@@ -55,7 +61,6 @@ def main() -> None:
         th[k] = v
     save_config(args.workspace, replace(cfg, thresholds=th))
     load_config(args.workspace)  # the station's own check of what was written
-    store = Store.open(args.workspace)
     with store.tx() as conn:
         ids = {r[0] for r in conn.execute(select(forms.c.form_id).where(forms.c.status != "printed"))}
         conn.execute(forms.update().where(forms.c.status != "printed").values(status="received", decided_at=None))
