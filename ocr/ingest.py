@@ -102,11 +102,21 @@ class _Runner:
             return
         q: deque[tuple[RawPage, Future | PageResult]] = deque()
         for raw in raws:
-            q.append((raw, _error_result(raw) if raw.error else self.pool.submit(run_page, raw)))
+            q.append((raw, _error_result(raw) if raw.error else self._submit(raw)))
             while len(q) >= self.inflight:
                 yield from self._next(q)
         while q:
             yield from self._next(q)
+
+    def _submit(self, raw: RawPage) -> Future:
+        """The page sent to the pool; when a worker died before it could be sent (the pool is
+        broken), a future holding that death, which `_next` recovers from like any other."""
+        try:
+            return self.pool.submit(run_page, raw)
+        except BrokenProcessPool as e:
+            dead: Future = Future()
+            dead.set_exception(e)
+            return dead
 
     def _next(self, q: deque) -> Iterable[PageResult]:
         raw, f = q.popleft()

@@ -104,6 +104,35 @@ def test_a_worker_killed_once_loses_no_page(printed, monkeypatch, tmp_path):
     assert (s.forms, s.quarantined) == (6, 0)
 
 
+def test_a_worker_dead_before_the_next_page_is_sent_loses_no_page(printed):
+    """A worker dies while the station is still handing out a file's pages: sending the next page to
+    the broken pool must not end the batch; a new pool reads every page."""
+    import signal
+    import time
+
+    from ocr.ingest import _Runner
+    from ocr.pages import iter_pages, sha256_file
+
+    store, layout, pdfs = printed
+    _sqlite_only(store)
+    runner = _Runner(layout, store.workspace, 2, False)
+    try:
+        first = next(iter(runner.map(iter_pages(pdfs[0], sha256_file(pdfs[0])))))  # the workers are up
+        assert first.kind != "failed"
+        for pid in list(runner.pool._processes):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not runner.pool._broken and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runner.pool._broken  # the next submit meets a broken pool
+        raws = list(iter_pages(pdfs[1], sha256_file(pdfs[1])))
+        results = list(runner.map(iter(raws)))
+    finally:
+        runner.pool.shutdown(wait=True, cancel_futures=True)
+    assert [r.page_index for r in results] == [r.page_index for r in raws]
+    assert all(r.kind != "failed" for r in results)
+
+
 def _descendants(pid: int) -> set[int]:
     out, todo = set(), [pid]
     while todo:
