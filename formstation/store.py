@@ -321,6 +321,18 @@ class Store:
         return int(v or 0)
 
     def migrate(self) -> None:
+        """Bring the schema to SCHEMA_VERSION. Two processes opening a new store at once (the review
+        app's sessions, ingest workers) may both find it empty: the one that loses the race fails
+        on a table the other just made, and on reading the version again finds nothing left to do."""
+        for attempt in range(3):
+            try:
+                return self._migrate_once()
+            except (OperationalError, IntegrityError):
+                if attempt == 2:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+
+    def _migrate_once(self) -> None:
         with self.tx() as conn:
             current = self.schema_version(conn)
             if current > SCHEMA_VERSION:

@@ -394,3 +394,28 @@ def test_a_workspace_of_schema_1_is_migrated_and_keeps_its_data(tmp_path):
     assert tuple(row) == ("13912345678", None, None)
     s.engine.dispose()
     Store.open(tmp_path).engine.dispose()  # opening again changes nothing
+
+
+def test_a_new_store_opened_by_several_sessions_at_once_is_made_once(tmp_path, monkeypatch):
+    """The review app's first sessions (and ingest workers) may open a new workspace's store at the
+    same moment: every one of them gets a working store, none fails on a table another just made."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for k in range(6):
+        ws = tmp_path / f"ws{k}"
+        start = threading.Barrier(4)
+        errors: list[BaseException] = []
+
+        def opener(ws=ws, start=start, errors=errors) -> None:
+            start.wait()
+            try:
+                with Store.open(ws).tx() as conn:
+                    conn.execute(select(func.count()).select_from(forms)).scalar()
+            except BaseException as e:  # noqa: BLE001 - the test reports any failure
+                errors.append(e)
+
+        threads = [threading.Thread(target=opener) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
