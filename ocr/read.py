@@ -107,13 +107,16 @@ class PageReader:
         self.faces = presence.FaceFinder()
         self._cells: dict[str, list[np.ndarray | None]] = {}  # this page's comb cell probabilities
         self._printed_ink: Printed | bool | None = None  # False: cannot be drawn here
+        self._reuse = False  # a re-read: the comb cells kept at ingest are read again (_kept_cells)
 
     def read(self, page: np.ndarray, workspace: Path, crop_dir: str,
              color_crop: ColorCrop | None = None, combs_only: bool = False) -> tuple[FieldReading, ...]:
         """Every handwritten zone's readings (with `combs_only`, the comb fields' and the page's
-        writing doubt only, no crop written: a re-read with a new reader version, ocr.reread).
-        Each reading names the reader version in detail["reader"]."""
+        writing doubt only, no crop written: a re-read with a new reader version, ocr.reread; the
+        comb cells are then the ones kept at ingest, see `_kept_cells`). Each reading names the
+        reader version in detail["reader"]."""
         self._cells = {}
+        self._reuse = combs_only
         out: list[FieldReading] = []
         for z in self.layout.zones:
             if z.kind == "printed" or (combs_only and z.kind != "digits"):
@@ -132,6 +135,9 @@ class PageReader:
     # ---- one method per zone kind; each returns the zone's readings
     def _read_digits(self, z: Zone, page, crop, box, color_crop, workspace: Path, crop_dir: str):
         norm = comb_cells(page, z, self.layout.comb_ink, color_crop)
+        cells_path = workspace / labels.cells_rel(f"{crop_dir}/{z.name}.png")
+        if self._reuse:
+            norm = _kept_cells(norm, cells_path)
         results = classify_cells(norm, self.digits)
         probs = [None if r.empty else np.asarray(r.probs) for r in results]
         struck = {}  # box -> (what the box itself reads, the rewrite's page px box)
@@ -148,7 +154,7 @@ class PageReader:
                 struck[r.cell] = (decode.CLASSES[int(np.argmax(own))] if own is not None else "", r.box)
                 probs[r.cell] = p  # the parent's correction stands for the box
         self._cells[z.name] = probs
-        labels.save_cells(workspace / labels.cells_rel(f"{crop_dir}/{z.name}.png"), norm,
+        labels.save_cells(cells_path, norm,
                           {i: rewrites[k].glyph for k, i in _struck_rewrites(rewrites, struck)}, set(noted))
         d = decode.decode_comb(probs, z.constraint, z.alphabet)
         conf = min(d.confidence, REWRITE_CONFIDENCE) if struck or noted else d.confidence
@@ -347,6 +353,18 @@ def comb_cells(page: np.ndarray, z: Zone, ink: CombInk, color_crop: ColorCrop | 
     color = color_crop(_strip_box(z)) if color_crop is not None else None
     dropped = color[:, :, ink.drop_channel] if color is not None and color.shape[:2] == strip.shape[:2] else None
     return normalize_strip(strip, bounds, rows, dropped=dropped, light_lines=dropped is None)
+
+
+def _kept_cells(norm: list[np.ndarray | None], path: Path) -> list[np.ndarray | None]:
+    """A re-read's cells of one comb: the ones the reader kept at ingest where it has them. Only the
+    grey page is stored, so a drop-out comb scanned in colour would otherwise be cut again the
+    grey-scan way, not as it was read. A box whose kept cell is a rewrite above it keeps the cell
+    cut again from the page (its own ink, which the rewrite check needs)."""
+    kept = labels.load_cells(path)
+    if kept is None or len(kept[1]) != len(norm):
+        return norm
+    cells, kinds = kept
+    return [norm[i] if k == labels.REWRITE else (cells[i] if k != labels.EMPTY else None) for i, k in enumerate(kinds)]
 
 
 def _strip_box(z: Zone) -> Box:

@@ -207,3 +207,30 @@ def test_the_shipped_layouts_load_with_their_comb_ink() -> None:
     for key in ("ssc_application_v1", "wuzhou_info_v1"):
         lay = load_layout(key)
         assert lay.comb_ink.kind in ("grey", "dropout")
+
+
+def test_a_re_read_reads_a_colour_scanned_dropout_comb_as_ingest_did(layouts, crossing, tmp_path: Path) -> None:
+    """Only the grey page is stored; a re-read with a new reader version (ocr.reread) reads the comb
+    cells the reader kept at ingest, so a drop-out comb scanned in colour is read as it was then,
+    not the grey-scan way (digits crossing the lines would read otherwise)."""
+    from ocr.read import PageReader
+
+    _, drop = layouts
+    pages, _ = crossing
+    gray, crop = _scan(pages["dropout"], "color")
+    reader = PageReader(drop)
+    first = {r.name: r for r in reader.read(gray, tmp_path, "crops/p0", crop)}
+    kept = _kept(tmp_path / "crops/p0/phone.cells.npz")
+    again = {r.name: r for r in reader.read(gray, tmp_path, "crops/p0", combs_only=True)}
+    assert again["phone"].value == first["phone"].value
+    assert again["phone"].confidence == pytest.approx(first["phone"].confidence, abs=1e-9)
+    again_kept = _kept(tmp_path / "crops/p0/phone.cells.npz")
+    assert all(np.array_equal(a, b) for a, b in zip(again_kept, kept, strict=True))
+    # the grey-scan way cuts those cells otherwise: what the re-read would have seen without them
+    grey_way = comb_cells(gray, drop.zone("phone"), drop.comb_ink)
+    assert any(g is not None and not np.array_equal(g, c) for g, c in zip(grey_way, kept[0], strict=True))
+
+
+def _kept(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path) as d:
+        return d["cells"], d["kinds"]

@@ -4,9 +4,12 @@ A simulated campaign written by the reader's own training (or validation) writer
 (`bench/campaign.py --writers train|val`) gives comb cells as the station really sees them:
 written with a ballpoint over printed boxes, overrunning them, beside neighbours, scanned at
 200/300 dpi with noise, blur and JPEG, aligned and cut by the runtime. This tool cuts every written
-comb cell from the workspace's aligned pages through the runtime `comb_cells` and labels it
-with the simulator's truth. A cell struck out and rewritten above is skipped (its box does not
-hold the truth's digit). Cells of a campaign written by the held-out writers can be cut for
+comb cell the station read and labels it with the simulator's truth: the cells the reader kept
+beside each comb's crop at ingest (`ocr.labels`, exactly what it classified, a drop-out comb on a
+colour scan taken from the channel that drops it), or, for a workspace without them, the cells cut
+again from the stored aligned grey page by the runtime `comb_cells`. A cell struck out and
+rewritten above is skipped (its box does not hold the truth's digit), and so is a box with a
+glyph written above it. Cells of a campaign written by the held-out writers can be cut for
 measuring (`bench/digits_accuracy.py --page-cells`); the training scripts refuse them.
 
 Output npz: `x` (n, 28, 28) uint8 cells, `y` (n,) class indices over `ocr.digits.CLASSES`, `touching`
@@ -25,6 +28,7 @@ import numpy as np
 
 from forms.layout import load_layout
 from formstation.store import Store
+from ocr import labels
 from ocr.digits import CLASSES
 from ocr.read import comb_cells
 
@@ -49,6 +53,8 @@ def cut_cells(sim: Path, workspace: Path) -> dict[str, np.ndarray]:
         pages = con.exec_driver_sql(
             "SELECT form_id, image_path FROM pages WHERE kind = 'form' AND form_id IS NOT NULL "
             "ORDER BY page_id").fetchall()
+        crops = {(f, n): c for f, n, c in con.exec_driver_sql(
+            "SELECT form_id, name, crop_path FROM fields WHERE source = 'read' AND crop_path IS NOT NULL")}
     xs, ys, touch = [], [], []
     seen: set[str] = set()
     for form_id, rel in pages:
@@ -56,14 +62,18 @@ def cut_cells(sim: Path, workspace: Path) -> dict[str, np.ndarray]:
         if t is None or form_id in seen or not rel:
             continue
         seen.add(form_id)
-        page = cv2.imread(str(workspace / rel), cv2.IMREAD_GRAYSCALE)
-        if page is None:
-            continue
+        page = None
         for z in zones:
             value = t["fields"].get(z.name) or ""
             crossed = (t["marks"].get("crossed_out") or {}).get(z.name) or {}
             touching = set((t["marks"].get("touching") or {}).get(z.name) or ())
-            cells = comb_cells(page, z, layout.comb_ink)
+            cells = _stored_cells(workspace, crops.get((form_id, z.name)))
+            if cells is None:
+                if page is None:
+                    page = cv2.imread(str(workspace / rel), cv2.IMREAD_GRAYSCALE)
+                    if page is None:
+                        break
+                cells = comb_cells(page, z, layout.comb_ink)
             for i, ch in enumerate(value[: len(cells)]):
                 if cells[i] is None or crossed.get("cell") == i or ch not in CLASSES:
                     continue
@@ -74,6 +84,16 @@ def cut_cells(sim: Path, workspace: Path) -> dict[str, np.ndarray]:
         raise SystemExit(f"{workspace}: no written comb cells found")
     return {"x": np.stack(xs), "y": np.array(ys, np.int64), "touching": np.array(touch, bool),
             "writers": np.array(writers)}
+
+
+def _stored_cells(workspace: Path, crop: str | None) -> list[np.ndarray | None] | None:
+    """The cells the reader kept for a comb's crop (None for a box it found empty or that has a
+    glyph above it; None in all when there is no readable file)."""
+    got = labels.load_cells(workspace / labels.cells_rel(crop)) if crop else None
+    if got is None:
+        return None
+    cells, kinds = got
+    return [cells[i] if k == labels.OWN else None for i, k in enumerate(kinds)]
 
 
 def load_page_cells(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
