@@ -197,8 +197,9 @@ class Figures:
 def _reading(z, order: list[int], mean: np.ndarray, probs: np.ndarray, cells: Cells):
     """One held-out field as the station's reader reports it (`ocr.read.PageReader._read_digits`):
     decoded by its constraint, capped when a box was struck out and rewritten above, or when a
-    member of the ensemble votes otherwise on an ID number; its doubt marks as the reader makes them."""
-    from ocr.read import DISAGREE_CONFIDENCE, REWRITE_CONFIDENCE, doubt_marks
+    member of the ensemble votes otherwise on an ID number where the mean doubts the box
+    (`ocr.read.disagreement_caps`); its doubt marks as the reader makes them."""
+    from ocr.read import DISAGREE_CONFIDENCE, REWRITE_CONFIDENCE, disagreement_caps, doubt_marks
     from ocr.types import FieldReading
 
     p = [mean[i] for i in order]
@@ -208,8 +209,8 @@ def _reading(z, order: list[int], mean: np.ndarray, probs: np.ndarray, cells: Ce
     if struck:
         conf = min(conf, REWRITE_CONFIDENCE)
     votes = probs[order].argmax(axis=2)
-    if decode.is_checked(z.constraint) and len(d.value) == len(order) and any(
-            CLASSES[v] != d.value[j] for j, row in enumerate(votes) if j not in struck for v in row):
+    if decode.is_checked(z.constraint) and len(d.value) == len(order) and disagreement_caps(d.value, p, [
+            j for j, row in enumerate(votes) if j not in struck and any(CLASSES[v] != d.value[j] for v in row)]):
         conf = min(conf, DISAGREE_CONFIDENCE)
     detail = {"doubt": doubt_marks(z, d.value, p, struck)}
     if struck:

@@ -182,3 +182,20 @@ def test_the_id_number_on_a_copy_is_picked_out_of_the_text_read():
     assert copy_id_number("公民身份号码345048120080327062X") == "45048120080327062X"  # '码' read as 3
     assert copy_id_number("出生2021年1月31日公民身份号码3310113202101318546") == "310113202101318546"
     assert copy_id_number("住址广西梧州市长洲区新兴二路") == ""
+
+
+def test_members_split_on_an_id_box_send_it_to_review_only_where_the_mean_doubts_it():
+    """One member of three voting otherwise on a box the mean reads surely is no sign of a misread;
+    a box the check-digit search moved to a character the members gave under one half is."""
+    from ocr.read import disagreement_caps
+
+    idn = "45048120080327062X"
+    probs = _probs(idn, 0.999)
+    assert not disagreement_caps(idn, probs, [])
+    probs[15] = np.full(11, 0.01)
+    probs[15][CLASSES.index("6")], probs[15][CLASSES.index("5")] = 0.85, 0.06
+    assert not disagreement_caps(idn, probs, [15])  # one member read 5, the mean is sure of 6
+    probs[15][CLASSES.index("6")], probs[15][CLASSES.index("5")] = 0.36, 0.55
+    d = decode_id(probs)
+    assert d.value == idn  # the check character moved the box back to 6 ...
+    assert disagreement_caps(d.value, probs, [15])  # ... against the members: a reviewer looks
