@@ -194,12 +194,12 @@ class Figures:
     wrong_share: float = 0.0  # of the accepted fields
 
 
-def _reading(z, order: list[int], mean: np.ndarray, probs: np.ndarray, cells: Cells):
+def _reading(z, order: list[int], mean: np.ndarray, cells: Cells):
     """One held-out field as the station's reader reports it (`ocr.read.PageReader._read_digits`):
-    decoded by its constraint, capped when a box was struck out and rewritten above, or when a
-    member of the ensemble votes otherwise on an ID number where the mean doubts the box
-    (`ocr.read.disagreement_caps`); its doubt marks as the reader makes them."""
-    from ocr.read import DISAGREE_CONFIDENCE, REWRITE_CONFIDENCE, disagreement_caps, doubt_marks
+    decoded by its constraint, capped when a box was struck out and rewritten above, or when the
+    check digit decided a box of an ID number the members' mean doubts (`ocr.read.check_decided`);
+    its doubt marks as the reader makes them."""
+    from ocr.read import DISAGREE_CONFIDENCE, REWRITE_CONFIDENCE, check_decided, doubt_marks
     from ocr.types import FieldReading
 
     p = [mean[i] for i in order]
@@ -208,9 +208,7 @@ def _reading(z, order: list[int], mean: np.ndarray, probs: np.ndarray, cells: Ce
     struck = {j: ("", (0, 0, 0, 0)) for j, i in enumerate(order) if cells.rewrite[i]}
     if struck:
         conf = min(conf, REWRITE_CONFIDENCE)
-    votes = probs[order].argmax(axis=2)
-    if decode.is_checked(z.constraint) and len(d.value) == len(order) and disagreement_caps(d.value, p, [
-            j for j, row in enumerate(votes) if j not in struck and any(CLASSES[v] != d.value[j] for v in row)]):
+    if decode.is_checked(z.constraint) and check_decided(d.value, p):
         conf = min(conf, DISAGREE_CONFIDENCE)
     detail = {"doubt": doubt_marks(z, d.value, p, struck)}
     if struck:
@@ -218,7 +216,7 @@ def _reading(z, order: list[int], mean: np.ndarray, probs: np.ndarray, cells: Ce
     return FieldReading(z.name, d.value, round(conf, 4), (0, 0, 0, 0), detail=detail), p
 
 
-def _form_fields(lay, groups: dict[str, list[int]], mean: np.ndarray, probs: np.ndarray, cells: Cells,
+def _form_fields(lay, groups: dict[str, list[int]], mean: np.ndarray, cells: Cells,
                  thresholds: dict[str, float], unusual_share: float) -> list[tuple[str, str, bool]]:
     """(field, value read, accepted without a reviewer) for one held-out form's fields whose every
     box is labelled, decided as the station decides them: the two renderings of a number written
@@ -233,7 +231,7 @@ def _form_fields(lay, groups: dict[str, list[int]], mean: np.ndarray, probs: np.
         z = lay.zone(name)
         if len(idx) != z.cells:
             continue  # a box is empty or ambiguous: the field is not measured
-        r, per_box[name] = _reading(z, sorted(idx, key=lambda i: cells.box[i]), mean, probs, cells)
+        r, per_box[name] = _reading(z, sorted(idx, key=lambda i: cells.box[i]), mean, cells)
         readings.append(r)
     readings = _paired_phones(readings, per_box, lay)
     doubtful, inked = doubt_counts(writing_doubt(readings, per_box).value)
@@ -260,7 +258,7 @@ def measure(probs: np.ndarray, cells: Cells, thresholds: dict[str, float],
             continue
         lay = layouts.setdefault(key, load_layout(key))
         truth = {name: cells.value[idx[0]] for name, idx in groups.items()}
-        for name, value, ok_alone in _form_fields(lay, groups, mean, probs, cells, thresholds, unusual_share):
+        for name, value, ok_alone in _form_fields(lay, groups, mean, cells, thresholds, unusual_share):
             ok = value == truth[name]
             n_fields += 1
             right += ok

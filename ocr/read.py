@@ -162,8 +162,8 @@ class PageReader:
         split = members_disagree(d.value, results, struck)
         if split:
             detail["disagree"] = split
-            if decode.is_checked(z.constraint) and disagreement_caps(d.value, probs, split):
-                conf = min(conf, DISAGREE_CONFIDENCE)
+        if decode.is_checked(z.constraint) and check_decided(d.value, probs):
+            conf = min(conf, DISAGREE_CONFIDENCE)
         if struck or noted:
             detail["rewritten"] = sorted({*struck, *noted})
         return [FieldReading(z.name, d.value, round(conf, 4), box, suggestion=d.raw, detail=detail)]
@@ -228,25 +228,28 @@ class PageReader:
         ]
 
 
-# An ID number (check digit) where a member of the reader's ensemble reads a box otherwise than
-# the decoded value, and the decoded character has under DISAGREE_BOX_BELOW of the members' mean
-# probability there, goes to a reviewer whatever the field's confidence says: the check-digit
-# search can make a misread look sure by moving a box the members doubt. On 500 forms of the
-# calib writers the cap on any disagreement took the one wrong ID accepted at 0.99 away (of 294)
-# for 11 % of the IDs; the wrong IDs it catches have the moved box at 0.34-0.36 (1,000 forms of
-# the training writers), while a box where one member of three votes otherwise but the mean is
-# sure is no such sign (capping those cost 5 % of the IDs and caught nothing). On phones it removed
-# nothing wrong and 5 % of the accepted, so phones keep their mean (the boxes are still listed in
-# the field's detail).
+# An ID number (check digit) where the decoded character of some box has under DOUBT_BOX_BELOW of
+# the members' mean probability goes to a reviewer whatever the field's confidence says: the
+# check-digit search decided a box the reader could not, and it can make a misread look sure (it
+# moves a box the members doubt) or turn a number the parent wrote wrong into another valid one.
+# The first rule capped any box where a member of the ensemble votes otherwise: on 500 forms of the
+# calib writers it took the one wrong ID accepted at 0.99 away (of 294) for 11 % of the IDs. The
+# wrong IDs it let through or caught had such a box at 0.34-0.49 (calib writers, drop-out print:
+# 2 of 386; training writers: 2 of 776), while a box one member of three reads otherwise but the
+# mean reads surely is no such sign: IDs accepted at 0.99 on the calib drop-out forms 70 -> 75 %,
+# wrong 1 -> 0; training writers 65 -> 70 %, 0 wrong. On phones (no check digit) nothing moves a
+# box, and the members' disagreement removed nothing wrong, so phones keep their mean (the boxes
+# are still listed in the field's detail).
 DISAGREE_CONFIDENCE = 0.5
-DISAGREE_BOX_BELOW = 0.5
+DOUBT_BOX_BELOW = 0.5
 
 
-def disagreement_caps(value: str, probs: list, split: list[int]) -> bool:
-    """Whether the members' disagreement on boxes `split` caps an ID number read `value` from the
-    boxes' mean probabilities `probs` (see DISAGREE_CONFIDENCE)."""
-    return any(probs[i] is not None and value[i] in decode.CLASSES
-               and float(probs[i][decode.CLASSES.index(value[i])]) < DISAGREE_BOX_BELOW for i in split)
+def check_decided(value: str, probs: list) -> bool:
+    """Whether an ID number read `value` from its boxes' mean probabilities `probs` has a box whose
+    decoded character the reader gave under DOUBT_BOX_BELOW (see DISAGREE_CONFIDENCE)."""
+    return len(value) == len(probs) and any(
+        p is not None and c in decode.CLASSES and float(p[decode.CLASSES.index(c)]) < DOUBT_BOX_BELOW
+        for c, p in zip(value, probs, strict=True))
 
 
 def members_disagree(value: str, results: list, struck: dict) -> list[int]:

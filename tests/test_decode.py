@@ -184,18 +184,21 @@ def test_the_id_number_on_a_copy_is_picked_out_of_the_text_read():
     assert copy_id_number("住址广西梧州市长洲区新兴二路") == ""
 
 
-def test_members_split_on_an_id_box_send_it_to_review_only_where_the_mean_doubts_it():
-    """One member of three voting otherwise on a box the mean reads surely is no sign of a misread;
-    a box the check-digit search moved to a character the members gave under one half is."""
-    from ocr.read import disagreement_caps
+def test_an_id_whose_check_digit_decided_a_box_the_reader_doubts_goes_to_review():
+    """A box the members read surely (one member of three voting otherwise does not matter) leaves
+    the ID to its confidence; a box the check-digit search settled against a character the members
+    gave under one half sends the field to a reviewer, as does a number made valid from boxes read
+    at under one half (a parent's invalid number the search turned into another valid one)."""
+    from ocr.read import check_decided
 
     idn = "45048120080327062X"
     probs = _probs(idn, 0.999)
-    assert not disagreement_caps(idn, probs, [])
+    assert not check_decided(idn, probs)
     probs[15] = np.full(11, 0.01)
     probs[15][CLASSES.index("6")], probs[15][CLASSES.index("5")] = 0.85, 0.06
-    assert not disagreement_caps(idn, probs, [15])  # one member read 5, the mean is sure of 6
+    assert not check_decided(idn, probs)  # the mean is sure of 6
     probs[15][CLASSES.index("6")], probs[15][CLASSES.index("5")] = 0.36, 0.55
     d = decode_id(probs)
     assert d.value == idn  # the check character moved the box back to 6 ...
-    assert disagreement_caps(d.value, probs, [15])  # ... against the members: a reviewer looks
+    assert check_decided(d.value, probs)  # ... against the members: a reviewer looks
+    assert not check_decided(idn[:-1], probs)  # a partial reading (confidence 0 anyway)
