@@ -182,3 +182,28 @@ def test_the_id_number_on_a_copy_is_picked_out_of_the_text_read():
     assert copy_id_number("公民身份号码345048120080327062X") == "45048120080327062X"  # '码' read as 3
     assert copy_id_number("出生2021年1月31日公民身份号码3310113202101318546") == "310113202101318546"
     assert copy_id_number("住址广西梧州市长洲区新兴二路") == ""
+
+
+def test_id_beam_keeps_what_a_heap_over_every_extension_kept():
+    """The vectorised beam is the list-and-heap one it replaced, ties and order included."""
+    import heapq
+    import math
+
+    from formstation.idnumber import WEIGHTS
+    from ocr import decode
+
+    def heap_beam(probs):
+        beam = [(0.0, "", 0)]
+        for pos in range(17):
+            cands = [(clp, c, int(c) * WEIGHTS[pos]) for clp, c in decode._id_candidates(probs[pos], pos)]
+            nxt = [(lp + clp, s + c, (m + w) % 11) for lp, s, m in beam for clp, c, w in cands]
+            beam = heapq.nlargest(decode.BEAM, nxt, key=lambda t: t[0])
+        return [(lp + math.log(max(float(probs[17][CLASSES.index("10X98765432"[m])]), decode.EPS)), s + "10X98765432"[m])
+                for lp, s, m in beam]
+
+    rng = np.random.default_rng(3)
+    for trial in range(6):
+        probs = [rng.dirichlet(np.full(11, 0.3 if trial % 2 else 3.0)) for _ in range(18)]
+        if trial == 5:  # exact ties between candidates
+            probs = [np.round(p, 1) + 1e-3 for p in probs]
+        assert decode._id_beam(probs) == heap_beam(probs)
