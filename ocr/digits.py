@@ -8,6 +8,7 @@ lines at its border) into a 28x28 ink-high MNIST-style image, or None when the c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -64,8 +65,34 @@ def darkness(crop: np.ndarray) -> np.ndarray:
     g = crop.astype(np.float32)
     if g.ndim == 3:
         g = cv2.cvtColor(g, cv2.COLOR_BGR2GRAY)
-    paper = max(float(np.percentile(g, 80)), 64.0)
+        paper = fast_percentile(g, 80)
+    else:
+        paper = fast_percentile(g, 80, crop if crop.dtype == np.uint8 else None)
+    paper = max(paper, 64.0)
     return np.clip((paper - g) / paper, 0.0, 1.0)
+
+
+def fast_percentile(a: np.ndarray, q: float, u8: np.ndarray | None = None) -> float:
+    """`float(np.percentile(a, q))` (linear interpolation) to the bit, for a non-empty real array
+    `a` without NaN: the same two order statistics and the same interpolation in `a`'s dtype, the
+    order statistics found by a partial sort, or from a histogram when `u8` holds the same values
+    as uint8 (a grey crop: 10x faster; np.percentile took 30 ms of a page's reading)."""
+    flat = a.ravel()
+    n = flat.size
+    if n == 0:
+        return float(np.percentile(flat, q))
+    at = (n - 1) * (q / 100)  # numpy's virtual index, in the same float64 arithmetic
+    lo = math.floor(at)
+    if at >= n - 1:
+        return float(flat.max())
+    if u8 is not None:
+        cum = np.cumsum(np.bincount(u8.ravel(), minlength=256))
+        a0, a1 = (flat.dtype.type(v) for v in np.searchsorted(cum, (lo, lo + 1), side="right"))
+    else:
+        a0, a1 = np.partition(flat, (lo, lo + 1))[lo:lo + 2]
+    t = at - lo
+    diff = a1 - a0  # numpy's _lerp, in a's dtype (t a weak Python float)
+    return float(a1 - diff * (1 - t) if t >= 0.5 else a0 + diff * t)
 
 
 def _line_groups(profile: np.ndarray, need: float) -> list[tuple[int, int]]:
@@ -244,7 +271,7 @@ def _ink_threshold(dark: np.ndarray, lines: _Lines) -> float:
 def ink_threshold(free: np.ndarray, percentile: float = 99.5) -> float:
     """Ink threshold adapted to the darkest ink off the printed lines (`free`: the darkness of the
     pixels off them; faint pens, light scans)."""
-    peak = float(np.percentile(free, percentile)) if free.size else 0.0
+    peak = fast_percentile(free, percentile) if free.size else 0.0
     return float(np.clip(0.45 * peak, MIN_INK_THRESHOLD, INK_THRESHOLD))
 
 
@@ -262,7 +289,7 @@ def soft_glyph(dark: np.ndarray, keep: np.ndarray | None, thr: float,
     if printed is not None:
         fringe &= ~(printed & ~keep)
     soft = np.where(fringe, dark, 0.0)
-    scale = max(float(np.percentile(dark[keep], 90)), thr)
+    scale = max(fast_percentile(dark[keep], 90), thr)
     return frame_glyph(np.clip(soft / scale, 0.0, 1.0))
 
 
