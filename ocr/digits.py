@@ -191,7 +191,9 @@ def _keep_components(ink: np.ndarray, lines: _Lines) -> np.ndarray | None:
     ok = (inside >= 0.5) & (area >= min_area) & ~_line_remnants(stats[1:], lines, cell_h)
     if not ok.any() or extent[ok].max() < MIN_EXTENT:
         return None
-    return np.isin(labels, _main_group(stats[1:], ok, cell_h) + 1)
+    keep = np.zeros(n, bool)
+    keep[_main_group(stats[1:], ok, cell_h) + 1] = True
+    return keep[labels]
 
 
 def _line_remnants(stats: np.ndarray, lines: _Lines, cell_h: int) -> np.ndarray:
@@ -391,9 +393,9 @@ def _cell_counts(labels: np.ndarray, n: int, col_cell: np.ndarray, lines: _Lines
     """(n, cells + 1) pixel counts of each label inside the comb's rows, per cell column band
     (last column: outside the comb)."""
     band = labels[lines.top : lines.bottom]
-    counts = np.zeros((n, int(col_cell.max()) + 1), np.int64)
-    np.add.at(counts, (band.ravel(), np.broadcast_to(col_cell, band.shape).ravel()), 1)
-    return counts
+    width = int(col_cell.max()) + 1
+    flat = (band * width + col_cell[None, :]).ravel()
+    return np.bincount(flat, minlength=n * width).reshape(n, width)
 
 
 def _found_bounds(edges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -432,7 +434,8 @@ def _owners(bridged: np.ndarray, pieces: np.ndarray, bounds: list[tuple[int, int
             split = ((shared | ~ok) & (inside >= 0.5 * area))[labels]
         else:  # the pieces of the groups split above; a piece still spanning cells is cut at the lines
             by_column = np.broadcast_to(np.where(col_cell < n_cells, col_cell, -1), labels.shape)
-            owner[split] = np.where(ok[labels], best[labels], by_column)[split]
+            at = labels[split]  # only the split pixels are looked up (a whole strip's lookups took 2 ms)
+            owner[split] = np.where(ok[at], best[at], by_column[split])
     return owner
 
 
