@@ -287,6 +287,11 @@ def soft_glyph(dark: np.ndarray, keep: np.ndarray | None, thr: float,
     MNIST-framed; None when nothing is kept."""
     if keep is None:
         return None
+    x, y, w, h = cv2.boundingRect(keep.astype(np.uint8))
+    if w > 0:  # only the glyph's box and its 1 px fringe: nothing outside it is ink
+        around = np.s_[max(0, y - 1):y + h + 1, max(0, x - 1):x + w + 1]
+        dark, keep = dark[around], keep[around]
+        printed = printed[around] if printed is not None else None
     fringe = cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     if printed is not None:
         fringe &= ~(printed & ~keep)
