@@ -6,7 +6,8 @@ WORKSPACE is a station workspace that has ingested pages (e.g. `bench/campaign.p
 `bench-out/campaign/run-ws`): its stored aligned front pages are read again by one `PageReader`
 made once (as a worker does), on one thread. Figures are CPU time of this process
 (`time.process_time`), so a machine shared with other jobs inflates them less than wall time;
-they are still higher than on an idle machine. Parts: comb cells cut and normalised, the digit
+they are still higher than on an idle machine. One OpenCV and BLAS thread, as in a worker
+(more would count their spinning). Parts: comb cells cut and normalised, the digit
 reader (onnxruntime), the constraint decoder (ID check digit beam, phones), and the rest (crops
 written, checkboxes, signatures, photo, printed text and ID-copy OCR).
 """
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from forms.layout import DEFAULT_LAYOUT, load_layout  # noqa: E402
 from ocr import read  # noqa: E402
@@ -78,6 +80,8 @@ def main() -> None:
     pages = _front_pages(args.workspace, args.pages + 3)
     if len(pages) < 4:
         raise SystemExit(f"{args.workspace}: fewer than 4 stored pages to read")
+    cv2.setNumThreads(1)  # as a worker reads (ocr.worker.init_worker): one thread, the pool is the parallelism
+    threadpool_limits(1)
     read.normalize_strip = _timed("comb cells cut and normalised", read.normalize_strip)
     read.classify_cells = _timed("digit reader", read.classify_cells)
     read.decode.decode_comb = _timed("constraint decoder", read.decode.decode_comb)

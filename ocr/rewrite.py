@@ -105,7 +105,9 @@ def find_rewrites(page: np.ndarray, z: Zone, printed: Printed, dpi: float) -> li
     out = []
     band_dark = dark[top:bottom]
     for cell, ids in sorted(groups.items()):
-        glyph_mask = np.isin(labels, ids)
+        glyph_mask = np.zeros(n, bool)
+        glyph_mask[ids] = True
+        glyph_mask = glyph_mask[labels]
         ys, xs = np.nonzero(glyph_mask)
         h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
         if h < MIN_HEIGHT_MM * k or w > MAX_WIDTH_CELLS * cell_w or w < MIN_WIDTH_MM * k:

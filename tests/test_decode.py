@@ -202,3 +202,28 @@ def test_an_id_whose_check_digit_decided_a_box_the_reader_doubts_goes_to_review(
     assert d.value == idn  # the check character moved the box back to 6 ...
     assert check_decided(d.value, probs)  # ... against the members: a reviewer looks
     assert not check_decided(idn[:-1], probs)  # a partial reading (confidence 0 anyway)
+
+
+def test_id_beam_keeps_what_a_heap_over_every_extension_kept():
+    """The vectorised beam is the list-and-heap one it replaced, ties and order included."""
+    import heapq
+    import math
+
+    from formstation.idnumber import WEIGHTS
+    from ocr import decode
+
+    def heap_beam(probs):
+        beam = [(0.0, "", 0)]
+        for pos in range(17):
+            cands = [(clp, c, int(c) * WEIGHTS[pos]) for clp, c in decode._id_candidates(probs[pos], pos)]
+            nxt = [(lp + clp, s + c, (m + w) % 11) for lp, s, m in beam for clp, c, w in cands]
+            beam = heapq.nlargest(decode.BEAM, nxt, key=lambda t: t[0])
+        return [(lp + math.log(max(float(probs[17][CLASSES.index("10X98765432"[m])]), decode.EPS)), s + "10X98765432"[m])
+                for lp, s, m in beam]
+
+    rng = np.random.default_rng(3)
+    for trial in range(6):
+        probs = [rng.dirichlet(np.full(11, 0.3 if trial % 2 else 3.0)) for _ in range(18)]
+        if trial == 5:  # exact ties between candidates
+            probs = [np.round(p, 1) + 1e-3 for p in probs]
+        assert decode._id_beam(probs) == heap_beam(probs)

@@ -211,3 +211,20 @@ def test_strip_follows_the_printed_lines_of_a_page_aligned_off(heldout, model) -
         right += sum(r.best == CLASSES[hy[i]] for r, i in zip(res, picks, strict=True))
         total += len(picks)
     assert right / total >= 0.95
+
+
+def test_fast_percentile_is_numpys_to_the_bit() -> None:
+    from ocr.digits import fast_percentile
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 7, 100, 353, 1000, 60_001):
+        u8 = rng.integers(0, 256, n).astype(np.uint8)
+        if n > 50:
+            u8[: n // 3] = 250  # ties, as paper makes them
+        g = u8.astype(np.float32)
+        dark = np.clip((200.0 - g) / np.float32(200.0), 0.0, 1.0)
+        for q in (0, 50, 80, 90, 99.5, 99.8, 100):
+            assert fast_percentile(g, q, u8) == float(np.percentile(g, q))
+            assert fast_percentile(g, q) == float(np.percentile(g, q))
+            assert fast_percentile(dark, q) == float(np.percentile(dark, q))
+    assert fast_percentile(np.zeros((5, 3), np.float32) + 3, 80) == 3.0
