@@ -199,7 +199,7 @@ def _reading(z, order: list[int], mean: np.ndarray, cells: Cells):
     decoded by its constraint, capped when a box was struck out and rewritten above, or when the
     check digit decided a box of an ID number the members' mean doubts (`ocr.read.check_decided`);
     its doubt marks as the reader makes them."""
-    from ocr.read import DISAGREE_CONFIDENCE, REWRITE_CONFIDENCE, check_decided, doubt_marks
+    from ocr.read import DOUBTED_ID_CONFIDENCE, REWRITE_CONFIDENCE, check_decided, doubt_marks
     from ocr.types import FieldReading
 
     p = [mean[i] for i in order]
@@ -209,7 +209,7 @@ def _reading(z, order: list[int], mean: np.ndarray, cells: Cells):
     if struck:
         conf = min(conf, REWRITE_CONFIDENCE)
     if decode.is_checked(z.constraint) and check_decided(d.value, p):
-        conf = min(conf, DISAGREE_CONFIDENCE)
+        conf = min(conf, DOUBTED_ID_CONFIDENCE)
     detail = {"doubt": doubt_marks(z, d.value, p, struck)}
     if struck:
         detail["rewritten"] = sorted(struck)

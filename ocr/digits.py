@@ -39,7 +39,6 @@ class CellResult:
     probs: tuple[float, ...] | None
     best: str
     confidence: float
-    votes: str = ""  # an ensemble's members' best characters, one each ('' for a single model)
 
 
 @dataclass(frozen=True)
@@ -755,20 +754,12 @@ def read_cells(crops: list[np.ndarray], model: Classifier | None = None) -> list
 def _classify(norm: list[np.ndarray | None], model: Classifier | None) -> list[CellResult]:
     model = model or default_classifier()
     filled = [i for i, im in enumerate(norm) if im is not None]
-    votes = [""] * len(filled)
-    if not filled:
-        probs = np.zeros((0, 11))
-    elif isinstance(model, OnnxReader):
-        members = model.member_probs(np.stack([norm[i] for i in filled]))
-        probs = members.mean(axis=1)
-        votes = ["".join(CLASSES[k] for k in row) for row in members.argmax(axis=2)]
-    else:
-        probs = model.predict_proba(np.stack([norm[i] for i in filled]))
+    probs = model.predict_proba(np.stack([norm[i] for i in filled])) if filled else np.zeros((0, 11))
     out = [CellResult(True, None, "", 0.0) for _ in norm]
     for row, i in enumerate(filled):
         p = tuple(float(v) for v in probs[row])
         k = int(np.argmax(probs[row]))
-        out[i] = CellResult(False, p, CLASSES[k], p[k], votes[row])
+        out[i] = CellResult(False, p, CLASSES[k], p[k])
     return out
 
 

@@ -162,11 +162,8 @@ class PageReader:
         d = decode.decode_comb(probs, z.constraint, z.alphabet)
         conf = min(d.confidence, REWRITE_CONFIDENCE) if struck or noted else d.confidence
         detail = {"valid": d.valid, "doubt": doubt_marks(z, d.value, probs, struck, noted)}
-        split = members_disagree(d.value, results, struck)
-        if split:
-            detail["disagree"] = split
         if decode.is_checked(z.constraint) and check_decided(d.value, probs):
-            conf = min(conf, DISAGREE_CONFIDENCE)
+            conf = min(conf, DOUBTED_ID_CONFIDENCE)
         if struck or noted:
             detail["rewritten"] = sorted({*struck, *noted})
         return [FieldReading(z.name, d.value, round(conf, 4), box, suggestion=d.raw, detail=detail)]
@@ -241,27 +238,17 @@ class PageReader:
 # 2 of 386; training writers: 2 of 776), while a box one member of three reads otherwise but the
 # mean reads surely is no such sign: IDs accepted at 0.99 on the calib drop-out forms 70 -> 75 %,
 # wrong 1 -> 0; training writers 65 -> 70 %, 0 wrong. On phones (no check digit) nothing moves a
-# box, and the members' disagreement removed nothing wrong, so phones keep their mean (the boxes
-# are still listed in the field's detail).
-DISAGREE_CONFIDENCE = 0.5
+# box, and the members' disagreement removed nothing wrong, so phones keep the members' mean.
+DOUBTED_ID_CONFIDENCE = 0.5
 DOUBT_BOX_BELOW = 0.5
 
 
 def check_decided(value: str, probs: list) -> bool:
     """Whether an ID number read `value` from its boxes' mean probabilities `probs` has a box whose
-    decoded character the reader gave under DOUBT_BOX_BELOW (see DISAGREE_CONFIDENCE)."""
+    decoded character the reader gave under DOUBT_BOX_BELOW (see DOUBTED_ID_CONFIDENCE)."""
     return len(value) == len(probs) and any(
         p is not None and c in decode.CLASSES and float(p[decode.CLASSES.index(c)]) < DOUBT_BOX_BELOW
         for c, p in zip(value, probs, strict=True))
-
-
-def members_disagree(value: str, results: list, struck: dict) -> list[int]:
-    """The boxes (not struck out: their rewrite stands for them) where some member of the ensemble
-    votes for another character than the decoded `value` has there."""
-    if len(value) != len(results):
-        return []
-    return [i for i, r in enumerate(results)
-            if r.votes and i not in struck and any(v != value[i] for v in r.votes)]
 
 
 def copy_id_number(text: str) -> str:
