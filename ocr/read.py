@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -137,10 +138,9 @@ class PageReader:
 
     # ---- one method per zone kind; each returns the zone's readings
     def _read_digits(self, z: Zone, page, crop, box, color_crop, workspace: Path, crop_dir: str):
-        norm = comb_cells(page, z, self.layout.comb_ink, color_crop)
         cells_path = workspace / labels.cells_rel(f"{crop_dir}/{z.name}.png")
-        if self._reuse:
-            norm = _kept_cells(norm, cells_path)
+        cut = partial(comb_cells, page, z, self.layout.comb_ink, color_crop)
+        norm = _kept_cells(z, cells_path, cut) if self._reuse else cut()
         results = classify_cells(norm, self.digits)
         probs = [None if r.empty else np.asarray(r.probs) for r in results]
         struck = {}  # box -> (what the box itself reads, the rewrite's page px box)
@@ -361,16 +361,18 @@ def comb_cells(page: np.ndarray, z: Zone, ink: CombInk, color_crop: ColorCrop | 
     return normalize_strip(strip, bounds, rows, dropped=dropped, light_lines=dropped is None)
 
 
-def _kept_cells(norm: list[np.ndarray | None], path: Path) -> list[np.ndarray | None]:
-    """A re-read's cells of one comb: the ones the reader kept at ingest where it has them. Only the
-    grey page is stored, so a drop-out comb scanned in colour would otherwise be cut again the
-    grey-scan way, not as it was read. A box whose kept cell is a rewrite above it keeps the cell
-    cut again from the page (its own ink, which the rewrite check needs)."""
+def _kept_cells(z: Zone, path: Path, cut: Callable[[], list[np.ndarray | None]]) -> list[np.ndarray | None]:
+    """A re-read's cells of comb `z`: the ones the reader kept at ingest (`path`) where it has them.
+    Only the grey page is stored, so a drop-out comb scanned in colour would otherwise be cut again
+    the grey-scan way, not as it was read. The comb is cut again (`cut`) only when there is no
+    such file, or for a box whose kept cell is a rewrite above it (its own ink, which the rewrite
+    check needs)."""
     kept = labels.load_cells(path)
-    if kept is None or len(kept[1]) != len(norm):
-        return norm
+    if kept is None or len(kept[1]) != z.cells:
+        return cut()
     cells, kinds = kept
-    return [norm[i] if k == labels.REWRITE else (cells[i] if k != labels.EMPTY else None) for i, k in enumerate(kinds)]
+    again = cut() if labels.REWRITE in kinds else None
+    return [again[i] if k == labels.REWRITE else (cells[i] if k != labels.EMPTY else None) for i, k in enumerate(kinds)]
 
 
 def _strip_box(z: Zone) -> Box:
