@@ -109,15 +109,23 @@ def _dask_scheduler(n_workers: int):
         yield cluster.scheduler_address
 
 
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run(args: argparse.Namespace) -> str:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store, sim = _prepare(out, args.forms, args.seed, args.profile, args.writers)
     n_pages = sum(1 for _ in (sim / "pages.jsonl").open())
     with _dask_scheduler(args.dask_workers) as scheduler:
-        t = time.perf_counter()
+        t, cpu, kids = time.perf_counter(), time.process_time(), _children_cpu()
         s = ingest_paths(store, load_layout(), [sim / "scans"], workers=args.workers, scheduler=scheduler)
         wall = time.perf_counter() - t
+        # CPU of the process that stores pages and decides forms, and of the pool's workers (counted
+        # once they have ended, at the end of the batch; Dask's workers are not children)
+        cpu, kids = time.process_time() - cpu, _children_cpu() - kids
     t = time.perf_counter()
     from output.export import export
 
@@ -143,6 +151,8 @@ def run(args: argparse.Namespace) -> str:
         f"| ingest wall time (decode, align, identify, read, store, decide) | {wall:.1f} s |",
         f"| pages per second, end to end | {s.pages / wall:.2f} |",
         f"| pages per second per worker | {s.pages / wall / (args.dask_workers or args.workers):.2f} |",
+        f"| CPU per page: reading process (store, decide) / workers | {1000 * cpu / s.pages:.0f} ms / "
+        f"{1000 * kids / s.pages:.0f} ms |",
         f"| export | {t_export:.1f} s |",
         f"| peak memory main / largest worker | {peak_main:.0f} MB / {peak_child:.0f} MB |",
         "", "| stage | ms per page (worker CPU) |", "|---|---|",
@@ -160,7 +170,8 @@ def run(args: argparse.Namespace) -> str:
     (out / "report.md").write_text(text, encoding="utf-8")
     (out / "report.json").write_text(json.dumps({
         "forms": args.forms, "workers": args.workers, "pages": s.pages, "wall_s": wall,
-        "pages_per_s": s.pages / wall, "auto_accept": rep.auto_accept_share,
+        "pages_per_s": s.pages / wall, "main_cpu_ms_per_page": 1000 * cpu / s.pages,
+        "worker_cpu_ms_per_page": 1000 * kids / s.pages, "auto_accept": rep.auto_accept_share,
         "accepted_wrong_rate": rep.accepted_wrong_rate, "peak_main_mb": peak_main,
         "peak_worker_mb": peak_child, "per_stage_ms": {k: v * 1000 for k, v in per_stage.items()}}, indent=1))
     return text

@@ -26,7 +26,15 @@ from formstation.safefs import fitting, free_target, make_private_dir, shown
 from formstation.store import Store, forms, now, pages, persons, scan_files
 from ocr import persist
 from ocr.identify import match_id
-from ocr.pages import UnreadableFile, iter_pages, page_count, sha256_file, split_inputs
+from ocr.pages import (
+    UnreadableFile,
+    close_frames,
+    iter_pages,
+    materialized,
+    page_count,
+    sha256_file,
+    split_inputs,
+)
 from ocr.types import PageResult, RawPage
 from ocr.worker import Engines, init_worker, process_page, run_page, run_page_lazy
 
@@ -174,6 +182,7 @@ class _DaskRunner:
     def map(self, raws: Iterable[RawPage]) -> Iterable[PageResult]:
         q: deque = deque()
         for raw in raws:
+            raw = materialized(raw)  # a Dask worker may not see the scan file
             q.append(_error_result(raw) if raw.error
                      else self.client.submit(run_page_lazy, raw, *self.args, pure=False, retries=3))
             while len(q) >= self.inflight:
@@ -274,6 +283,8 @@ def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, pro
             progress.advance(1)
     except UnreadableFile as e:
         errors.append(str(e))
+    finally:
+        close_frames()  # a TIFF this process decoded frames of (one worker, or for Dask) is not kept open
     if n and not new and not errors:  # every page was stored by another station meanwhile
         summary.files -= 1
         summary.already_ingested += 1

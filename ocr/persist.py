@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from formstation.safefs import shown
@@ -35,6 +35,8 @@ def upsert_fields(conn: Connection, form_id: str, res: PageResult) -> None:
     at = now()
     old = {r.name: r for r in conn.execute(select(fields.c.name, fields.c.value, fields.c.source)
                                            .where(fields.c.form_id == form_id))}
+    inserts: dict[str, dict] = {}
+    updates: dict[str, dict] = {}
     for r in res.readings:
         was = old.get(r.name)
         if was is not None and was.source == "reviewer":
@@ -46,12 +48,20 @@ def upsert_fields(conn: Connection, form_id: str, res: PageResult) -> None:
             continue
         if was is not None and was.source == "read" and (was.value or "") != r.value and r.name != WRITING_DOUBT:
             _log_rescan(conn, form_id, r.name, was.value, r.value, at)
-        upsert_field(conn, form_id, r.name, {
-            "value": r.value, "confidence": r.confidence, "source": r.source,
-            "box": json.dumps(list(r.box)), "crop_path": r.detail.get("crop"),
-            "suggestion": r.suggestion, "updated_by": None, "updated_at": at, "other_scan": None,
-            "reader_version": r.detail.get("reader"),
-            "doubt": json.dumps(r.detail["doubt"]) if r.detail.get("doubt") else None})
+        row = {"value": r.value, "confidence": r.confidence, "source": r.source,
+               "box": json.dumps(list(r.box)), "crop_path": r.detail.get("crop"),
+               "suggestion": r.suggestion, "updated_by": None, "updated_at": at, "other_scan": None,
+               "reader_version": r.detail.get("reader"),
+               "doubt": json.dumps(r.detail["doubt"]) if r.detail.get("doubt") else None}
+        (updates if was is not None else inserts)[r.name] = row
+    # the page's rows in one statement each way (a select and a write per field cost the
+    # process that stores every page about 1 ms of SQLAlchemy per field)
+    if inserts:
+        conn.execute(fields.insert(), [{"form_id": form_id, "name": n, **row} for n, row in inserts.items()])
+    if updates:
+        conn.execute(fields.update().where(and_(fields.c.form_id == bindparam("k_form"),
+                                                fields.c.name == bindparam("k_name"))),
+                     [{"k_form": form_id, "k_name": n, **row} for n, row in updates.items()])
 
 
 def _log_rescan(conn: Connection, form_id: str, name: str, old: str | None, new: str, at: str) -> None:

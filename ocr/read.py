@@ -81,15 +81,17 @@ class OcrEngine:
         r = self._get()(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), use_det=False, use_cls=False, use_rec=True)
         return (r.txts[0], float(r.scores[0])) if r.txts else ("", 0.0)
 
-    def long_lines(self, gray: np.ndarray) -> list[str]:
+    def long_lines(self, gray: np.ndarray, enough: Callable[[list[str]], bool] | None = None) -> list[str]:
         """The text of the long lines on a pasted copy (its ID number is one), top to bottom: lines
         are found on the copy scaled to COPY_DET_SIDE, and only those at least LONG_LINE times as
-        long as high are read, each at full size. (The steps are named on every call: RapidOCR keeps
-        the last call's.)"""
+        long as high are read, each at full size. They are read from the bottom up (an ID card's
+        number is its last line) and reading stops once `enough` says the lines read so far (top to
+        bottom) hold what is looked for. (The steps are named on every call: RapidOCR keeps the
+        last call's.)"""
         det = self._get()(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), use_det=True, use_cls=False, use_rec=False)
         quads = [np.asarray(q, np.float32) for q in (det.boxes if det.boxes is not None else [])]
-        out = []
-        for q in sorted(quads, key=lambda q: float(q[:, 1].mean())):
+        out: list[str] = []
+        for q in sorted(quads, key=lambda q: float(q[:, 1].mean()), reverse=True):
             w, h = float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[3] - q[0]))
             if h < 4 or w < LONG_LINE * h:
                 continue
@@ -97,7 +99,9 @@ class OcrEngine:
             q = c + (q - c) * np.array([1 + 0.3 * h / w, 1.3], np.float32)
             size = (int(w + 0.3 * h), int(1.3 * h))
             m = cv2.getPerspectiveTransform(q, np.float32([[0, 0], [size[0], 0], [size[0], size[1]], [0, size[1]]]))
-            out.append(self.line(cv2.warpPerspective(gray, m, size, flags=cv2.INTER_CUBIC, borderValue=255))[0])
+            out.insert(0, self.line(cv2.warpPerspective(gray, m, size, flags=cv2.INTER_CUBIC, borderValue=255))[0])
+            if enough is not None and enough(out):
+                break
         return out
 
 
@@ -199,7 +203,7 @@ class PageReader:
         present, conf = presence.attachment(crop)
         out = [FieldReading(z.name, "present" if present else "absent", conf, box)]
         if present:
-            text = "".join(self.ocr.long_lines(crop)).replace(" ", "")
+            text = "".join(self.ocr.long_lines(crop, _holds_valid_id)).replace(" ", "")
             number = copy_id_number(text)
             out.append(FieldReading(f"{z.name}_number", number, 0.9 if number else 0.0, box, suggestion=text[:60]))
         return out
@@ -264,6 +268,12 @@ def copy_id_number(text: str) -> str:
     cands = [run[i:i + 18] for run in (m.group(0).upper() for m in _ID_RUN.finditer(text))
              for i in range(len(run) - 17)]
     return max(cands, key=rank) if cands else ""
+
+
+def _holds_valid_id(lines: list[str]) -> bool:
+    """Whether these lines of a copy hold a valid ID number (the lines above it need not be read:
+    copy_id_number prefers a valid number, and a copy shows one)."""
+    return idnumber.is_valid(copy_id_number("".join(lines).replace(" ", "")))
 
 
 def writing_doubt(readings: list[FieldReading], cells: dict[str, list[np.ndarray | None]]) -> FieldReading:

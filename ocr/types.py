@@ -27,13 +27,15 @@ class FieldReading:
 
 @dataclass(frozen=True)
 class RawPage:
-    """One page as it came out of a scan file: either encoded bytes or a decoded gray image."""
+    """One page as it came out of a scan file: encoded bytes, a decoded image, or (a frame of a
+    TIFF) the file it is frame `page_index` of, decoded where the page is processed."""
 
     file_sha256: str
     page_index: int  # 0-based position in the file
     data: bytes | None = None
     image: np.ndarray | None = field(default=None, compare=False, hash=False)
     error: str = ""  # set when this page could not be decoded (the file is then quarantined)
+    frame_of: str = ""  # the TIFF file this page is a frame of (neither data nor image then)
 
 
 @dataclass(frozen=True)

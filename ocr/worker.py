@@ -181,6 +181,9 @@ def process_page(eng: Engines, raw: RawPage) -> PageResult:
     except AbsurdPage as e:
         return PageResult(raw.file_sha256, raw.page_index, "unreadable", note=f"page {raw.page_index + 1}: {e}")
     except Exception as e:
+        if raw.frame_of:  # worded as a frame the reading process could not decode was (ocr.pages)
+            return PageResult(raw.file_sha256, raw.page_index, "unreadable",
+                              note=f"page {raw.page_index + 1}: cannot be decoded ({type(e).__name__}: {e})")
         return PageResult(raw.file_sha256, raw.page_index, "unreadable", note=f"cannot decode page: {e}")
     t["decode"] = time.perf_counter() - t0
     try:

@@ -106,6 +106,31 @@ def test_damaged_files_quarantined_batch_continues(printed, tmp_path):
                      "c_empty.jpg": "quarantined", pdfs[1].name: "done"}
 
 
+def test_tiff_frames_decoded_in_workers_a_damaged_frame_is_reported_and_the_rest_stored(printed, tmp_path):
+    """A multi-page TIFF's frames are decoded by the pool's workers (the reading process only reads
+    their headers): a frame whose pixels are damaged comes back as that page's reason, the frames
+    before and after it (a colour one and a grey one) are stored."""
+    store, layout, pdfs = printed
+    imgs = _render(pdfs[0])
+    frames = [Image.fromarray(imgs[0]).convert("RGB"), Image.fromarray(imgs[1]), Image.fromarray(imgs[2])]
+    path = tmp_path / "scan.tif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], compression="tiff_deflate", dpi=(200, 200))
+    with Image.open(path) as im:
+        im.seek(1)
+        offsets, counts = im.tag_v2[273], im.tag_v2[279]  # frame 2's strips
+    data = bytearray(path.read_bytes())
+    for off, n in zip(offsets, counts, strict=True):
+        data[off:off + n] = bytes(range(256)) * (n // 256) + bytes(n % 256)  # not deflate data
+    path.write_bytes(bytes(data))
+    s = ingest_paths(store, layout, [path], workers=2, read_fields=False)
+    assert s.quarantined == 1
+    reason = dict(s.quarantine)["scan.tif"]
+    assert reason.startswith("page 2: cannot be decoded"), reason
+    rows = {r.page_index: r for r in _rows(store)}
+    assert sorted(rows) == [0, 2] and all(r.kind == "form" and r.identified_by == "barcode" for r in rows.values())
+    assert all(cv2.imread(str(store.workspace / r.image_path)) is not None for r in rows.values())
+
+
 def test_crash_before_file_completes_loses_and_duplicates_nothing(printed, monkeypatch):
     store, layout, pdfs = printed
     real = persist.finish_file
