@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import shutil
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -102,14 +102,19 @@ class _Runner:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = self._new_pool()
 
-    def map(self, raws: Iterable[RawPage]) -> Iterable[PageResult]:
-        """Results in page order; at most `inflight` pages decoded and waiting at once."""
+    def map(self, raws: Iterable[RawPage | object]) -> Iterable[PageResult | object]:
+        """Results in page order; at most `inflight` pages decoded and waiting at once. Anything
+        else in `raws` (a file's start or end, `_ingest_files`) comes back as is, in its place."""
         if self.pool is None:
             for raw in raws:
-                yield _error_result(raw) if raw.error else process_page(self.engines, raw)
+                yield (raw if not isinstance(raw, RawPage) else _error_result(raw) if raw.error
+                       else process_page(self.engines, raw))
             return
-        q: deque[tuple[RawPage, Future | PageResult]] = deque()
+        q: deque[tuple[RawPage | None, Future | PageResult | object]] = deque()
         for raw in raws:
+            if not isinstance(raw, RawPage):
+                q.append((None, raw))
+                continue
             q.append((raw, _error_result(raw) if raw.error else self._submit(raw)))
             while len(q) >= self.inflight:
                 yield from self._next(q)
@@ -126,9 +131,9 @@ class _Runner:
             dead.set_exception(e)
             return dead
 
-    def _next(self, q: deque) -> Iterable[PageResult]:
+    def _next(self, q: deque) -> Iterable[PageResult | object]:
         raw, f = q.popleft()
-        if isinstance(f, PageResult):
+        if not isinstance(f, Future):
             yield f
             return
         try:
@@ -141,7 +146,7 @@ class _Runner:
                     len(pending))
         self._restart()
         for raw, f in pending:
-            if isinstance(f, PageResult):
+            if not isinstance(f, Future):
                 yield f
             elif f.done() and not f.cancelled() and f.exception() is None:
                 yield f.result()
@@ -179,18 +184,23 @@ class _DaskRunner:
         self.inflight = n * 4
         self.args = (layout.key, str(workspace.resolve()), read_fields)
 
-    def map(self, raws: Iterable[RawPage]) -> Iterable[PageResult]:
+    def map(self, raws: Iterable[RawPage | object]) -> Iterable[PageResult | object]:
+        from distributed import Future as DaskFuture
+
         q: deque = deque()
         for raw in raws:
+            if not isinstance(raw, RawPage):
+                q.append(raw)  # a file's start or end: back as is, in its place
+                continue
             raw = materialized(raw)  # a Dask worker may not see the scan file
             q.append(_error_result(raw) if raw.error
                      else self.client.submit(run_page_lazy, raw, *self.args, pure=False, retries=3))
             while len(q) >= self.inflight:
                 f = q.popleft()
-                yield f if isinstance(f, PageResult) else f.result()
+                yield f.result() if isinstance(f, DaskFuture) else f
         while q:
             f = q.popleft()
-            yield f if isinstance(f, PageResult) else f.result()
+            yield f.result() if isinstance(f, DaskFuture) else f
 
     def close(self) -> None:
         self.client.close()
@@ -252,49 +262,116 @@ def _count(summary: Summary, kind: str, duplicate: bool) -> None:
     summary.duplicates += int(duplicate)
 
 
-def ingest_file(store: Store, runner: _Runner, path: Path, summary: Summary, progress: Progress,
-                roster_ids: dict[str, str], on_quarantine: Callable[[Path, str], None]) -> None:
-    sha = sha256_file(path)
-    if _already_done(store, sha):
-        summary.already_ingested += 1
-        log.info("%s: already ingested (same content), skipped", shown(path.name))
-        return
-    summary.files += 1
-    done = _file_pages_done(store, sha)
-    errors: list[str] = []
-    fault = False
-    n = new = 0
-    try:
-        raws = (r for r in iter_pages(path, sha) if r.page_index not in done)
-        for res in runner.map(raws):
-            res = _identify_by_text(res, roster_ids)
-            if res.kind in ("unreadable", "failed"):
-                errors.append(res.note)
-                fault |= res.kind == "failed"
-            else:  # a page another station stored meanwhile (same file, same time) is not counted
-                kind, dup, fresh = store.run_racing(lambda conn, res=res: persist.store_page(conn, res))
-                if fresh:
-                    new += 1
-                    _count(summary, kind, dup)
-                if res.form_id and kind == "form":
-                    summary.touched_forms.add(res.form_id)
-                summary.add_timings(res.timings)
-            n += 1
-            progress.advance(1)
-    except UnreadableFile as e:
-        errors.append(str(e))
-    finally:
-        close_frames()  # a TIFF this process decoded frames of (one worker, or for Dask) is not kept open
-    if n and not new and not errors:  # every page was stored by another station meanwhile
+@dataclass
+class _File:
+    """One scan file of a batch while its pages are in flight."""
+
+    path: Path
+    sha: str
+    done: set[int]  # pages stored by an earlier, interrupted ingest of it
+    errors: list[str] = field(default_factory=list)
+    fault: bool = False
+    n: int = 0  # pages of it that came back
+    new: int = 0  # of those, stored by this station
+
+
+@dataclass(frozen=True)
+class _Start:
+    file: _File
+
+
+@dataclass(frozen=True)
+class _End:
+    file: _File
+
+
+@dataclass(frozen=True)
+class _Again:
+    """A file whose content came earlier in the same batch: looked at once that one is stored."""
+
+    path: Path
+
+
+def _batch_items(store: Store, paths: list[Path], summary: Summary) -> Iterator[RawPage | _Start | _End | _Again]:
+    """Every file's pages in order, each file's between its _Start and _End: the workers go on
+    with the next file's pages while the last ones of a file are read (a batch of single-page
+    JPEGs kept one worker of two waiting on each page). A file read before, or whose content is
+    already in the store, yields nothing; one whose content came earlier in this batch, an _Again."""
+    seen: set[str] = set()
+    for path in paths:
+        sha = sha256_file(path)
+        if sha in seen:
+            yield _Again(path)
+            continue
+        seen.add(sha)
+        if _already_done(store, sha):
+            summary.already_ingested += 1
+            log.info("%s: already ingested (same content), skipped", shown(path.name))
+            continue
+        summary.files += 1
+        f = _File(path, sha, _file_pages_done(store, sha))
+        yield _Start(f)
+        try:
+            yield from (r for r in iter_pages(path, sha) if r.page_index not in f.done)
+        except UnreadableFile as e:
+            f.errors.append(str(e))
+        finally:
+            close_frames()  # a TIFF this process decoded frames of (one worker, or for Dask) is not kept open
+        yield _End(f)
+
+
+def _take(store: Store, f: _File, res: PageResult, summary: Summary, roster_ids: dict[str, str]) -> None:
+    """One page's result, stored (or its problem noted against its file)."""
+    res = _identify_by_text(res, roster_ids)
+    if res.kind in ("unreadable", "failed"):
+        f.errors.append(res.note)
+        f.fault |= res.kind == "failed"
+    else:  # a page another station stored meanwhile (same file, same time) is not counted
+        kind, dup, fresh = store.run_racing(lambda conn, res=res: persist.store_page(conn, res))
+        if fresh:
+            f.new += 1
+            _count(summary, kind, dup)
+        if res.form_id and kind == "form":
+            summary.touched_forms.add(res.form_id)
+        summary.add_timings(res.timings)
+    f.n += 1
+
+
+def _end(store: Store, f: _File, summary: Summary, on_quarantine: Callable[[Path, str], None]) -> None:
+    """A file whose every page came back: marked done, or quarantined with its reasons."""
+    if f.n and not f.new and not f.errors:  # every page was stored by another station meanwhile
         summary.files -= 1
         summary.already_ingested += 1
-    reason = "; ".join(errors)
-    persist.finish_file(store, sha, path, len(done) + n, reason, fault)
+    reason = "; ".join(f.errors)
+    persist.finish_file(store, f.sha, f.path, len(f.done) + f.n, reason, f.fault)
     if reason:
         summary.quarantined += 1
-        summary.failed += int(fault)
-        summary.quarantine.append((shown(path.name), reason))
-        on_quarantine(path, reason)
+        summary.failed += int(f.fault)
+        summary.quarantine.append((shown(f.path.name), reason))
+        on_quarantine(f.path, reason)
+
+
+def _ingest_files(store: Store, runner: _Runner | _DaskRunner, paths: list[Path], summary: Summary,
+                  progress: Progress, roster_ids: dict[str, str],
+                  on_quarantine: Callable[[Path, str], None]) -> None:
+    current: _File | None = None
+    for item in runner.map(_batch_items(store, paths, summary)):
+        if isinstance(item, _Start):
+            current = item.file
+        elif isinstance(item, _End):
+            _end(store, item.file, summary, on_quarantine)
+        elif isinstance(item, _Again):  # its twin is stored by now: skipped, or its missing pages read
+            _ingest_files(store, runner, [item.path], summary, progress, roster_ids, on_quarantine)
+        else:
+            assert current is not None
+            _take(store, current, item, summary, roster_ids)
+            progress.advance(1)
+
+
+def ingest_file(store: Store, runner: _Runner | _DaskRunner, path: Path, summary: Summary, progress: Progress,
+                roster_ids: dict[str, str], on_quarantine: Callable[[Path, str], None]) -> None:
+    """One scan file (ingest_paths sends a batch's files through the workers without a gap)."""
+    _ingest_files(store, runner, [path], summary, progress, roster_ids, on_quarantine)
 
 
 def make_runner(store: Store, layout: Layout, workers: int | None = None, read_fields: bool = True,
@@ -326,8 +403,7 @@ def ingest_paths(store: Store, layout: Layout, paths: list[Path], workers: int |
     quarantine = on_quarantine or (lambda p, r: quarantine_file(store, p, r))
     roster_ids = _roster_ids(store)
     try:
-        for p in files:
-            ingest_file(store, runner, p, summary, progress, roster_ids, quarantine)
+        _ingest_files(store, runner, files, summary, progress, roster_ids, quarantine)
     finally:
         if own:
             runner.close()

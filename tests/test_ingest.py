@@ -131,6 +131,30 @@ def test_tiff_frames_decoded_in_workers_a_damaged_frame_is_reported_and_the_rest
     assert all(cv2.imread(str(store.workspace / r.image_path)) is not None for r in rows.values())
 
 
+def test_batch_of_single_page_files_through_the_pool_each_file_accounted_for(printed, tmp_path):
+    """Single-page scans go through the workers one after another without waiting for each file
+    to finish: every page is stored against its own file, a damaged file among them is
+    quarantined with its reason, and the same scan twice in the batch is stored once."""
+    store, layout, pdfs = printed
+    imgs = _render(pdfs[0]) + _render(pdfs[1])
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i, img in enumerate(imgs):
+        cv2.imwrite(str(folder / f"p{i}.jpg"), img)
+    (folder / "p2_copy.jpg").write_bytes((folder / "p2.jpg").read_bytes())  # fed twice
+    (folder / "p3x.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    s = ingest_paths(store, layout, [folder], workers=2, read_fields=False)
+    assert (s.files, s.already_ingested, s.pages, s.forms, s.quarantined) == (7, 1, 6, 6, 1)
+    assert "p3x.jpg" in dict(s.quarantine)
+    files = {r.name: r for r in _rows(store, scan_files)}
+    assert {n: r.status for n, r in files.items()} == {
+        **{f"p{i}.jpg": "done" for i in range(6)}, "p3x.jpg": "quarantined"}
+    by_sha = {r.sha256: r.name for r in files.values()}
+    with store.tx() as conn:
+        forms_of = {r.form_id: by_sha[r.file_sha256] for r in conn.execute(select(pages))}
+    assert len(forms_of) == 6 and sorted(forms_of.values()) == [f"p{i}.jpg" for i in range(6)]
+
+
 def test_crash_before_file_completes_loses_and_duplicates_nothing(printed, monkeypatch):
     store, layout, pdfs = printed
     real = persist.finish_file
