@@ -91,19 +91,23 @@ def test_damaged_files_quarantined_batch_continues(printed, tmp_path):
     junk.write_bytes(b"%PDF-1.4 this is not really a pdf")
     empty = tmp_path / "c_empty.jpg"
     empty.write_bytes(b"")
-    s = ingest_paths(store, layout, [broken, junk, empty, pdfs[1]], workers=1, read_fields=False)
-    assert s.quarantined == 3
+    cut_jpeg = tmp_path / "d_truncated.jpg"
+    cv2.imwrite(str(cut_jpeg), imgs[0])
+    cut_jpeg.write_bytes(cut_jpeg.read_bytes()[: cut_jpeg.stat().st_size * 7 // 10])
+    s = ingest_paths(store, layout, [broken, junk, empty, cut_jpeg, pdfs[1]], workers=1, read_fields=False)
+    assert s.quarantined == 4
     reasons = dict(s.quarantine)
     assert "cannot be decoded" in reasons["a_truncated.tif"]
     assert "not a readable PDF" in reasons["b_junk.pdf"]
     assert "empty file" in reasons["c_empty.jpg"]
+    assert reasons["d_truncated.jpg"].startswith("page 1: cannot be decoded") and "truncated" in reasons["d_truncated.jpg"]
     qdir = store.workspace / "quarantine"
     for name in reasons:
         assert (qdir / name).is_file() and (qdir / f"{name}.reason.txt").read_text().strip() == reasons[name]
     assert s.forms >= 3 + 1  # the good PDF's 3 forms, and what the truncated TIFF had before the break
     files = {r.name: r.status for r in _rows(store, scan_files)}
     assert files == {"a_truncated.tif": "quarantined", "b_junk.pdf": "quarantined",
-                     "c_empty.jpg": "quarantined", pdfs[1].name: "done"}
+                     "c_empty.jpg": "quarantined", "d_truncated.jpg": "quarantined", pdfs[1].name: "done"}
 
 
 def test_tiff_frames_decoded_in_workers_a_damaged_frame_is_reported_and_the_rest_stored(printed, tmp_path):
