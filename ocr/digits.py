@@ -190,9 +190,14 @@ def _keep_components(ink: np.ndarray, lines: _Lines) -> np.ndarray | None:
     ok = (inside >= 0.5) & (area >= min_area) & ~_line_remnants(stats[1:], lines, cell_h)
     if not ok.any() or extent[ok].max() < MIN_EXTENT:
         return None
-    keep = np.zeros(n, bool)
-    keep[_main_group(stats[1:], ok, cell_h) + 1] = True
-    return keep[labels]
+    return labels_mask(labels, n, _main_group(stats[1:], ok, cell_h) + 1)
+
+
+def labels_mask(labels: np.ndarray, n: int, ids) -> np.ndarray:
+    """Where the label image `labels` (n labels) holds one of `ids`: `np.isin`, by a lookup table."""
+    table = np.zeros(n, bool)
+    table[ids] = True
+    return table[labels]
 
 
 def _line_remnants(stats: np.ndarray, lines: _Lines, cell_h: int) -> np.ndarray:

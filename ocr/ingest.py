@@ -368,11 +368,6 @@ def _ingest_files(store: Store, runner: _Runner | _DaskRunner, paths: list[Path]
             progress.advance(1)
 
 
-def ingest_file(store: Store, runner: _Runner | _DaskRunner, path: Path, summary: Summary, progress: Progress,
-                roster_ids: dict[str, str], on_quarantine: Callable[[Path, str], None]) -> None:
-    """One scan file (ingest_paths sends a batch's files through the workers without a gap)."""
-    _ingest_files(store, runner, [path], summary, progress, roster_ids, on_quarantine)
-
 
 def make_runner(store: Store, layout: Layout, workers: int | None = None, read_fields: bool = True,
                 scheduler: str | None = None) -> _Runner | _DaskRunner:

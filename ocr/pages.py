@@ -83,6 +83,11 @@ def page_count(path: Path) -> int:
     return 1
 
 
+def cannot_decode(page_index: int, e: Exception) -> str:
+    """The reason given for a page whose pixels cannot be decoded (0-based `page_index`)."""
+    return f"page {page_index + 1}: cannot be decoded ({type(e).__name__}: {e})"
+
+
 class AbsurdPage(ValueError):
     """A page whose size cannot be a scanned form page (refused with the reason, file quarantined)."""
 
@@ -145,7 +150,7 @@ def _pdf_pages(path: Path, sha: str) -> Iterator[RawPage]:
             except AbsurdPage as e:
                 yield RawPage(sha, i, error=f"page {i + 1}: {e}")
             except Exception as e:
-                yield RawPage(sha, i, error=f"page {i + 1}: cannot be decoded ({type(e).__name__}: {e})")
+                yield RawPage(sha, i, error=cannot_decode(i, e))
     finally:
         doc.close()
 
@@ -191,7 +196,7 @@ def _pillow_pages(path: Path, sha: str) -> Iterator[RawPage]:
                     return
                 continue
             except Exception as e:
-                yield RawPage(sha, i, error=f"page {i + 1}: cannot be decoded ({type(e).__name__}: {e})")
+                yield RawPage(sha, i, error=cannot_decode(i, e))
                 return  # nothing readable follows a break in the file
 
 
@@ -254,8 +259,7 @@ def materialized(page: RawPage) -> RawPage:
     except AbsurdPage as e:
         return RawPage(page.file_sha256, page.page_index, error=f"page {page.page_index + 1}: {e}")
     except Exception as e:
-        return RawPage(page.file_sha256, page.page_index,
-                       error=f"page {page.page_index + 1}: cannot be decoded ({type(e).__name__}: {e})")
+        return RawPage(page.file_sha256, page.page_index, error=cannot_decode(page.page_index, e))
 
 
 def decode_page(page: RawPage) -> tuple[np.ndarray, np.ndarray | None]:

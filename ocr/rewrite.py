@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from forms.layout import Zone, mm_to_px
-from ocr.digits import darkness, ink_threshold, soft_glyph
+from ocr.digits import darkness, ink_threshold, labels_mask, soft_glyph
 
 ABOVE_MM = 6.0  # the band above a comb searched for rewritten digits
 BELOW_TOP_MM = 0.4  # ... down to just under the comb's top line
@@ -105,9 +105,7 @@ def find_rewrites(page: np.ndarray, z: Zone, printed: Printed, dpi: float) -> li
     out = []
     band_dark = dark[top:bottom]
     for cell, ids in sorted(groups.items()):
-        glyph_mask = np.zeros(n, bool)
-        glyph_mask[ids] = True
-        glyph_mask = glyph_mask[labels]
+        glyph_mask = labels_mask(labels, n, ids)
         ys, xs = np.nonzero(glyph_mask)
         h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
         if h < MIN_HEIGHT_MM * k or w > MAX_WIDTH_CELLS * cell_w or w < MIN_WIDTH_MM * k:

@@ -21,7 +21,7 @@ from forms.layout import Layout, LayoutError, known_layouts, load_layout
 from formstation.safefs import private_umask
 from ocr.align import ALIGN_DPI, MarkFinder, align, warp
 from ocr.identify import PrintedIdReader, barcode_anywhere, barcode_in_region, is_blank
-from ocr.pages import AbsurdPage, decode_page
+from ocr.pages import AbsurdPage, cannot_decode, decode_page
 from ocr.types import PageResult, RawPage
 
 PAGE_JPEG_QUALITY = 80
@@ -182,8 +182,7 @@ def process_page(eng: Engines, raw: RawPage) -> PageResult:
         return PageResult(raw.file_sha256, raw.page_index, "unreadable", note=f"page {raw.page_index + 1}: {e}")
     except Exception as e:
         if raw.frame_of:  # worded as a frame the reading process could not decode was (ocr.pages)
-            return PageResult(raw.file_sha256, raw.page_index, "unreadable",
-                              note=f"page {raw.page_index + 1}: cannot be decoded ({type(e).__name__}: {e})")
+            return PageResult(raw.file_sha256, raw.page_index, "unreadable", note=cannot_decode(raw.page_index, e))
         return PageResult(raw.file_sha256, raw.page_index, "unreadable", note=f"cannot decode page: {e}")
     t["decode"] = time.perf_counter() - t0
     try:
