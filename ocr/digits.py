@@ -325,12 +325,15 @@ def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple
     n_cells = len(bounds)
     if crop is None or crop.size == 0 or min(crop.shape[:2]) < 8 or n_cells == 0:
         return [None] * n_cells
+    dropped_dark = darkness(dropped) if dropped is not None and dropped.shape == crop.shape else None
+    if dropped_dark is not None and float(dropped_dark.max()) <= MIN_INK_THRESHOLD:
+        return [None] * n_cells  # nothing on the strip but the dropped print: no threshold finds ink
     dark = darkness(crop)
     lines, edges = _strip_lines(dark, bounds, rows)
     whole = False  # the comb's print is dropped: a glyph its cell owns is kept whole, across the lines
     cut = lines.mask  # where two glyphs joined across a line are parted (the printed lines)
     if dropped is not None or light_lines:
-        ink = drop_light_lines(darkness(dropped) if dropped is not None and dropped.shape == crop.shape else dark, lines)
+        ink = drop_light_lines(dropped_dark if dropped_dark is not None else dark, lines)
         if ink is not None:  # the comb's print is gone from `ink`: nothing to mask, ink on a line stays
             cut = lines.mask if lines.mask.any() else _side_lines(dark.shape, edges, lines)
             dark, lines, whole = ink, _no_masks(lines), True

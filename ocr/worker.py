@@ -19,7 +19,7 @@ import numpy as np
 
 from forms.layout import Layout, LayoutError, known_layouts, load_layout
 from formstation.safefs import private_umask
-from ocr.align import ALIGN_DPI, MarkFinder, align, warp
+from ocr.align import ALIGN_DPI, MarkFinder, align, warp, warp_to
 from ocr.identify import PrintedIdReader, barcode_anywhere, barcode_in_region, is_blank
 from ocr.pages import AbsurdPage, cannot_decode, decode_page
 from ocr.types import PageResult, RawPage
@@ -255,9 +255,7 @@ def color_cropper(a, color: np.ndarray | None):
 
     def crop(box):
         x0, y0, x1, y1 = box.to_px(ALIGN_DPI)
-        shift = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], dtype=np.float64)
-        return cv2.warpPerspective(color, shift @ a.matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_AREA,
-                                   borderValue=(255, 255, 255))
+        return warp_to(color, a, (x1 - x0, y1 - y0), (x0, y0), (255, 255, 255))
     return crop
 
 

@@ -88,3 +88,53 @@ def test_print_filters_and_reprint_keeps_form_ids(printed, tmp_path):
         assert {r.person_id: r.form_id for r in conn.execute(select(forms))} == before
     with pytest.raises(StationError, match="no students found"):
         print_forms(store, layout, tmp_path / "none", school="不存在的学校")
+
+
+def _faint_blurred(gray, sigma=6.0, contrast=0.3):
+    """A scan far out of focus and faded: the marks' edges spread over ~40 px."""
+    import cv2
+
+    blurred = cv2.GaussianBlur(gray, (0, 0), sigma)
+    return (255 - (255 - blurred.astype(np.float32)) * contrast).astype(np.uint8)
+
+
+def test_marks_found_on_a_blurred_faded_scan_one_window_misses(printed):
+    """The corners are first searched with one threshold window; in a corner where that finds no
+    mark (here the top left of a 400 dpi scan, out of focus and faded there), the full range of
+    windows still finds it: all four marks, as on a clean scan."""
+    from ocr.align import CORNER_FRACTION
+
+    store, layout, pdfs = printed
+    finder = MarkFinder(layout)
+    gray = next(_pages(pdfs[0], 400)).copy()
+    s = int(min(gray.shape) * CORNER_FRACTION)
+    gray[:s, :s] = _faint_blurred(gray[:s, :s])
+    assert finder._detect(gray[:s, :s], detector=finder.quick) == {}  # the one window alone misses it
+    assert finder._detect(gray[:s, :s]) != {}
+    a = align(layout, finder, gray)
+    assert a is not None and a.marks_found == 4 and a.residual_mm < 0.2 and a.rotation == 0
+
+
+def test_flat_scan_warped_as_affine_and_a_tilted_one_in_full(printed):
+    """A sheet-fed scan is an affine map of the page: it is warped as one (faster), to the same
+    pixels within interpolation rounding. A page photographed at an angle has perspective: its
+    homography is used in full, and every field box is still where the layout says."""
+    import cv2
+
+    store, layout, pdfs = printed
+    finder = MarkFinder(layout)
+    flat = next(_pages(pdfs[0], 300))
+    a = align(layout, finder, flat)
+    assert a is not None and a.affine is not None
+    full = cv2.warpPerspective(flat, a.matrix, layout.page_px(ALIGN_DPI), flags=cv2.INTER_AREA, borderValue=255)
+    diff = np.abs(warp(layout, flat, a).astype(np.int16) - full)
+    assert diff.max() <= 40 and (diff > 8).mean() < 0.002  # interpolation rounding at edges only
+
+    h, w = flat.shape
+    tilt = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    seen = np.float32([[40, 30], [w - 10, 80], [w - 60, h - 20], [15, h - 90]])  # a keystone, ~1 % per side
+    shot = cv2.warpPerspective(flat, cv2.getPerspectiveTransform(tilt, seen), (w, h), borderValue=255)
+    b = align(layout, finder, shot)
+    assert b is not None and b.marks_found == 4 and b.residual_mm < 0.2
+    assert b.affine is None
+    _check_boxes(layout, warp(layout, shot, b))
