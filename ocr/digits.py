@@ -271,7 +271,7 @@ def normalize_cell(crop: np.ndarray) -> np.ndarray | None:
 
 
 def _ink_threshold(dark: np.ndarray, lines: _Lines) -> float:
-    return ink_threshold(dark[~lines.mask])
+    return ink_threshold(dark[~lines.mask] if lines.mask.any() else dark)  # no lines (dropped): no copy
 
 
 def ink_threshold(free: np.ndarray, percentile: float = 99.5) -> float:
@@ -376,7 +376,8 @@ def drop_light_lines(dark: np.ndarray, lines: _Lines) -> np.ndarray | None:
     masked as grey combs are)."""
     if not lines.mask.any():
         return dark
-    level, core = (float(v) for v in np.percentile(dark[lines.mask], (70, 95)))
+    on_lines = dark[lines.mask]
+    level, core = fast_percentile(on_lines, 70), fast_percentile(on_lines, 95)
     if core > LIGHT_LINE_MAX:
         return None
     near = cv2.dilate(lines.mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the print's blurred fringe
