@@ -17,14 +17,16 @@ from forms.layout import Layout, mm_to_px
 ALIGN_DPI = 200
 CORNER_FRACTION = 0.26  # corner search squares, as a share of the page's shorter side
 # A homography that moves no point of the page more than this (aligned px) from its best affine fit
-# is warped as that affine map: a third less time (a page at 200 dpi 37 -> 26 ms on one core), and
-# what it moves is far under OpenCV's 1/32 px interpolation step. Sheet-fed scans are affine: the
-# simulated campaigns' pages stay within 0.04 px; a curled sheet on a flatbed is warped in full.
+# is warped as that affine map: half the time (simulated 200 / 300 dpi scans: 37 -> 18 ms on one
+# core), and what it moves is of the order of OpenCV's 1/32 px interpolation step. Sheet-fed scans
+# are affine (the simulated campaigns' pages stay within 0.04 px); a page photographed at an angle
+# or a curled sheet on a flatbed is warped by the homography in full.
 AFFINE_TOLERANCE_PX = 0.05
 # The marks are looked for in each corner with one adaptive-threshold window first (px; OpenCV's
-# default tries 3, 13 and 23): 16 -> 7 ms a page on 30 simulated 200 and 300 dpi scans, the same
-# marks found, corners within 0.01 px. A corner where that finds no mark is searched again with
-# the full range (a blurred, faint or high-resolution scan).
+# default tries 3, 13 and 23): 16 -> 7 ms a page on 30 simulated 200 and 300 dpi scans (24 -> 11 ms
+# a form page over a 1,000-form campaign, on a slower day), the same marks found, corners within
+# 0.01 px. A corner where that finds no mark is searched again with the full range (a blurred,
+# faint or high-resolution scan).
 QUICK_THRESH_WINDOW = 13
 
 
