@@ -182,6 +182,8 @@ def _keep_components(ink: np.ndarray, lines: _Lines) -> np.ndarray | None:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     if n <= 1:
         return None
+    if n == 2:  # one component (most cells): the same tests on plain numbers
+        return _keep_one(ink, stats[1], lines, cell_h)
     area = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
     inner = labels[lines.top : lines.bottom, lines.left : lines.right]
     inside = np.bincount(inner.ravel(), minlength=n)[1:] / area
@@ -191,6 +193,22 @@ def _keep_components(ink: np.ndarray, lines: _Lines) -> np.ndarray | None:
     if not ok.any() or extent[ok].max() < MIN_EXTENT:
         return None
     return labels_mask(labels, n, _main_group(stats[1:], ok, cell_h) + 1)
+
+
+def _keep_one(ink: np.ndarray, stat: np.ndarray, lines: _Lines, cell_h: int) -> np.ndarray | None:
+    """`_keep_components` for ink that is one component (`stat`: its row of the stats): the
+    component when it is mostly inside the box, not a speck, not a line's fringe and tall or wide
+    enough, else None."""
+    x0, y0, w, h, area = (int(v) for v in stat[:5])
+    inside = np.count_nonzero(ink[lines.top : lines.bottom, lines.left : lines.right]) / float(area)
+    thin = max(3, int(round(0.06 * cell_h)))
+    hug = max(2, int(round(0.05 * cell_h)))
+    cell_w = max(lines.right - lines.left, 4)
+    remnant = (h <= thin and w >= 0.4 * cell_w and (abs(y0 - lines.top) <= hug or abs(y0 + h - lines.bottom) <= hug)) or (
+        w <= thin and h >= 0.4 * cell_h and (abs(x0 - lines.left) <= hug or abs(x0 + w - lines.right) <= hug))
+    if inside < 0.5 or area < max(3.0, (0.035 * cell_h) ** 2) or remnant or max(w, h) / cell_h < MIN_EXTENT:
+        return None
+    return ink != 0
 
 
 def labels_mask(labels: np.ndarray, n: int, ids) -> np.ndarray:
@@ -233,11 +251,11 @@ def frame_glyph(ink: np.ndarray) -> np.ndarray | None:
     """MNIST framing: crop the ink (float/uint8, ink-high) to its bounding box, fit the longer
     side to 20 px keeping the aspect ratio, and centre by centre of mass in a 28x28 uint8 image.
     Returns None when there is no ink."""
-    ink = ink.astype(np.float32)
-    ys, xs = np.nonzero(ink > 0.05 * max(float(ink.max()), 1e-6))
-    if ys.size == 0:
+    ink = np.asarray(ink, dtype=np.float32)
+    x, y, w, h = cv2.boundingRect((ink > 0.05 * max(float(ink.max()), 1e-6)).astype(np.uint8))
+    if w == 0:
         return None
-    box = ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    box = ink[y : y + h, x : x + w]
     bh, bw = box.shape
     s = 20.0 / max(bh, bw)
     nh, nw = max(1, int(round(bh * s))), max(1, int(round(bw * s)))
