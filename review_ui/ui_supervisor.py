@@ -111,6 +111,7 @@ def on_download(ctx: Ctx, name: str, school: str | None) -> None:
 
 
 PASSFILE_ENV = "FORMSTATION_EXPORT_PASSFILE"  # the station's configured passphrase (a file), if any
+EXPORT_STAGING = ".export-"  # the Downloads page's private folder in the workspace while it exports
 
 
 def _passphrase(typed: str) -> bytes | None:
@@ -126,11 +127,12 @@ def _passphrase(typed: str) -> bytes | None:
 
 
 def _run_export(ctx: Ctx, fn, school: str | None, passphrase: bytes) -> None:
-    """Export encrypted into a private temporary folder, keep the zips (and the plain manifest of
-    the zips) in this session's memory only, and remove the folder: no plain copy stays on disk."""
+    """Export encrypted into a private temporary folder inside the workspace (children's data never
+    leaves it, even while the zips are made), keep the zips (and the plain manifest of the zips) in
+    this session's memory only, and remove the folder: no plain copy stays on disk."""
     from formstation.errors import StationError
 
-    tmp = Path(tempfile.mkdtemp(prefix="formstation-export-"))
+    tmp = Path(tempfile.mkdtemp(prefix=EXPORT_STAGING, dir=ctx.store.workspace))
     try:
         with st.spinner("Exporting…"):
             res = fn(ctx.store, tmp / "export", school=school, passphrase=passphrase)

@@ -10,6 +10,7 @@ import io
 import json
 import tempfile
 import zipfile
+from pathlib import Path
 
 import pytest
 import pyzipper
@@ -171,6 +172,16 @@ def test_point8_the_export_is_offered_encrypted_only_and_leaves_no_plain_copy(re
     tmp = tmp_path / "systemp"
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    from output import export as exporting
+
+    staged = []
+    real_export = exporting.export
+
+    def spy(store, out, **kw):  # where the plain files are written while the zips are made
+        staged.append(Path(out).resolve())
+        return real_export(store, out, **kw)
+
+    monkeypatch.setattr(exporting, "export", spy)
     at = login("sam")
     at.sidebar.radio(key="nav_page").set_value("Downloads").run()
     at.button(key="d_run").click().run()
@@ -181,7 +192,9 @@ def test_point8_the_export_is_offered_encrypted_only_and_leaves_no_plain_copy(re
     names = sorted(at.session_state["d_files"])
     assert names and all(n.endswith(".zip") or n == "manifest.json" for n in names)
     assert len(at.get("download_button")) == len(names)
-    assert list(tmp.iterdir()) == []  # the export's folder is gone, nothing plain left behind
+    assert staged and staged[0].is_relative_to(review.store.workspace.resolve())  # staged inside the workspace
+    assert list(tmp.iterdir()) == []  # nothing was staged outside it
+    assert not list(review.store.workspace.glob(".export-*"))  # the export's folder is gone, nothing plain left
     zname = next(n for n in names if n.endswith(".zip"))
     zpath = tmp_path / zname
     zpath.write_bytes(at.session_state["d_files"][zname])
