@@ -199,14 +199,10 @@ def _keep_one(ink: np.ndarray, stat: np.ndarray, lines: _Lines, cell_h: int) -> 
     """`_keep_components` for ink that is one component (`stat`: its row of the stats): the
     component when it is mostly inside the box, not a speck, not a line's fringe and tall or wide
     enough, else None."""
-    x0, y0, w, h, area = (int(v) for v in stat[:5])
+    x0, y0, w, h, area = (int(v) for v in stat[:5])  # left, top, width, height, area
     inside = np.count_nonzero(ink[lines.top : lines.bottom, lines.left : lines.right]) / float(area)
-    thin = max(3, int(round(0.06 * cell_h)))
-    hug = max(2, int(round(0.05 * cell_h)))
-    cell_w = max(lines.right - lines.left, 4)
-    remnant = (h <= thin and w >= 0.4 * cell_w and (abs(y0 - lines.top) <= hug or abs(y0 + h - lines.bottom) <= hug)) or (
-        w <= thin and h >= 0.4 * cell_h and (abs(x0 - lines.left) <= hug or abs(x0 + w - lines.right) <= hug))
-    if inside < 0.5 or area < max(3.0, (0.035 * cell_h) ** 2) or remnant or max(w, h) / cell_h < MIN_EXTENT:
+    if (inside < 0.5 or area < max(3.0, (0.035 * cell_h) ** 2) or _remnant(x0, y0, w, h, lines, cell_h)
+            or max(w, h) / cell_h < MIN_EXTENT):
         return None
     return ink != 0
 
@@ -221,15 +217,20 @@ def labels_mask(labels: np.ndarray, n: int, ids) -> np.ndarray:
 def _line_remnants(stats: np.ndarray, lines: _Lines, cell_h: int) -> np.ndarray:
     """Components that are the unmasked fringe of a printed box line (blur or JPEG makes a line
     thicker than its detected core): thin, long and hugging one edge of the cell interior."""
-    x0, y0 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
-    w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    return _remnant(stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_WIDTH],
+                    stats[:, cv2.CC_STAT_HEIGHT], lines, cell_h)
+
+
+def _remnant(x0, y0, w, h, lines: _Lines, cell_h: int):
+    """`_line_remnants` on the components' boxes: arrays (a bool array out) or one box's plain
+    numbers (a bool out, `_keep_one`)."""
     thin = max(3, int(round(0.06 * cell_h)))
     hug = max(2, int(round(0.05 * cell_h)))
     cell_w = max(lines.right - lines.left, 4)
     horizontal = (h <= thin) & (w >= 0.4 * cell_w) & (
-        (np.abs(y0 - lines.top) <= hug) | (np.abs(y0 + h - lines.bottom) <= hug))
+        (abs(y0 - lines.top) <= hug) | (abs(y0 + h - lines.bottom) <= hug))
     vertical = (w <= thin) & (h >= 0.4 * cell_h) & (
-        (np.abs(x0 - lines.left) <= hug) | (np.abs(x0 + w - lines.right) <= hug))
+        (abs(x0 - lines.left) <= hug) | (abs(x0 + w - lines.right) <= hug))
     return horizontal | vertical
 
 

@@ -368,7 +368,6 @@ def _ingest_files(store: Store, runner: _Runner | _DaskRunner, paths: list[Path]
             progress.advance(1)
 
 
-
 def make_runner(store: Store, layout: Layout, workers: int | None = None, read_fields: bool = True,
                 scheduler: str | None = None) -> _Runner | _DaskRunner:
     """The pages' runner (worker pool or Dask client); one may serve many batches (`watch` keeps
