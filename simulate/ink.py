@@ -20,6 +20,9 @@ from forms.layout import Box
 
 UKAI = "/usr/share/fonts/truetype/arphic/ukai.ttc"
 SHIFT = 4  # cv2 sub-pixel bits for anti-aliased strokes
+# a glyph's ink wider than this many half-strokes (median, on its skeleton) is a filled area: kept
+# by `restroke` (a crossing of two strokes is at most 2.83 half-strokes wide)
+BLOB_WIDTH = 3.2
 PENS = {"black": (35, 30, 30), "blue": (120, 45, 25), "blue_black": (70, 40, 35)}  # BGR
 
 
@@ -130,10 +133,21 @@ def _bezier(rng: np.random.Generator, p0, p1, bow: float, n: int = 20) -> np.nda
 
 def restroke(g: np.ndarray, width_px: float, darkness: float) -> np.ndarray:
     """Redraw a glyph (ink-high, at 2x the target size) with a uniform pen: skeleton, then a
-    round nib of `width_px` (target scale), then down to the target size -> alpha 0..1."""
-    sk = skeletonize(g > 0.4 * max(float(g.max()), 1e-6)).astype(np.uint8) * 255
+    round nib of `width_px` (target scale), then down to the target size -> alpha 0..1.
+
+    Where the glyph's ink is a filled area, far wider than its strokes and than the nib (a 6, 8
+    or 2 written with a loop so small that the pen filled it), the skeleton would keep only a
+    thin line through it and the page would show another digit than the truth's ("(" for a 6);
+    such areas keep their ink as it is (`BLOB_WIDTH` times the glyph's median stroke)."""
+    b = (g > 0.4 * max(float(g.max()), 1e-6)).astype(np.uint8)
+    sk = skeletonize(b > 0).astype(np.uint8) * 255
     d = max(2, int(round(2 * width_px)))
     ink = cv2.dilate(sk, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d)))
+    on = cv2.distanceTransform(b, cv2.DIST_L2, 3)[sk > 0]
+    if on.size:
+        k = int(round(max(BLOB_WIDTH * float(np.median(on)), d))) | 1
+        blob = cv2.morphologyEx(b, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        ink = np.maximum(ink, blob * np.uint8(255))
     ink = cv2.GaussianBlur(ink, (0, 0), 0.9)
     h, w = g.shape
     out = cv2.resize(ink, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)

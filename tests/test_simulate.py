@@ -206,3 +206,22 @@ def test_writer_pools_are_disjoint():
     assert len(keys["other"]) > 1700 and pools["other"].by_char["7"][0].shape == (28, 28)  # load_digits
     with pytest.raises(ValueError, match="writers"):
         load_bank(5, "everyone")
+
+
+def test_a_digit_whose_pen_filled_its_loop_keeps_the_filled_ink():
+    """A 6 written with a loop so small the pen filled it is an arc ending in a blob; redrawn with
+    the simulator's pen it must still show the blob (before, the skeleton left an arc with a thin
+    tail, a "(" labelled 6), while a plain stroke is redrawn with the nib alone."""
+    from simulate.ink import restroke
+
+    g = np.zeros((112, 112), np.float32)
+    cv2.ellipse(g, (62, 60), (30, 40), 0, 100, 260, 255, 8)  # the 6's back, 8 px strokes
+    cv2.circle(g, (62, 82), 16, 255, -1)  # its loop, filled
+    out = restroke(g, 2.0, 1.0)  # a 1 mm pen at target scale, (56, 56)
+    disk = np.zeros((56, 56), np.uint8)
+    cv2.circle(disk, (31, 41), 6, 1, -1)
+    assert (out[disk > 0] > 0.5).mean() > 0.9
+    line = np.zeros((112, 112), np.float32)
+    cv2.line(line, (56, 10), (56, 100), 255, 8)
+    thin = restroke(line, 1.0, 1.0)
+    assert (thin > 0.5).sum(axis=1).max() <= 3  # the nib's width, not the glyph's 4 px (8 at 2x)
