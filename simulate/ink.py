@@ -23,6 +23,7 @@ SHIFT = 4  # cv2 sub-pixel bits for anti-aliased strokes
 # a glyph's ink wider than this many half-strokes (median, on its skeleton) is a filled area: kept
 # by `restroke` (a crossing of two strokes is at most 2.83 half-strokes wide)
 BLOB_WIDTH = 3.2
+BLOB_AREA = 1.6
 PENS = {"black": (35, 30, 30), "blue": (120, 45, 25), "blue_black": (70, 40, 35)}  # BGR
 
 
@@ -146,8 +147,13 @@ def restroke(g: np.ndarray, width_px: float, darkness: float) -> np.ndarray:
     on = cv2.distanceTransform(b, cv2.DIST_L2, 3)[sk > 0]
     if on.size:
         k = int(round(max(BLOB_WIDTH * float(np.median(on)), d))) | 1
-        blob = cv2.morphologyEx(b, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-        ink = np.maximum(ink, blob * np.uint8(255))
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+        blob = cv2.morphologyEx(b, cv2.MORPH_OPEN, disk)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(blob, connectivity=8)
+        big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= BLOB_AREA * int(disk.sum()))
+        big = big[big > 0]
+        if big.size:
+            ink = np.maximum(ink, np.isin(labels, big).astype(np.uint8) * np.uint8(255))
     ink = cv2.GaussianBlur(ink, (0, 0), 0.9)
     h, w = g.shape
     out = cv2.resize(ink, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
