@@ -225,3 +225,17 @@ def test_a_digit_whose_pen_filled_its_loop_keeps_the_filled_ink():
     cv2.line(line, (56, 10), (56, 100), 255, 8)
     thin = restroke(line, 1.0, 1.0)
     assert (thin > 0.5).sum(axis=1).max() <= 3  # the nib's width, not the glyph's 4 px (8 at 2x)
+
+
+def test_where_two_thick_strokes_cross_the_pen_leaves_no_dot(monkeypatch):
+    """A crossing is wider than either stroke but is not a filled loop: it is redrawn with the nib
+    alone, as a ballpoint draws a 4 or an X (a dot there joined digits to their neighbours)."""
+    import simulate.ink as ink
+
+    g = np.zeros((112, 112), np.float32)
+    cv2.line(g, (20, 56), (92, 56), 255, 7)
+    cv2.line(g, (56, 20), (56, 92), 255, 7)
+    cv2.circle(g, (56, 56), 8, 255, -1)  # the writer's pen paused there: a little thicker
+    out = ink.restroke(g, 1.5, 1.0)
+    monkeypatch.setattr(ink, "BLOB_AREA", 1e9)  # no filled area kept anywhere: the nib alone
+    assert np.array_equal(out, ink.restroke(g, 1.5, 1.0))
