@@ -20,8 +20,9 @@ from forms.layout import Box
 
 UKAI = "/usr/share/fonts/truetype/arphic/ukai.ttc"
 SHIFT = 4  # cv2 sub-pixel bits for anti-aliased strokes
-# a glyph's ink wider than this many half-strokes (median, on its skeleton) is a filled area: kept
-# by `restroke` (a crossing of two strokes is at most 2.83 half-strokes wide)
+# a glyph's ink wider than this many half-strokes (median, on its skeleton) over at least BLOB_AREA
+# times the area of that width's disk is a filled area, kept by `restroke` (a crossing of two
+# strokes is at most 2.83 half-strokes wide; one where MNIST's strokes were thick is about one disk)
 BLOB_WIDTH = 3.2
 BLOB_AREA = 1.6
 PENS = {"black": (35, 30, 30), "blue": (120, 45, 25), "blue_black": (70, 40, 35)}  # BGR
@@ -139,7 +140,7 @@ def restroke(g: np.ndarray, width_px: float, darkness: float) -> np.ndarray:
     Where the glyph's ink is a filled area, far wider than its strokes and than the nib (a 6, 8
     or 2 written with a loop so small that the pen filled it), the skeleton would keep only a
     thin line through it and the page would show another digit than the truth's ("(" for a 6);
-    such areas keep their ink as it is (`BLOB_WIDTH` times the glyph's median stroke)."""
+    such areas keep their ink as it is (`BLOB_WIDTH`, `BLOB_AREA`)."""
     b = (g > 0.4 * max(float(g.max()), 1e-6)).astype(np.uint8)
     sk = skeletonize(b > 0).astype(np.uint8) * 255
     d = max(2, int(round(2 * width_px)))
@@ -149,7 +150,7 @@ def restroke(g: np.ndarray, width_px: float, darkness: float) -> np.ndarray:
         k = int(round(max(BLOB_WIDTH * float(np.median(on)), d))) | 1
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
         blob = cv2.morphologyEx(b, cv2.MORPH_OPEN, disk)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(blob, connectivity=8)
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(blob, connectivity=8)
         big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= BLOB_AREA * int(disk.sum()))
         big = big[big > 0]
         if big.size:

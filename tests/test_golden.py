@@ -238,8 +238,8 @@ def test_the_reviewer_is_pointed_at_the_misread_boxes(run):
             pointed += len(wrong & {m["i"] for m in marks})
     assert frames > 0 and misread > 0
     print(f"misread boxes {misread}, framed {pointed}; frames {frames}")
-    # a confident misread (a flagged 1 read as a 7 at 0.995) is framed by nothing; on 500 forms 91-96 %
-    # of the misread boxes are framed, on this small batch (a handful of misreads) one may not be
+    # a confident misread (a box read at 0.995 or more) is framed by nothing; on 500 forms 93-96 % of
+    # the misread boxes are framed, and on this small batch (a handful of misreads) one may not be
     assert pointed >= 0.8 * misread or misread - pointed <= 1, (pointed, misread)
 
 

@@ -217,7 +217,7 @@ def test_a_digit_whose_pen_filled_its_loop_keeps_the_filled_ink():
     g = np.zeros((112, 112), np.float32)
     cv2.ellipse(g, (62, 60), (30, 40), 0, 100, 260, 255, 8)  # the 6's back, 8 px strokes
     cv2.circle(g, (62, 82), 16, 255, -1)  # its loop, filled
-    out = restroke(g, 2.0, 1.0)  # a 1 mm pen at target scale, (56, 56)
+    out = restroke(g, 2.0, 1.0)  # a nib of 2 px at the target scale, (56, 56)
     disk = np.zeros((56, 56), np.uint8)
     cv2.circle(disk, (31, 41), 6, 1, -1)
     assert (out[disk > 0] > 0.5).mean() > 0.9
