@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from skimage.morphology import skeletonize
 
 from forms.layout import Box
+from ocr.digits import labels_mask
 
 UKAI = "/usr/share/fonts/truetype/arphic/ukai.ttc"
 SHIFT = 4  # cv2 sub-pixel bits for anti-aliased strokes
@@ -150,11 +151,11 @@ def restroke(g: np.ndarray, width_px: float, darkness: float) -> np.ndarray:
         k = int(round(max(BLOB_WIDTH * float(np.median(on)), d))) | 1
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
         blob = cv2.morphologyEx(b, cv2.MORPH_OPEN, disk)
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(blob, connectivity=8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(blob, connectivity=8)
         big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= BLOB_AREA * int(disk.sum()))
         big = big[big > 0]
         if big.size:
-            ink = np.maximum(ink, np.isin(labels, big).astype(np.uint8) * np.uint8(255))
+            ink = np.maximum(ink, labels_mask(labels, n, big).astype(np.uint8) * np.uint8(255))
     ink = cv2.GaussianBlur(ink, (0, 0), 0.9)
     h, w = g.shape
     out = cv2.resize(ink, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
