@@ -188,8 +188,7 @@ def _keep_components(ink: np.ndarray, lines: _Lines) -> np.ndarray | None:
     inner = labels[lines.top : lines.bottom, lines.left : lines.right]
     inside = np.bincount(inner.ravel(), minlength=n)[1:] / area
     extent = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) / cell_h
-    min_area = max(3.0, (0.035 * cell_h) ** 2)
-    ok = (inside >= 0.5) & (area >= min_area) & ~_line_remnants(stats[1:], lines, cell_h)
+    ok = (inside >= 0.5) & (area >= _speck_area(cell_h)) & ~_line_remnants(stats[1:], lines, cell_h)
     if not ok.any() or extent[ok].max() < MIN_EXTENT:
         return None
     return labels_mask(labels, n, _main_group(stats[1:], ok, cell_h) + 1)
@@ -201,10 +200,15 @@ def _keep_one(ink: np.ndarray, stat: np.ndarray, lines: _Lines, cell_h: int) -> 
     enough, else None."""
     x0, y0, w, h, area = (int(v) for v in stat[:5])  # left, top, width, height, area
     inside = np.count_nonzero(ink[lines.top : lines.bottom, lines.left : lines.right]) / float(area)
-    if (inside < 0.5 or area < max(3.0, (0.035 * cell_h) ** 2) or _remnant(x0, y0, w, h, lines, cell_h)
+    if (inside < 0.5 or area < _speck_area(cell_h) or _remnant(x0, y0, w, h, lines, cell_h)
             or max(w, h) / cell_h < MIN_EXTENT):
         return None
     return ink != 0
+
+
+def _speck_area(cell_h: int) -> float:
+    """The smallest ink component (pixels) a cell keeps: smaller ones are specks."""
+    return max(3.0, (0.035 * cell_h) ** 2)
 
 
 def labels_mask(labels: np.ndarray, n: int, ids) -> np.ndarray:
