@@ -3,13 +3,14 @@
     python bench/digits_accuracy.py [--model station|cnn|mlp|PATH] [--seed N] [--page-cells NPZ]
 
 The default model is the one the station reads with (`default_classifier`: CNN and feature MLP
-averaged); `cnn` / `mlp` measure one member. Sets: (a) the MNIST held-out block as is, (b)
+averaged); `cnn` / `mlp` measure one member, an .onnx path another v2 reader. Sets: (a) the MNIST held-out block as is, (b)
 scikit-learn's bundled `load_digits` (other writers, 8x8 upscaled and MNIST-framed), (c) the
 held-out digits written into printed comb strips at 300 and 200 dpi with grey or black lines and
 read through `normalize_cell`, (d) empty vs filled cells, (e) synthesised 'X' (a seed training
 never uses), (f) milliseconds per cell, (g) with --page-cells, cells cut from a simulated
 campaign's aligned pages by `training.pagecells` (held-out writers: `bench/campaign.py` then
-`python -m training.pagecells SIM WS --out F`).
+`python -m training.pagecells SIM WS --out F`), (h) the held-out digits written alone with the
+simulator's ballpoint (what the pen costs without boxes or neighbours).
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from ocr.digits import (  # noqa: E402
     CNN_MODEL,
     MLP_MODEL,
     DigitClassifier,
+    OnnxReader,
     default_classifier,
     normalize_cell,
     read_cells,
 )
+from simulate.ink import digit_alpha  # noqa: E402
 from training.digitdata import (  # noqa: E402
     comb_cell,
     expected_calibration_error,
@@ -71,6 +74,20 @@ def cell_set(glyphs: np.ndarray, rng: np.random.Generator, pool: np.ndarray) -> 
             left, right = (pool[int(rng.integers(len(pool)))] if rng.random() < 0.8 else None for _ in range(2))
             crops.append(comb_cell((left, g, right), rng, style[0], style[1]))
         out[style] = crops
+    return out
+
+
+def pen_cells(glyphs: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """Each glyph written alone with a ballpoint, as the simulator's writers write (`simulate.ink.
+    digit_alpha`: redrawn with an even 0.3-0.6 mm nib, slant and aspect jitter), 6.3 mm tall on a
+    300 dpi page, cut with a blank margin: what the pen alone costs, without boxes or neighbours."""
+    k = 300 / 25.4
+    out = []
+    for g in glyphs:
+        a = digit_alpha(rng, g, 6.3 * k, rng.uniform(0.3, 0.6) * k)
+        page = np.full((a.shape[0] + 30, a.shape[1] + 30), 245.0, np.float32)
+        page[15:15 + a.shape[0], 15:15 + a.shape[1]] -= a * 215.0
+        out.append(page.clip(0, 255).astype(np.uint8))
     return out
 
 
@@ -123,7 +140,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--page-cells", type=Path, nargs="*", default=[], help="training.pagecells files to read too")
     args = ap.parse_args(argv)
     named = {"cnn": CNN_MODEL, "mlp": MLP_MODEL}
-    model = default_classifier() if args.model == "station" else DigitClassifier.load(named.get(args.model, args.model))
+    if args.model == "station":
+        model = default_classifier()
+    elif args.model.endswith(".onnx"):
+        model = OnnxReader(args.model)
+    else:
+        model = DigitClassifier.load(named.get(args.model, args.model))
     rng = np.random.default_rng(args.seed)
     data = load_mnist()
     ho = heldout_mask(data.labels)
@@ -135,6 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     figures("(a) MNIST 60k held-out block (clean)", model.predict_proba(bx), by)
     sx, sy = sklearn_digits()
     figures("(b) sklearn load_digits", model.predict_proba(sx), sy)
+    p, y, lost = read_path(model, pen_cells(np.repeat(hx, 3, axis=0), np.random.default_rng([args.seed, 5])),
+                           np.repeat(hy, 3))
+    figures("(h) held-out, ballpoint, alone (3 each)", p, y, lost)
     cells = cell_set(hx, rng, hx)
     all_p, all_y, all_lost = [], [], 0
     for style, crops in cells.items():

@@ -101,10 +101,46 @@ def heads_of(members: list[Member], temperatures: list[float]) -> dict[str, np.n
     return out
 
 
+def members_from_onnx(path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """Each member's weights (a state dict per name of `MEMBERS`) read back from a shipped reader:
+    its ONNX graph (the batch norms folded into the convolutions' weights and biases) and its heads
+    file. A batch norm becomes the identity plus the folded bias, so the member computes what the
+    shipped reader does as long as its batch norms stay frozen (`train_member(freeze_bn=True)`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    init = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    convs = [(init[n.input[1]], init[n.input[2]]) for n in graph.node if n.op_type == "Conv"]
+    with np.load(path.with_name(path.stem + "_heads.npz")) as d:
+        heads = {k: torch.from_numpy(d[k].copy()) for k in d.files}
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for k, (name, spec, hidden, _) in enumerate(MEMBERS):
+        net = Member(spec, hidden)
+        state = net.state_dict()
+        layers = [m for m in net.features if isinstance(m, nn.Conv2d | nn.BatchNorm2d)]
+        for conv, bn in zip(layers[0::2], layers[1::2], strict=True):
+            w, b = convs.pop(0)
+            if w.shape != conv.weight.shape:
+                raise ValueError(f"{path}: member {name} does not match its architecture in MEMBERS")
+            pre = {id(m): p for p, m in net.named_modules()}
+            state[f"{pre[id(conv)]}.weight"] = w
+            bp = pre[id(bn)]
+            state.update({f"{bp}.weight": torch.ones_like(b), f"{bp}.bias": b, f"{bp}.running_mean": torch.zeros_like(b),
+                          f"{bp}.running_var": torch.full_like(b, 1.0 - bn.eps)})
+        state["head.2.weight"], state["head.2.bias"] = init[f"members.{k}.head.2.weight"], init[f"members.{k}.head.2.bias"]
+        state["head.5.weight"], state["head.5.bias"] = heads[f"W{k}"].T.contiguous(), heads[f"b{k}"]
+        out[name] = state
+    return out
+
+
 def train_member(spec: tuple, hidden: int, seed: int, epochs: float, xt: torch.Tensor, yt: torch.Tensor,
-                 xvt: torch.Tensor, yv: np.ndarray, lr: float = 3e-3, init: dict | None = None) -> Member:
+                 xvt: torch.Tensor, yv: np.ndarray, lr: float = 3e-3, init: dict | None = None,
+                 freeze_bn: bool = False) -> Member:
     """One member, OneCycle AdamW over `epochs` (may be fractional) passes of the cells; from the
-    weights `init` when given (a second stage: the page cells added to what it learned)."""
+    weights `init` when given (a second stage: the page cells added to what it learned). With
+    `freeze_bn` the batch norms keep their statistics (a member read back from ONNX, whose batch
+    norms are folded: see `members_from_onnx`) and only their scale and shift learn."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed + (1000 if init else 0))
     net = Member(spec, hidden)
@@ -117,6 +153,10 @@ def train_member(spec: tuple, hidden: int, seed: int, epochs: float, xt: torch.T
     step, t0 = 0, time.time()
     while step < steps:
         net.train()
+        if freeze_bn:
+            for m in net.features:
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
         order = torch.randperm(len(xt), generator=g)
         total, seen = 0.0, 0
         for i in range(0, len(order), BATCH):
@@ -185,22 +225,28 @@ def load_cells(copies: int, workers: int, cache: Path | None, page_cells: list[P
 
 
 def train_one(name: str, work: Path, epochs: float, cells: tuple[np.ndarray, ...], threads: int,
-              init: Path | None = None, lr: float = 3e-3) -> None:
-    """Train member `name` (from its weights in the folder `init`, when given), fit its
-    temperature on the validation cells, save it under `work`."""
+              init: Path | None = None, lr: float = 3e-3, freeze_bn: bool = False) -> None:
+    """Train member `name` (from its weights in `init` when given: a folder of trained members, or
+    a shipped reader's .onnx, read by `members_from_onnx`), fit its temperature on the validation
+    cells, save it under `work`."""
     torch.set_num_threads(max(1, threads))
     x, y, xv, yv, _, _ = cells
     _, spec, hidden, seed = next(m for m in MEMBERS if m[0] == name)
     print(f"member {name} {spec} hidden {hidden} seed {seed}: {len(x)} cells, {epochs} epochs", flush=True)
     tm = time.time()
     xt, yt, xvt = to_tensor(x), torch.from_numpy(y.astype(np.int64)), to_tensor(xv)
-    start = torch.load(init / f"{name}.pt", weights_only=False)["state"] if init else None
-    net = train_member(spec, hidden, seed, epochs, xt, yt, xvt, yv, lr, start)
+    if init is None:
+        start = None
+    elif init.suffix == ".onnx":
+        start = members_from_onnx(init)[name]
+    else:
+        start = torch.load(init / f"{name}.pt", weights_only=False)["state"]
+    net = train_member(spec, hidden, seed, epochs, xt, yt, xvt, yv, lr, start, freeze_bn)
     lv = evaluate(net, xvt)
     t = fit_temperature(lv, yv)
     fig = {"spec": list(map(str, spec)), "hidden": hidden, "seed": seed, "temperature": round(t, 4),
            "val_top1": round(_top1(lv, yv), 5), "epochs": epochs,
-           "stage": "fine-tuned" if init else "from scratch", "lr": lr, "minutes": round((time.time() - tm) / 60, 1)}
+           "stage": "fine-tuned" if init else "from scratch", "lr": lr, "frozen_bn": freeze_bn, "minutes": round((time.time() - tm) / 60, 1)}
     work.mkdir(parents=True, exist_ok=True)
     torch.save({"state": net.state_dict(), "figures": fig}, work / f"{name}.pt")
     print(f"  {name}: {json.dumps(fig)}", flush=True)
@@ -249,7 +295,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="train these members, then stop (none: only build the --cache); without "
                          "--members all are trained and assembled")
     ap.add_argument("--assemble", action="store_true", help="only join the members already trained in --work")
-    ap.add_argument("--init", type=Path, default=None, help="start each member from its weights in this folder")
+    ap.add_argument("--init", type=Path, default=None, help="start each member from its weights in this folder, "
+                    "or in this shipped reader (.onnx beside its _heads.npz)")
+    ap.add_argument("--freeze-bn", action="store_true", help="keep the batch norms' statistics (needed from an .onnx)")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     ap.add_argument("--subsample", type=int, default=0, help="train on this many of the augmented MNIST cells "
                     "(drawn at random) beside the page cells")
@@ -259,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     cells = load_cells(args.copies, args.workers, args.cache, args.page_cells, args.page_val, args.subsample)
     if not args.assemble:
         for name in [m[0] for m in MEMBERS] if args.members is None else args.members:
-            train_one(name, args.work, args.epochs, cells, args.threads, args.init, args.lr)
+            train_one(name, args.work, args.epochs, cells, args.threads, args.init, args.lr, args.freeze_bn)
     if args.assemble or args.members is None:
         assemble(args.out, args.work, cells, args.copies, args.version)
 
