@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from forms.layout import DEFAULT_LAYOUT, load_layout
-from formstation.store import Store, fields, forms
+from formstation.store import Store, fields, forms, reasons
 
 # the roles whose stored value must be the truth's value, and those compared as present or not
 # (truth value -> present?); each form's fields are found by role in its own layout (truth "layout")
@@ -69,6 +69,8 @@ class Report:
     acceptable: int = 0  # scanned forms whose truth is acceptable
     acceptable_all_right: int = 0  # ... whose every value is read right, whatever their status: no
     # confidence threshold can accept more forms without a reviewer unless it accepts wrong values
+    held: Counter = field(default_factory=Counter)  # what keeps those in review: their reasons, as
+    # "CODE field, CODE field" (the forms a better reader or threshold would accept)
 
     @property
     def auto_accept_share(self) -> float:
@@ -84,13 +86,17 @@ class Report:
         return {k: self.field_right[k] / n for k, n in sorted(self.field_total.items()) if n}
 
 
-def _stored(store: Store) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+def _stored(store: Store) -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, str]]:
+    """Each form's status, its field values and its reasons (as `Report.held` names them)."""
     with store.tx() as conn:
         status = {r.form_id: r.status for r in conn.execute(select(forms.c.form_id, forms.c.status))}
         vals: dict[str, dict[str, str]] = {}
         for r in conn.execute(select(fields.c.form_id, fields.c.name, fields.c.value, fields.c.source)):
             vals.setdefault(r.form_id, {})[r.name] = r.value or ""
-    return status, vals
+        why: dict[str, set[str]] = {}
+        for r in conn.execute(select(reasons.c.form_id, reasons.c.code, reasons.c.field)):
+            why.setdefault(r.form_id, set()).add(f"{r.code} {r.field}" if r.field else r.code)
+    return status, vals, {f: ", ".join(sorted(w)) for f, w in why.items()}
 
 
 def _names(t: dict, roles) -> list[str]:
@@ -99,7 +105,7 @@ def _names(t: dict, roles) -> list[str]:
     return [layout.name_of(r) for r in roles if layout.name_of(r)]
 
 
-def _compare_form(rep: Report, t: dict, got_status: str, got: dict[str, str]) -> None:
+def _compare_form(rep: Report, t: dict, got_status: str, got: dict[str, str], why: str = "") -> None:
     tf = t["fields"]
     accepted = got_status == "accepted"
     all_right = True
@@ -140,6 +146,8 @@ def _compare_form(rep: Report, t: dict, got_status: str, got: dict[str, str]) ->
     if got_status == "review" and t["expected_status"] == "accepted":
         rep.review_acceptable += 1
         rep.review_all_right += all_right
+        if all_right:
+            rep.held[why or "(no reason)"] += 1
     if not layout.by_role("guardian_id"):
         return
     gid, gphone, gsign = (layout.name_of(r) for r in ("guardian_id", "guardian_phone", "guardian_signature"))
@@ -149,7 +157,7 @@ def _compare_form(rep: Report, t: dict, got_status: str, got: dict[str, str]) ->
 
 
 def evaluate(store: Store, truth_path: Path) -> Report:
-    status, vals = _stored(store)
+    status, vals, why = _stored(store)
     rep = Report()
     for line in truth_path.read_text(encoding="utf-8").splitlines():
         t = json.loads(line)
@@ -159,7 +167,7 @@ def evaluate(store: Store, truth_path: Path) -> Report:
         rep.forms_scanned += 1
         got_status = status.get(t["form_id"], "missing")
         rep.status[(t["expected_status"], got_status)] += 1
-        _compare_form(rep, t, got_status, vals.get(t["form_id"], {}))
+        _compare_form(rep, t, got_status, vals.get(t["form_id"], {}), why.get(t["form_id"], ""))
     return rep
 
 
@@ -178,6 +186,12 @@ def markdown(rep: Report) -> str:
     lines += ["", "| detection | precision | recall | tp | fp | fn |", "|---|---|---|---|---|---|"]
     lines += [f"| {k} | {d.precision:.1%} | {d.recall:.1%} | {d.tp} | {d.fp} | {d.fn} |"
               for k, d in rep.detection.items()]
+    if rep.held:
+        lines += ["", "| what keeps the acceptable forms read right in review (their reasons) | forms |", "|---|---|"]
+        lines += [f"| {k} | {n} |" for k, n in rep.held.most_common(10)]
+        rest = sum(rep.held.values()) - sum(n for _, n in rep.held.most_common(10))
+        if rest:
+            lines.append(f"| (other combinations) | {rest} |")
     lines += ["", "| expected \\ decided | n |", "|---|---|"]
     lines += [f"| {e} -> {g} | {n} |" for (e, g), n in sorted(rep.status.items())]
     return "\n".join(lines)

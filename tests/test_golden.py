@@ -82,6 +82,20 @@ def test_card_data_holds_exactly_the_accepted_forms_with_the_written_values(run)
         assert r["核对前身份证号码"] == t["printed"]["id_number"]
 
 
+def test_the_report_says_what_keeps_forms_read_right_in_review(run):
+    """Every acceptable form waiting for a reviewer with every value already read right is counted
+    under the reasons it waits for (what a better reader or threshold would have to clear)."""
+    from ocr.reasons import REASONS
+    from simulate.evaluate import markdown
+
+    store, tmp, _ = run
+    rep = evaluate(store, tmp / "sim" / "truth.jsonl")
+    assert sum(rep.held.values()) == rep.review_all_right > 0
+    for why in rep.held:
+        assert why != "(no reason)" and all(part.split()[0] in REASONS for part in why.split(", ")), why
+    assert "what keeps the acceptable forms read right in review" in markdown(rep)
+
+
 def test_rejections_name_the_truths_reasons(run):
     store, tmp, truth = run
     statuses = _statuses(store)
