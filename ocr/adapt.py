@@ -196,8 +196,8 @@ class Figures:
 
 def _reading(z, order: list[int], mean: np.ndarray, cells: Cells):
     """One held-out field as the station's reader reports it (`ocr.read.PageReader._read_digits`):
-    decoded by its constraint, capped when a box was struck out and rewritten above, or when the
-    check digit decided a box of an ID number the members' mean doubts (`ocr.read.check_decided`);
+    decoded by its constraint, capped when a box was struck out and rewritten above, or when an ID
+    number rests on its check character more than it can carry (`ocr.read.check_decided`);
     its doubt marks as the reader makes them."""
     from ocr.read import DOUBTED_ID_CONFIDENCE, REWRITE_CONFIDENCE, check_decided, doubt_marks
     from ocr.types import FieldReading

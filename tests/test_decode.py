@@ -185,22 +185,30 @@ def test_the_id_number_on_a_copy_is_picked_out_of_the_text_read():
 
 
 def test_an_id_whose_check_digit_decided_a_box_the_reader_doubts_goes_to_review():
-    """A box the members read surely (one member of three voting otherwise does not matter) leaves
-    the ID to its confidence; a box the check-digit search settled against a character the members
-    gave under one half sends the field to a reviewer, as does a number made valid from boxes read
-    at under one half (a parent's invalid number the search turned into another valid one)."""
+    """One torn box, every other box sure: the check character settles it and the ID keeps its
+    confidence. A box the search decided against what the reader saw there (a parent's invalid
+    number turned into another valid one), or two doubtful boxes (one check character cannot vouch
+    for two), send the field to a reviewer."""
     from ocr.read import check_decided
 
     idn = "45048120080327062X"
     probs = _probs(idn, 0.999)
     assert not check_decided(idn, probs)
     probs[15] = np.full(11, 0.01)
-    probs[15][CLASSES.index("6")], probs[15][CLASSES.index("5")] = 0.85, 0.06
-    assert not check_decided(idn, probs)  # the mean is sure of 6
     probs[15][CLASSES.index("6")], probs[15][CLASSES.index("5")] = 0.36, 0.55
     d = decode_id(probs)
-    assert d.value == idn  # the check character moved the box back to 6 ...
-    assert check_decided(d.value, probs)  # ... against the members: a reviewer looks
+    assert d.value == idn  # the check character moved the torn box back to 6 ...
+    assert d.confidence > 0.99 and not check_decided(d.value, probs)  # ... and may be trusted to
+    probs[15][CLASSES.index("6")], probs[15][CLASSES.index("5")] = 0.04, 0.87
+    d = decode_id(probs)
+    assert d.value == idn  # the reader saw a 5: the search overruled it ...
+    assert check_decided(d.value, probs)  # ... a reviewer looks
+    probs[15][CLASSES.index("6")], probs[15][CLASSES.index("5")] = 0.36, 0.55
+    probs[3] = np.full(11, 0.01)
+    probs[3][CLASSES.index("4")], probs[3][CLASSES.index("1")] = 0.67, 0.24
+    d = decode_id(probs)
+    assert d.value == idn  # the same number, but with a second doubtful box ...
+    assert check_decided(d.value, probs)  # ... it rests on more than one check character carries
     assert not check_decided(idn[:-1], probs)  # a partial reading (confidence 0 anyway)
 
 
