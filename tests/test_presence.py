@@ -55,3 +55,47 @@ def test_two_ticks_are_doubt() -> None:
     tick = ink.tick_alpha(rng, "check", int(round(BOX_MM * PX_PER_MM)), PEN_MM * PX_PER_MM)
     _, conf = pick_option({"father": box_ink(_box(tick)), "mother": box_ink(_box(tick)), "other": 0.0})
     assert conf < 0.5
+
+
+def _pasted(background: str, angle: float, hair_corner: bool = False) -> np.ndarray:
+    """The 30 x 40 mm photo box of the layout (BGR, white paper) with a 1-inch portrait pasted in it
+    (the simulator's `portrait`, 25 x 32 mm) turned by `angle` degrees, as a colour scan shows it."""
+    from simulate.fill import _paste
+    from simulate.photos import portrait
+
+    k = PX_PER_MM
+    box = np.full((int(40 * k), int(30 * k), 3), 252, np.uint8)
+    look = {"style": "grey_bg" if background != "white" else "color", "flip": False, "zoom": 0.9, "x": 0.5,
+            "y": 0.5, "tint": [1.0, 1.0, 1.0], "brightness": 1.0, "background": background}
+    pic = portrait(look["style"], int(25 * k), int(32 * k), look)
+    if hair_corner:  # dark hair reaching the photo's top left corner
+        pic[: pic.shape[0] // 6, : pic.shape[1] // 5] = (30, 35, 40)
+    _paste(box, pic, box.shape[1] / 2, box.shape[0] / 2, angle)
+    return box
+
+
+@pytest.mark.parametrize("angle", [0.0, 5.0, -5.0])
+def test_a_white_background_reads_light_however_the_photo_was_pasted(angle: float) -> None:
+    from ocr.presence import photo
+
+    found = photo(_pasted("white", angle))
+    assert found is not None and found.light_background and found.background_confidence >= 0.9
+
+
+@pytest.mark.parametrize("angle", [0.0, 5.0, -5.0])
+def test_a_blue_background_pasted_askew_is_never_read_light_surely(angle: float) -> None:
+    """Askew, paper shows in one top corner of the photo's box: the background is not light for that
+    (it read light at 0.99, and the form went into the card file with a blue photo)."""
+    from ocr.presence import photo
+
+    found = photo(_pasted("blue", angle))
+    assert found is not None
+    assert not (found.light_background and found.background_confidence >= 0.9), found.background_confidence
+
+
+def test_hair_in_one_corner_of_a_white_background_still_reads_light() -> None:
+    from ocr.presence import photo
+
+    for angle in (0.0, 4.0, -4.0):
+        found = photo(_pasted("white", angle, hair_corner=True))
+        assert found is not None and found.light_background and found.background_confidence >= 0.9
