@@ -13,8 +13,10 @@
 # runtime needs neither. The shipped model's run (reader_v2.2): 1.2 + 1.2 + 3 + 1.5 epochs per
 # member; stages 1-3 took 14 + 12 + 33 min per member on a machine shared with other jobs (load 6-7
 # on 2 cores), stage 4 11-14 min per member (load 3-8), the drop-out campaign 15 min on a quiet
-# machine. About 2 h 15 min in all on a quiet machine: over the 90 min the issue asks (stages 3
-# and 4 were added to weights that did not meet the accuracy targets). Outputs under bench-out/
+# machine. About 2 h 15 min in all on a quiet machine of that kind: over the 90 min the issue asks
+# (stages 3 and 4 were added to weights that did not meet the accuracy targets). On 2026-12-06's
+# machine, about twice as fast, the whole script ran in 62 min from a clean worktree, with other
+# campaigns sharing the machine for about half of it (README "The reader rebuilt from scratch"). Outputs under bench-out/
 # (ignored by git) except the model files. The shipped weights' page cells were drawn by the simulator
 # before its pen kept filled loops (README "The simulator's pen keeps what the parent's pen filled");
 # a rebuild now draws them with the pen as it is. The v1 models (digits_cnn.npz, digits.npz) are no
