@@ -135,7 +135,7 @@ def _top_corners(gray: np.ndarray, mask: np.ndarray, rect: tuple[int, int, int, 
     pasted askew is not taken for its background. Otherwise (a white background, like the paper)
     the corners of `rect`, the photo's box in `gray`."""
     closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(closed)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(closed)
     i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     (cx, cy), (w, h), angle = cv2.minAreaRect(cv2.findNonZero((labels == i).astype(np.uint8)))
     if stats[i, cv2.CC_STAT_AREA] >= SOLID * w * h and min(w, h) >= 16:

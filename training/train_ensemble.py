@@ -119,11 +119,11 @@ def members_from_onnx(path: Path) -> dict[str, dict[str, torch.Tensor]]:
         net = Member(spec, hidden)
         state = net.state_dict()
         layers = [m for m in net.features if isinstance(m, nn.Conv2d | nn.BatchNorm2d)]
+        pre = {id(m): p for p, m in net.named_modules()}
         for conv, bn in zip(layers[0::2], layers[1::2], strict=True):
             w, b = convs.pop(0)
             if w.shape != conv.weight.shape:
                 raise ValueError(f"{path}: member {name} does not match its architecture in MEMBERS")
-            pre = {id(m): p for p, m in net.named_modules()}
             state[f"{pre[id(conv)]}.weight"] = w
             bp = pre[id(bn)]
             state.update({f"{bp}.weight": torch.ones_like(b), f"{bp}.bias": b, f"{bp}.running_mean": torch.zeros_like(b),
