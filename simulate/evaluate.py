@@ -79,6 +79,14 @@ class Report:
         return self.status[("accepted", "accepted")] / ok if ok else 0.0
 
     @property
+    def no_reviewer_share(self) -> float:
+        """Acceptable forms no reviewer has to open: accepted, or waiting for the clerk to scan the
+        photo page again in colour (what a vendor pays reviewers for is the rest)."""
+        ok = sum(n for (exp, _), n in self.status.items() if exp == "accepted")
+        done = self.status[("accepted", "accepted")] + self.status[("accepted", "rescan")]
+        return done / ok if ok else 0.0
+
+    @property
     def accepted_wrong_rate(self) -> float:
         return self.accepted_wrong / self.accepted_values if self.accepted_values else 0.0
 
@@ -174,6 +182,8 @@ def evaluate(store: Store, truth_path: Path) -> Report:
 def markdown(rep: Report) -> str:
     lines = [f"forms scanned: {rep.forms_scanned}",
              f"auto-accepted among acceptable forms: {rep.auto_accept_share:.1%}",
+             f"acceptable forms no reviewer has to open now (accepted, or waiting for a colour rescan of the photo page): "
+             f"{rep.no_reviewer_share:.1%}",
              f"wrong values among auto-accepted: {rep.accepted_wrong} / {rep.accepted_values} "
              f"({rep.accepted_wrong_rate:.2%})",
              f"acceptable forms in review whose every value is already read right (the reviewer only "

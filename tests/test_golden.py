@@ -91,6 +91,9 @@ def test_the_report_says_what_keeps_forms_read_right_in_review(run):
     store, tmp, _ = run
     rep = evaluate(store, tmp / "sim" / "truth.jsonl")
     assert sum(rep.held.values()) == rep.review_all_right > 0
+    ok = sum(n for (exp, _), n in rep.status.items() if exp == "accepted")
+    assert round(rep.no_reviewer_share * ok) == rep.status[("accepted", "accepted")] + rep.status[("accepted", "rescan")]
+    assert rep.auto_accept_share <= rep.no_reviewer_share < 1.0
     for why in rep.held:
         assert why != "(no reason)" and all(part.split()[0] in REASONS for part in why.split(", ")), why
     assert "what keeps the acceptable forms read right in review" in markdown(rep)
