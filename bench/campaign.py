@@ -172,6 +172,7 @@ def run(args: argparse.Namespace) -> str:
         "forms": args.forms, "workers": args.workers, "pages": s.pages, "wall_s": wall,
         "pages_per_s": s.pages / wall, "main_cpu_ms_per_page": 1000 * cpu / s.pages,
         "worker_cpu_ms_per_page": 1000 * kids / s.pages, "auto_accept": rep.auto_accept_share,
+        "no_reviewer": rep.no_reviewer_share,
         "accepted_wrong_rate": rep.accepted_wrong_rate, "peak_main_mb": peak_main,
         "peak_worker_mb": peak_child, "per_stage_ms": {k: v * 1000 for k, v in per_stage.items()}}, indent=1))
     return text
