@@ -92,14 +92,15 @@ class PhotoFound:
     color_confidence: float
 
 
-def _content_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+def _main_blob(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The largest area of `mask` once small gaps are closed: its pixels (uint8 0/1) and its
+    connected-components stats row (x, y, w, h, area); None for an empty mask."""
     closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
-    n, _, stats, _ = cv2.connectedComponentsWithStats(closed)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(closed)
     if n <= 1:
         return None
     i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, w, h = stats[i, :4]
-    return int(x), int(y), int(x + w), int(y + h)
+    return (labels == i).astype(np.uint8), stats[i]
 
 
 def _to_card(img: np.ndarray) -> np.ndarray:
@@ -112,13 +113,12 @@ def _to_card(img: np.ndarray) -> np.ndarray:
     return card
 
 
-def _photo_rect(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The pasted photo's own edges: content box widened to the card's aspect ratio."""
-    box = _content_box(mask)
-    if box is None:
-        return None
-    x0, y0, x1, y1 = box
-    h, w = mask.shape
+def _photo_rect(stat: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The pasted photo's own edges: the box of its main blob (`stat`, see `_main_blob`) in a region
+    of `shape`, widened to the card's aspect ratio."""
+    x0, y0 = int(stat[0]), int(stat[1])
+    x1, y1 = x0 + int(stat[2]), y0 + int(stat[3])
+    h, w = shape[:2]
     want_w = max(x1 - x0, (y1 - y0) * CARD_W / CARD_H)
     want_h = want_w * CARD_H / CARD_W
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
@@ -127,18 +127,15 @@ def _photo_rect(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return x0, y0, x1, y1
 
 
-def _top_corners(gray: np.ndarray, mask: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
+def _top_corners(gray: np.ndarray, blob: np.ndarray, area: int, rect: tuple[int, int, int, int]) -> np.ndarray:
     """The grey levels of the photo's top left and top right corners (an eighth of its height, a
-    sixth of its width). Where the photo's dark pixels (`mask`) fill the rectangle they lie in (at least
-    `SOLID`: a coloured or grey background, dark to the photo's edges), that rectangle is the photo:
-    it is turned upright and its own corners are taken, inset by 4 %, so the paper beside a photo
-    pasted askew is not taken for its background. Otherwise (a white background, like the paper)
-    the corners of `rect`, the photo's box in `gray`."""
-    closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(closed)
-    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    (cx, cy), (w, h), angle = cv2.minAreaRect(cv2.findNonZero((labels == i).astype(np.uint8)))
-    if stats[i, cv2.CC_STAT_AREA] >= SOLID * w * h and min(w, h) >= 16:
+    sixth of its width). Where the photo's dark pixels (`blob` of `area` pixels, see `_main_blob`)
+    fill the rectangle they lie in (at least `SOLID`: a coloured or grey background, dark to the
+    photo's edges), that rectangle is the photo: it is turned upright and its own corners are
+    taken, inset by 4 %, so the paper beside a photo pasted askew is not taken for its background.
+    Otherwise (a white background, like the paper) the corners of `rect`, the photo's box in `gray`."""
+    (cx, cy), (w, h), angle = cv2.minAreaRect(cv2.findNonZero(blob))
+    if area >= SOLID * w * h and min(w, h) >= 16:
         if angle > 45:  # the same rectangle, its sides named the other way round
             angle, w, h = angle - 90, h, w
         m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
@@ -161,13 +158,16 @@ def photo(color: np.ndarray) -> PhotoFound | None:
     gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
     mask = (gray < 200).astype(np.uint8)
     present, conf = _decide(float(mask.mean()), PHOTO_THR, 0.5)
-    rect = _photo_rect(mask) if present else None
-    if rect is None:
+    blob = _main_blob(mask) if present else None
+    if blob is None:
         return None
+    pixels, stat = blob
+    rect = _photo_rect(stat, mask.shape)
     x0, y0, x1, y1 = rect
     pic = region[y0:y1, x0:x1]
     g = cv2.cvtColor(pic, cv2.COLOR_BGR2GRAY)
-    light, bg_conf = _decide(float(np.median(_top_corners(gray, mask, rect))) / 255.0, BG_LIGHT, BG_SPREAD)
+    corners = _top_corners(gray, pixels, int(stat[cv2.CC_STAT_AREA]), rect)
+    light, bg_conf = _decide(float(np.median(corners)) / 255.0, BG_LIGHT, BG_SPREAD)
     sat = cv2.cvtColor(pic, cv2.COLOR_BGR2HSV)[:, :, 1]
     inked = g < 225
     mean_sat = float(sat[inked].mean()) if inked.any() else 0.0
