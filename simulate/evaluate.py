@@ -72,19 +72,21 @@ class Report:
     held: Counter = field(default_factory=Counter)  # what keeps those in review: their reasons, as
     # "CODE field, CODE field" (the forms a better reader or threshold would accept)
 
+    def _acceptable_share(self, *decided: str) -> float:
+        """The share of the forms whose truth is acceptable that were decided as one of `decided`."""
+        ok = sum(n for (exp, _), n in self.status.items() if exp == "accepted")
+        return sum(self.status[("accepted", d)] for d in decided) / ok if ok else 0.0
+
     @property
     def auto_accept_share(self) -> float:
         """Forms accepted without a reviewer, among forms whose truth is acceptable."""
-        ok = sum(n for (exp, _), n in self.status.items() if exp == "accepted")
-        return self.status[("accepted", "accepted")] / ok if ok else 0.0
+        return self._acceptable_share("accepted")
 
     @property
     def no_reviewer_share(self) -> float:
         """Acceptable forms no reviewer has to open: accepted, or waiting for the clerk to scan the
         photo page again in colour (what a vendor pays reviewers for is the rest)."""
-        ok = sum(n for (exp, _), n in self.status.items() if exp == "accepted")
-        done = self.status[("accepted", "accepted")] + self.status[("accepted", "rescan")]
-        return done / ok if ok else 0.0
+        return self._acceptable_share("accepted", "rescan")
 
     @property
     def accepted_wrong_rate(self) -> float:
@@ -198,8 +200,9 @@ def markdown(rep: Report) -> str:
               for k, d in rep.detection.items()]
     if rep.held:
         lines += ["", "| what keeps the acceptable forms read right in review (their reasons) | forms |", "|---|---|"]
-        lines += [f"| {k} | {n} |" for k, n in rep.held.most_common(10)]
-        rest = sum(rep.held.values()) - sum(n for _, n in rep.held.most_common(10))
+        top = rep.held.most_common(10)
+        lines += [f"| {k} | {n} |" for k, n in top]
+        rest = sum(rep.held.values()) - sum(n for _, n in top)
         if rest:
             lines.append(f"| (other combinations) | {rest} |")
     lines += ["", "| expected \\ decided | n |", "|---|---|"]
