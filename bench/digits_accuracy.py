@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from forms.layout import mm_to_px  # noqa: E402
 from ocr.digits import (  # noqa: E402
     CLASSES,
     CNN_MODEL,
@@ -81,10 +82,9 @@ def pen_cells(glyphs: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     """Each glyph written alone with a ballpoint, as the simulator's writers write (`simulate.ink.
     digit_alpha`: redrawn with an even 0.3-0.6 mm nib, slant and aspect jitter), 6.3 mm tall on a
     300 dpi page, cut with a blank margin: what the pen alone costs, without boxes or neighbours."""
-    k = 300 / 25.4
     out = []
     for g in glyphs:
-        a = digit_alpha(rng, g, 6.3 * k, rng.uniform(0.3, 0.6) * k)
+        a = digit_alpha(rng, g, mm_to_px(6.3, 300.0), mm_to_px(rng.uniform(0.3, 0.6), 300.0))
         page = np.full((a.shape[0] + 30, a.shape[1] + 30), 245.0, np.float32)
         page[15:15 + a.shape[0], 15:15 + a.shape[1]] -= a * 215.0
         out.append(page.clip(0, 255).astype(np.uint8))
