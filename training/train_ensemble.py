@@ -24,6 +24,7 @@ import json
 import math
 import os
 import time
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -101,11 +102,13 @@ def heads_of(members: list[Member], temperatures: list[float]) -> dict[str, np.n
     return out
 
 
+@cache
 def members_from_onnx(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     """Each member's weights (a state dict per name of `MEMBERS`) read back from a shipped reader:
     its ONNX graph (the batch norms folded into the convolutions' weights and biases) and its heads
     file. A batch norm becomes the identity plus the folded bias, so the member computes what the
-    shipped reader does as long as its batch norms stay frozen (`train_member(freeze_bn=True)`)."""
+    shipped reader does as long as its batch norms stay frozen (`train_member(freeze_bn=True)`).
+    Read once per process, however many members start from it."""
     import onnx
     from onnx import numpy_helper
 
@@ -239,6 +242,7 @@ def train_one(name: str, work: Path, epochs: float, cells: tuple[np.ndarray, ...
         start = None
     elif init.suffix == ".onnx":
         start = members_from_onnx(init)[name]
+        freeze_bn = True  # its batch norms are folded: trained as batch norms, they would undo that
     else:
         start = torch.load(init / f"{name}.pt", weights_only=False)["state"]
     net = train_member(spec, hidden, seed, epochs, xt, yt, xvt, yv, lr, start, freeze_bn)
@@ -297,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--assemble", action="store_true", help="only join the members already trained in --work")
     ap.add_argument("--init", type=Path, default=None, help="start each member from its weights in this folder, "
                     "or in this shipped reader (.onnx beside its _heads.npz)")
-    ap.add_argument("--freeze-bn", action="store_true", help="keep the batch norms' statistics (needed from an .onnx)")
+    ap.add_argument("--freeze-bn", action="store_true", help="keep the batch norms' statistics (always from an .onnx)")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     ap.add_argument("--subsample", type=int, default=0, help="train on this many of the augmented MNIST cells "
                     "(drawn at random) beside the page cells")
