@@ -56,10 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="comma-separated output formats to cycle through: pdf,tiff_g4,tiff_jpeg,jpeg_dir")
     sp.add_argument("--campaign-date", type=iso_date, default=demo.CAMPAIGN,
                     help=f"date ages are computed at (default {demo.CAMPAIGN.isoformat()})")
-    sp.add_argument("--writers", choices=("heldout", "train", "val", "other", "calib"), default="heldout",
+    sp.add_argument("--writers", choices=("heldout", "train", "val", "other", "calib", "print"), default="heldout",
                     help="whose digits: heldout (default; never trained on, for measuring), the digit "
                          "reader's train / val writers (to make page-style training cells), other "
-                         "(scikit-learn's load_digits: writers unlike any the reader learned from) or "
-                         "calib (MNIST 60k's held-out block: for picking confidence thresholds)")
+                         "(scikit-learn's load_digits: writers unlike any the reader learned from), "
+                         "calib (MNIST 60k's held-out block: for picking confidence thresholds) or "
+                         "print (digits printed like type: unlike writers of another kind)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sp.set_defaults(func=cmd_simulate)

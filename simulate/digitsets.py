@@ -121,6 +121,52 @@ def other_writers() -> DigitData:
                      d.target.astype(np.int64))
 
 
+HERSHEY_FACES = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
+                 cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_COMPLEX)
+PRINT_PER_CLASS = 100
+
+
+def print_writers(seed: int = 0, per_class: int = PRINT_PER_CLASS) -> DigitData:
+    """Parents who print their digits like type: OpenCV's built-in Hershey faces (sans, serif and
+    script, upright or italic) and the AR PL UKai brush face the form's Chinese handwriting uses,
+    each glyph with its own stroke weight, slant, turn and aspect, MNIST-framed to 28x28 (ink
+    high). Writers unlike any the reader learned from, in another way than `other_writers`
+    (serif 1s and 7s, closed 4s, flat-topped 3s): for measuring only, never for training."""
+    from PIL import Image, ImageDraw
+
+    from simulate.ink import _font
+
+    rng = np.random.default_rng([seed, 4117])
+    imgs, labels = [], []
+    faces = len(HERSHEY_FACES) + 1  # + UKai
+    for d in range(10):
+        for k in range(per_class):
+            face = k % faces
+            canvas = np.zeros((160, 160), np.uint8)
+            if face < len(HERSHEY_FACES):
+                italic = cv2.FONT_ITALIC if rng.random() < 0.5 else 0
+                cv2.putText(canvas, str(d), (40, 125), HERSHEY_FACES[face] | italic, 3.5, 255,
+                            int(rng.integers(3, 11)), cv2.LINE_AA)
+            else:
+                im = Image.fromarray(canvas)
+                ImageDraw.Draw(im).text((40, 10), str(d), fill=255, font=_font(120))
+                canvas = np.asarray(im).copy()
+                w = int(rng.integers(0, 4))
+                if w:
+                    canvas = cv2.dilate(canvas, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (w, w)))
+            rot, shear = np.deg2rad(rng.normal(0, 6)), rng.normal(0, 0.12)
+            a = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]]) @ np.array(
+                [[rng.uniform(0.8, 1.2), -shear], [0, 1.0]])
+            c = np.array([80.0, 80.0])
+            m = np.hstack([a, (c - a @ c)[:, None]]).astype(np.float32)
+            canvas = cv2.warpAffine(cv2.GaussianBlur(canvas, (0, 0), 1.2), m, (160, 160), flags=cv2.INTER_LINEAR)
+            framed = frame_glyph(canvas)
+            if framed is not None:
+                imgs.append(framed)
+                labels.append(d)
+    return DigitData(np.stack(imgs).astype(np.uint8), np.array(labels, np.int64))
+
+
 def _stroke(rng: np.random.Generator, p0: np.ndarray, p1: np.ndarray, size: float) -> np.ndarray:
     """Points of a curved pen stroke from p0 to p1 (quadratic Bezier with a random bow + wobble)."""
     d = p1 - p0

@@ -52,8 +52,10 @@ class DigitBank:
 # block the digit reader never trains on; "train" / "val" the reader's training and validation
 # writers (`training.train_digits.make_split`), for making page-style training and calibration cells;
 # "calib" the 60k set's held-out block (`training.digitdata.BLOCK_HELDOUT`: never trained on, other
-# digits than "heldout"'s), for picking the confidence thresholds apart from every measurement
-WRITERS = ("heldout", "train", "val", "other", "calib")
+# digits than "heldout"'s), for picking the confidence thresholds apart from every measurement;
+# "other" and "print" writers unlike any the reader learned from (scikit-learn's load_digits; digits
+# printed like type, `digitsets.print_writers`), for checking that its confidence carries over
+WRITERS = ("heldout", "train", "val", "other", "calib", "print")
 
 
 @lru_cache(maxsize=4)
@@ -77,10 +79,10 @@ def load_bank(seed: int, writers: str = "heldout") -> DigitBank:
         by_char = {str(d): x[y == d] for d in range(10)}
         by_char["X"] = synth_x(np.random.default_rng([seed, 78]), 200)
         return DigitBank(by_char)
-    if writers == "other":  # scikit-learn's load_digits: writers the reader has never seen the like of
-        from simulate.digitsets import other_writers
+    if writers in ("other", "print"):  # writers the reader has never seen the like of
+        from simulate.digitsets import other_writers, print_writers
 
-        d = other_writers()
+        d = other_writers() if writers == "other" else print_writers()
         by_char = {str(i): d.images[d.labels == i] for i in range(10)}
         by_char["X"] = synth_x(np.random.default_rng([seed, 77]), 100)
         return DigitBank(by_char)

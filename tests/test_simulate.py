@@ -204,6 +204,9 @@ def test_writer_pools_are_disjoint():
     assert not keys["heldout"] & keys["train"] and not keys["heldout"] & keys["val"]
     assert not keys["train"] & keys["val"]
     assert len(keys["other"]) > 1700 and pools["other"].by_char["7"][0].shape == (28, 28)  # load_digits
+    printed = load_bank(5, "print")  # digits printed like type: ten classes, 28x28, none MNIST's
+    assert all(len(printed.by_char[c]) >= 90 and printed.by_char[c][0].shape == (28, 28) for c in "0123456789")
+    assert not {d.tobytes() for c in "0123456789" for d in printed.by_char[c]} & (keys["heldout"] | keys["train"])
     with pytest.raises(ValueError, match="writers"):
         load_bank(5, "everyone")
 

@@ -102,7 +102,7 @@ def load_page_cells(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [np.zeros((0, 28, 28), np.uint8)], [np.zeros(0, np.int64)]
     for p in paths:
         with np.load(p) as d:
-            if str(d["writers"]) in ("heldout", "calib", "other"):
+            if str(d["writers"]) in ("heldout", "calib", "other", "print"):
                 raise SystemExit(f"{p}: cells of the {d['writers']} writers are for measuring and calibrating, "
                                  "never for training")
             xs.append(d["x"])
