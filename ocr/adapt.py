@@ -18,12 +18,23 @@ who typed a wrong value, and against figures that flatter:
   decoder, a number written twice read from both renderings, each field's own threshold, no
   number accepted on a form of unusual writing). It becomes current only when
   it is at least as good on every figure and better on one (`Comparison.verdict`).
+* The reviewed forms are the doubtful ones: on them the current reader accepts next to nothing,
+  so they cannot show what a candidate does to the readings the station accepts today. Both
+  readers therefore also read the digit fields of up to UNREVIEWED_FORMS forms no reviewer opened
+  (`load_unreviewed`, from the cells kept at ingest; no truth): the candidate must accept at least
+  as many of them, and read the value the current reader accepted on all but MAX_WRONG of those
+  it accepts. A temperature fitted by likelihood on the few calibration forms is dominated by
+  their hardest boxes and can leave the candidate too shy to accept what the current reader
+  accepts (a candidate reading 99.1 % of the cells right accepted 13 % of the unreviewed fields
+  against the current reader's 50 %); its temperatures are then scaled down to the least
+  sure-footed candidate that accepts as many (`fit_candidate`'s `accepted`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,8 +44,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from forms.layout import load_layout
-from formstation.store import forms, labelled_cells, now
-from ocr import decode
+from formstation.store import fields, forms, labelled_cells, now
+from ocr import decode, labels
 from ocr.digits import CLASSES, OnnxReader
 
 PARTS = (("holdout", 25), ("calib", 20), ("train", 55))  # share of forms (percent) in each part
@@ -46,6 +57,8 @@ MAX_FIT_CELLS = 60_000  # a random subset of the training cells beyond this (the
 MIN_HOLDOUT_FORMS = 10
 LAMBDAS = (3e-4, 3e-3, 3e-2)  # pull toward the shipped heads, per unit of mean cross-entropy
 SEED = 15
+UNREVIEWED_FORMS = 300  # forms no reviewer opened, read by both readers at the gate
+SCALE_STEPS = 8  # bisection steps for the candidate's temperature scale
 UNUSUAL_SHARE = 0.30  # the station's default (formstation.config.Config.unusual_writing_share)
 
 
@@ -88,6 +101,37 @@ def load_cells(conn: Connection) -> Cells:
                  np.array([r.form_id for r in rows], object), np.array([r.field for r in rows], object),
                  np.array([r.box for r in rows], np.int64), np.array([r.value for r in rows], object),
                  np.array([bool(r.rewrite) for r in rows]), np.array([r.reviewer for r in rows], object), lay)
+
+
+def load_unreviewed(conn: Connection, workspace: Path, limit: int = UNREVIEWED_FORMS) -> Cells:
+    """The cells the station kept at ingest (`ocr.labels`) of the digit fields of forms no reviewer
+    saved a digit field of, fields the station read whose every box holds its own ink (no empty,
+    struck-out or noted box): at most `limit` forms, taken by a hash of their id (the same ones as
+    the campaign grows). No truth: `y` is -1 and `value` empty."""
+    reviewed = set(conn.execute(select(labelled_cells.c.form_id).distinct()).scalars())
+    keys = {r.form_id: r.layout_key for r in conn.execute(select(forms.c.form_id, forms.c.layout_key))
+            if r.form_id not in reviewed}
+    chosen = sorted(keys, key=lambda f: hashlib.sha256(f.encode("utf-8")).hexdigest())[:limit]
+    combs = {k: {z.name for z in load_layout(k).zones_of("digits")} for k in set(keys[f] for f in chosen)}
+    rows = conn.execute(select(fields.c.form_id, fields.c.name, fields.c.crop_path).where(
+        fields.c.form_id.in_(chosen), fields.c.source == "read", fields.c.crop_path.is_not(None))
+        .order_by(fields.c.form_id, fields.c.name)).all() if chosen else []
+    xs, form, field, box = [], [], [], []
+    for r in rows:
+        if r.name not in combs[keys[r.form_id]]:
+            continue
+        got = labels.load_cells(Path(workspace) / labels.cells_rel(r.crop_path))
+        if got is None or not len(got[1]) or not (got[1] == labels.OWN).all():
+            continue
+        xs.append(got[0])
+        form += [r.form_id] * len(got[1])
+        field += [r.name] * len(got[1])
+        box += list(range(len(got[1])))
+    n = len(form)
+    return Cells(np.concatenate(xs) if xs else np.zeros((0, 28, 28), np.uint8), np.full(n, -1, np.int64),
+                 np.array(form, object), np.array(field, object), np.array(box, np.int64),
+                 np.array([""] * n, object), np.zeros(n, bool), np.array([""] * n, object),
+                 {f: keys[f] for f in set(form)})
 
 
 def cap_shares(groups: np.ndarray, idx: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
@@ -158,9 +202,13 @@ def member_probs(feats: list[np.ndarray], heads: dict[str, np.ndarray]) -> np.nd
 
 
 def fit_candidate(feats: list[np.ndarray], cells: Cells, train: np.ndarray, calib: np.ndarray,
-                  shipped: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
+                  shipped: dict[str, np.ndarray], accepted: Callable[[dict[str, np.ndarray]], int] | None = None,
+                  floor: int = 0) -> tuple[dict[str, np.ndarray], dict]:
     """Heads refitted on the training cells; the pull toward the shipped heads and each member's
-    temperature chosen on the calibration cells."""
+    temperature chosen on the calibration cells. When `accepted(heads)` (how many of the unreviewed
+    forms' fields the station would accept with these heads) falls below `floor` (what the current
+    reader accepts there), the temperatures are scaled down together to the largest scale that
+    reaches it (bisection over [1/4, 1]), or to 1/4."""
     best: tuple[float, dict, float] | None = None
     for lam in LAMBDAS:
         heads: dict[str, np.ndarray] = {}
@@ -176,8 +224,34 @@ def fit_candidate(feats: list[np.ndarray], cells: Cells, train: np.ndarray, cali
             best = (nll, heads, lam)
     assert best is not None
     nll, heads, lam = best
-    return heads, {"lambda": lam, "calib_nll": round(nll, 5),
+    scale = 1.0
+    if accepted is not None and floor > 0 and accepted(heads) < floor:
+        heads, scale = _scaled_to(heads, len(feats), accepted, floor)
+    return heads, {"lambda": lam, "calib_nll": round(nll, 5), "temperature_scale": round(scale, 4),
                    "temperatures": [round(float(heads[f"T{k}"]), 4) for k in range(len(feats))]}
+
+
+def _with_scale(heads: dict[str, np.ndarray], members: int, scale: float) -> dict[str, np.ndarray]:
+    out = dict(heads)
+    for k in range(members):
+        out[f"T{k}"] = np.float32(float(heads[f"T{k}"]) * scale)
+    return out
+
+
+def _scaled_to(heads: dict[str, np.ndarray], members: int, accepted: Callable[[dict[str, np.ndarray]], int],
+               floor: int) -> tuple[dict[str, np.ndarray], float]:
+    """The heads with their temperatures times the largest scale in [1/4, 1] at which `accepted`
+    reaches `floor` (log-bisection), and that scale; 1/4 when none does."""
+    lo, hi = np.log(0.25), 0.0  # accepted(lo) is taken to reach the floor, accepted(hi) does not
+    if accepted(_with_scale(heads, members, np.exp(lo))) < floor:
+        return _with_scale(heads, members, 0.25), 0.25
+    for _ in range(SCALE_STEPS):
+        mid = (lo + hi) / 2
+        if accepted(_with_scale(heads, members, float(np.exp(mid)))) >= floor:
+            lo = mid
+        else:
+            hi = mid
+    return _with_scale(heads, members, float(np.exp(lo))), float(np.exp(lo))
 
 
 @dataclass(frozen=True)
@@ -240,32 +314,61 @@ def _form_fields(lay, groups: dict[str, list[int]], mean: np.ndarray, cells: Cel
             for r in readings]
 
 
-def measure(probs: np.ndarray, cells: Cells, thresholds: dict[str, float],
-            unusual_share: float = UNUSUAL_SHARE) -> Figures:
-    """Cell accuracy, and per field whose every box is labelled: read and decided as the station
-    does (`_form_fields`), right or not, accepted or not."""
+def field_decisions(probs: np.ndarray, cells: Cells, thresholds: dict[str, float],
+                    unusual_share: float = UNUSUAL_SHARE) -> dict[tuple[str, str], tuple[str, bool]]:
+    """(form, field) -> (value read, accepted without a reviewer) for every field whose every box
+    is among `cells`, read and decided as the station does (`_form_fields`)."""
     mean = probs.mean(axis=1)
-    n = len(cells.y)
-    right_cells = int((mean.argmax(axis=1) == cells.y).sum())
     by_form: dict[str, dict[str, list[int]]] = {}
-    for i in range(n):
+    for i in range(len(cells.form)):
         by_form.setdefault(cells.form[i], {}).setdefault(cells.field[i], []).append(i)
     layouts: dict[str, object] = {}
-    n_fields = right = accepted = wrong = 0
+    out: dict[tuple[str, str], tuple[str, bool]] = {}
     for fid, groups in by_form.items():
         key = cells.layout.get(fid)
         if key is None:
             continue
         lay = layouts.setdefault(key, load_layout(key))
-        truth = {name: cells.value[idx[0]] for name, idx in groups.items()}
-        for name, value, ok_alone in _form_fields(lay, groups, mean, cells, thresholds, unusual_share):
-            ok = value == truth[name]
-            n_fields += 1
-            right += ok
-            accepted += ok_alone
-            wrong += ok_alone and not ok
+        for name, value, ok in _form_fields(lay, groups, mean, cells, thresholds, unusual_share):
+            out[(fid, name)] = (value, ok)
+    return out
+
+
+def measure(probs: np.ndarray, cells: Cells, thresholds: dict[str, float],
+            unusual_share: float = UNUSUAL_SHARE) -> Figures:
+    """Cell accuracy, and per field whose every box is labelled: read and decided as the station
+    does (`field_decisions`), right or not, accepted or not."""
+    n = len(cells.y)
+    right_cells = int((probs.mean(axis=1).argmax(axis=1) == cells.y).sum())
+    truth = {(cells.form[i], cells.field[i]): cells.value[i] for i in range(n)}
+    n_fields = right = accepted = wrong = 0
+    for key, (value, ok_alone) in field_decisions(probs, cells, thresholds, unusual_share).items():
+        ok = value == truth[key]
+        n_fields += 1
+        right += ok
+        accepted += ok_alone
+        wrong += ok_alone and not ok
     return Figures(n, round(right_cells / max(n, 1), 5), n_fields, round(right / max(n_fields, 1), 5),
                    accepted, round(accepted / max(n_fields, 1), 5), wrong, round(wrong / max(accepted, 1), 5))
+
+
+@dataclass(frozen=True)
+class Unreviewed:
+    """Both readers on the digit fields of the forms no reviewer opened (no truth there)."""
+
+    forms: int = 0
+    fields: int = 0
+    current_accepted: int = 0
+    candidate_accepted: int = 0
+    changed: int = 0  # fields the current reader accepts that the candidate reads otherwise
+
+
+def compare_unreviewed(cur: dict[tuple[str, str], tuple[str, bool]],
+                       cand: dict[tuple[str, str], tuple[str, bool]]) -> Unreviewed:
+    """`field_decisions` of the current reader and of the candidate on the same unreviewed cells."""
+    changed = sum(1 for k, (v, ok) in cur.items() if ok and cand.get(k, ("", False))[0] != v)
+    return Unreviewed(len({f for f, _ in cur}), len(cur), sum(ok for _, ok in cur.values()),
+                      sum(ok for _, ok in cand.values()), changed)
 
 
 @dataclass(frozen=True)
@@ -274,13 +377,24 @@ class Comparison:
     candidate: Figures
     promoted: bool
     reasons: tuple[str, ...]  # why not (empty when promoted)
+    unreviewed: Unreviewed | None = None
 
 
-def verdict(cur: Figures, cand: Figures) -> Comparison:
+def verdict(cur: Figures, cand: Figures, unreviewed: Unreviewed | None = None) -> Comparison:
     """The candidate is better when it is no worse on cell accuracy, field accuracy and share
     accepted, keeps the wrong among accepted within MAX_WRONG (or the current's, if above), and
-    gains on one of the first three."""
+    gains on one of the first three; and, on the forms no reviewer opened (`unreviewed`), accepts
+    at least as many fields as the current reader and reads the value it accepted on all but
+    MAX_WRONG of those."""
     why = []
+    if unreviewed is not None and unreviewed.fields:
+        u = unreviewed
+        if u.candidate_accepted < u.current_accepted:
+            why.append(f"it accepts {u.candidate_accepted} of the {u.fields} digit fields of {u.forms} forms no "
+                       f"reviewer opened, the current reader {u.current_accepted}: more forms would wait for a reviewer")
+        if u.changed > MAX_WRONG * u.current_accepted:
+            why.append(f"it reads another value than the current reader on {u.changed} of the "
+                       f"{u.current_accepted} fields the current reader accepts on forms no reviewer opened")
     for name in ("cell_accuracy", "field_accuracy", "accepted_share"):
         a, b = getattr(cur, name), getattr(cand, name)
         if b < a:
@@ -292,7 +406,7 @@ def verdict(cur: Figures, cand: Figures) -> Comparison:
     if not why and (cand.cell_accuracy, cand.field_accuracy, cand.accepted_share) == (
             cur.cell_accuracy, cur.field_accuracy, cur.accepted_share):
         why.append("it reads the held-out forms no better than the current reader")
-    return Comparison(cur, cand, not why, tuple(why))
+    return Comparison(cur, cand, not why, tuple(why), unreviewed)
 
 
 def features_of(reader: OnnxReader, x: np.ndarray, chunk: int = 4096) -> list[np.ndarray]:
@@ -342,12 +456,22 @@ def adapt(conn: Connection, workspace: Path, thresholds: dict[str, float], curre
         fit_idx = idx["train"]
         if len(fit_idx) > MAX_FIT_CELLS:
             fit_idx = np.sort(np.random.default_rng(SEED).choice(fit_idx, MAX_FIT_CELLS, replace=False))
-        heads, fit = fit_candidate(feats, cells, fit_idx, idx["calib"], shipped.heads_dict())
-    hold = cells.take(idx["holdout"])
-    hf = [f[idx["holdout"]] for f in feats]
-    cmp = verdict(measure(member_probs(hf, current.heads_dict()), hold, thresholds, unusual_share),
-                  measure(member_probs(hf, heads), hold, thresholds, unusual_share))
+        unrev = load_unreviewed(conn, workspace)
+        uf = features_of(shipped, unrev.x)
+
+        def decide_u(h: dict[str, np.ndarray]) -> dict[tuple[str, str], tuple[str, bool]]:
+            return field_decisions(member_probs(uf, h), unrev, thresholds, unusual_share) if len(unrev.form) else {}
+
+        cur_u = decide_u(current.heads_dict())
+        heads, fit = fit_candidate(feats, cells, fit_idx, idx["calib"], shipped.heads_dict(),
+                                   lambda h: sum(ok for _, ok in decide_u(h).values()),
+                                   sum(ok for _, ok in cur_u.values()))
+        hold = cells.take(idx["holdout"])
+        hf = [f[idx["holdout"]] for f in feats]
+        cmp = verdict(measure(member_probs(hf, current.heads_dict()), hold, thresholds, unusual_share),
+                      measure(member_probs(hf, heads), hold, thresholds, unusual_share),
+                      compare_unreviewed(cur_u, decide_u(heads)))
     figs.update(fit=fit, current_version=current.version, current=asdict(cmp.current),
-                candidate=asdict(cmp.candidate), promoted=cmp.promoted, why_not=list(cmp.reasons),
-                seconds=round(time.perf_counter() - t0, 1))
+                candidate=asdict(cmp.candidate), unreviewed=asdict(cmp.unreviewed) if cmp.unreviewed else None,
+                promoted=cmp.promoted, why_not=list(cmp.reasons), seconds=round(time.perf_counter() - t0, 1))
     return heads, figs, cmp

@@ -57,6 +57,11 @@ def run_adapt(store: Store, user: str = "station") -> Outcome:
     name = versions.next_name(ws)
     versions.save_version(ws, name, heads, figs)
     lines = [f"current {current.version}: {_line(figs['current'])}", f"candidate {name}: {_line(figs['candidate'])}"]
+    u = figs.get("unreviewed")
+    if u and u["fields"]:
+        lines.append(f"on {u['fields']} digit fields of {u['forms']} forms no reviewer opened: current accepts "
+                     f"{u['current_accepted']}, candidate {u['candidate_accepted']} ({u['changed']} of the current's "
+                     f"read otherwise; temperatures x{figs['fit'].get('temperature_scale', 1.0)})")
     if not cmp.promoted:
         _log(store, user, "reader_candidate", current.version, name)
         return Outcome(name, False, "\n".join([*lines, f"{name} is kept but not used: " + "; ".join(cmp.reasons)]),

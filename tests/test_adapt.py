@@ -368,3 +368,51 @@ def test_the_supervisor_lists_the_versions_and_rolls_back(station):
     with store.tx() as conn:
         row = conn.execute(select(audit).where(audit.c.action == "reader_current").order_by(audit.c.id.desc())).first()
     assert (row.user_name, row.new_value) == ("sam", versions.shipped_version())
+
+
+def test_the_gate_refuses_a_candidate_that_would_accept_less_on_forms_no_reviewer_opened():
+    """The reviewed forms are the doubtful ones, where the current reader accepts next to nothing;
+    what a candidate does to the readings the station accepts today shows on the other forms."""
+    same = adapt.Figures(100, 0.95, 10, 0.8, 0, 0.0, 0, 0.0)
+    better = adapt.Figures(100, 0.99, 10, 0.9, 0, 0.0, 0, 0.0)
+    assert adapt.verdict(same, better).promoted  # the reviewed forms alone say: better
+    shy = adapt.Unreviewed(forms=300, fields=700, current_accepted=344, candidate_accepted=90, changed=0)
+    out = adapt.verdict(same, better, shy)
+    assert not out.promoted and "more forms would wait for a reviewer" in out.reasons[0]
+    assert "344" in out.reasons[0] and "90" in out.reasons[0]
+    moved = adapt.Unreviewed(forms=300, fields=700, current_accepted=344, candidate_accepted=350, changed=3)
+    out = adapt.verdict(same, better, moved)
+    assert not out.promoted and "another value" in out.reasons[0]
+    assert adapt.verdict(same, better, adapt.Unreviewed(300, 700, 344, 350, 1)).promoted  # 1 of 344: within 0.5 %
+
+
+def test_the_unreviewed_forms_are_read_from_the_cells_kept_at_ingest(station):
+    store, truth = station
+    first = sorted(truth)[: len(truth) // 2]
+    clear_queue(store, truth, "rita", only=first)
+    with store.tx() as conn:
+        reviewed = set(conn.execute(select(labelled_cells.c.form_id).distinct()).scalars())
+        unrev = adapt.load_unreviewed(conn, store.workspace)
+    assert reviewed and len(unrev.form) and not set(unrev.form) & reviewed
+    assert set(unrev.field) <= set(DIGITS) and (unrev.y == -1).all()
+    for f, name in {(f, n) for f, n in zip(unrev.form, unrev.field, strict=True)}:
+        boxes = unrev.box[(unrev.form == f) & (unrev.field == name)]
+        assert list(boxes) == list(range(len(boxes)))  # every box of the field, in order
+    with store.tx() as conn:  # at most `limit` forms, the same ones as the campaign grows
+        few = adapt.load_unreviewed(conn, store.workspace, limit=3)
+    assert len(set(few.form)) <= 3 and set(few.form) <= set(unrev.form)
+
+
+def test_a_shy_candidate_is_made_as_sure_as_needed_to_accept_what_the_current_reader_accepts(station, monkeypatch):
+    """A likelihood temperature fitted on a few hard calibration forms can leave the candidate too
+    unsure to accept what the current reader accepts: its temperatures are scaled down until it
+    accepts as many of the unreviewed forms' fields."""
+    store, truth = station
+    clear_queue(store, truth, "rita", only=sorted(truth)[: len(truth) * 3 // 4])
+    monkeypatch.setattr(adapt, "fit_temperature", lambda z, y: 3.0)  # far too unsure
+    out = learning.run_adapt(store, user="sam")
+    u, fit = out.figures["unreviewed"], out.figures["fit"]
+    assert u["fields"] > 0 and u["current_accepted"] > 0  # the current reader accepts some of them
+    assert fit["temperature_scale"] < 1.0 and u["candidate_accepted"] >= u["current_accepted"]
+    assert all(t < 3.0 for t in fit["temperatures"])
+    assert "forms no reviewer opened" in out.message
