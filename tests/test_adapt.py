@@ -380,10 +380,8 @@ def test_the_gate_refuses_a_candidate_that_would_accept_less_on_forms_no_reviewe
     out = adapt.verdict(same, better, shy)
     assert not out.promoted and "more forms would wait for a reviewer" in out.reasons[0]
     assert "344" in out.reasons[0] and "90" in out.reasons[0]
-    moved = adapt.Unreviewed(forms=300, fields=700, current_accepted=344, candidate_accepted=350, changed=3)
-    out = adapt.verdict(same, better, moved)
-    assert not out.promoted and "another value" in out.reasons[0]
-    assert adapt.verdict(same, better, adapt.Unreviewed(300, 700, 344, 350, 1)).promoted  # 1 of 344: within 0.5 %
+    # reading otherwise what the current reader accepts is no reason by itself: it may be a correction
+    assert adapt.verdict(same, better, adapt.Unreviewed(300, 700, 344, 350, 3)).promoted
 
 
 def test_the_unreviewed_forms_are_read_from_the_cells_kept_at_ingest(station):
