@@ -389,8 +389,10 @@ def _near(a: str, b: str, digits: int = 2) -> bool:
 
 def _class_sharing(phones: list[Reading], threshold: float) -> tuple[bool, bool]:
     """(shared, suspected) for one class's phone readings. Both need every phone to be one number
-    or a doubtful reading a digit or two away from it. Shared: at least SHARED_PHONE_MIN_SURE forms
-    carry the number with confidence; suspected: fewer do."""
+    or a doubtful reading a digit or two away from it; a doubtful reading that lost a box (fewer or
+    more digits than the number: it tells nothing of which number was written) is left aside
+    rather than taken for another number. Shared: at least SHARED_PHONE_MIN_SURE forms carry the
+    number with confidence; suspected: fewer do."""
     if len(phones) < 3:
         return False, False
     number, n = Counter(p.value for p in phones).most_common(1)[0]
@@ -400,6 +402,7 @@ def _class_sharing(phones: list[Reading], threshold: float) -> tuple[bool, bool]
     def sure(p: Reading) -> bool:
         return p.source == "reviewer" or p.confidence >= threshold
 
+    phones = [p for p in phones if sure(p) or not p.value or len(p.value) == len(number)]
     if any(sure(p) or not _near(p.value, number) for p in phones if p.value != number):
         return False, False
     carriers = sum(sure(p) for p in phones if p.value == number)
