@@ -35,6 +35,7 @@ from ocr.reasons import REASONS
 from ocr.types import WRITING_DOUBT
 
 UNUSUAL_MIN_BOXES = 11  # fewer inked boxes say too little about the writer
+CLASS_UNUSUAL_MIN_BOXES = 200  # a class's pooled share counts from this many inked boxes (5-10 forms)
 CLASS_PHONES = "class phones"  # the other forms' phones, which a suspected class-wide number rests on
 SHARED_PHONE_MIN_SURE = 3  # confidently read forms carrying the number before a class is rejected
 
@@ -59,6 +60,7 @@ class FormFacts:
     phone_shared_by_class: bool = False  # every phone of the class is one number, read with confidence
     phone_shared_suspected: bool = False  # the same pattern, resting on doubtful readings of other forms
     duplicate_id: bool = False
+    class_doubt: tuple[int, int] = (0, 0)  # (doubtful, inked) comb boxes of the class's received forms
     printed_on: date | None = None  # the day the form was printed: the ages' day unless one is set
     # the form's own layout: which field has which role, which rule sets apply (forms.layout_key)
     layout: Layout = field(default_factory=load_layout, compare=False)
@@ -70,6 +72,7 @@ class RuleConfig:
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     alignment_residual_mm: float = 1.0
     unusual_writing_share: float = 0.30  # formstation.config.Config.unusual_writing_share
+    unusual_class_share: float = 0.20  # formstation.config.Config.unusual_class_share
 
 
 @dataclass(frozen=True)
@@ -260,15 +263,22 @@ def _doubt_counts(f: FormFacts) -> tuple[int, int]:
 
 def _unusual_writing(f: FormFacts, cfg: RuleConfig) -> list[Found]:
     """Surely read numbers on a form whose boxes are doubtful far more often than on the forms the
-    reader was measured on: the writer is unlike those, so is the reader's certainty."""
+    reader was measured on, or of a class whose forms' boxes pooled are: the writers are unlike
+    those, so is the reader's certainty (a form with one phone has 11 boxes, too few to tell
+    alone; its class's few hundred tell)."""
     doubtful, inked = _doubt_counts(f)
-    if inked < UNUSUAL_MIN_BOXES or doubtful <= cfg.unusual_writing_share * inked:
+    cd, ci = f.class_doubt
+    if inked >= UNUSUAL_MIN_BOXES and doubtful > cfg.unusual_writing_share * inked:
+        why = f"{doubtful} of {inked} boxes doubtful"
+    elif ci >= CLASS_UNUSUAL_MIN_BOXES and cd > cfg.unusual_class_share * ci:
+        why = f"class: {cd} of {ci} boxes doubtful"
+    else:
         return []
     out = []
     for name, r in sorted(f.readings.items()):
         if (f.layout.kind_of(name) == "digits" and r.value and r.source != "reviewer"
                 and r.confidence >= threshold_for(cfg.thresholds, name, f.layout)):
-            out.append(Found("UNUSUAL_HANDWRITING", name, f"{doubtful} of {inked} boxes doubtful"))
+            out.append(Found("UNUSUAL_HANDWRITING", name, why))
     return out
 
 
@@ -336,7 +346,8 @@ def load_config(store_or_workspace) -> RuleConfig:
     ws = getattr(store_or_workspace, "workspace", store_or_workspace)
     c = load(ws)
     return RuleConfig(campaign_date=c.campaign_date, thresholds=dict(c.thresholds),
-                      alignment_residual_mm=c.alignment_residual_mm, unusual_writing_share=c.unusual_writing_share)
+                      alignment_residual_mm=c.alignment_residual_mm, unusual_writing_share=c.unusual_writing_share,
+                      unusual_class_share=c.unusual_class_share)
 
 
 def _class_keys(conn: Connection, form_ids: set[str]) -> set[tuple[str, str]]:
@@ -418,6 +429,11 @@ def _with_class_facts(rows, reads, page_info, id_counts: Counter, threshold: flo
             by_class.setdefault((r.school, r.class_name), []).append(
                 reads.get(r.form_id, {}).get(lay.name_of("applicant_phone")) or Reading("", 1.0, "read"))
     sharing = {key: _class_sharing(phones, threshold) for key, phones in by_class.items()}
+    doubt: dict[tuple[str, str], tuple[int, int]] = {}
+    for r in rows:  # the comb boxes of the class's forms, doubtful and inked, pooled
+        d, n = doubt_counts(reads.get(r.form_id, {}).get(WRITING_DOUBT, Reading("", 0.0, "")).value)
+        a, b = doubt.get((r.school, r.class_name), (0, 0))
+        doubt[(r.school, r.class_name)] = (a + d, b + n)
     out = []
     for r in rows:
         rd = reads.get(r.form_id, {})
@@ -429,6 +445,7 @@ def _with_class_facts(rows, reads, page_info, id_counts: Counter, threshold: flo
         out.append(FormFacts(r.form_id, r.name, r.id_number, bool(r.photo_path), rd, n, res,
                              phone_shared_by_class=shared, phone_shared_suspected=suspected,
                              duplicate_id=id_counts.get(final_id, 0) > 1,
+                             class_doubt=doubt.get((r.school, r.class_name), (0, 0)),
                              printed_on=date.fromisoformat(r.printed_at[:10]) if r.printed_at else None,
                              layout=lay))
     return out

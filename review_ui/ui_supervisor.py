@@ -78,7 +78,7 @@ def on_save_thresholds(ctx: Ctx) -> None:
     old = load_config(ctx.store.workspace)
     new = replace(old, thresholds={**old.thresholds, **{k: float(ss[f"t_{k}"]) for k in (*KINDS, *FIELD_KEYS)}},
                   alignment_residual_mm=float(ss["t_align"]), unusual_writing_share=float(ss["t_writing"]),
-                  campaign_date=ss["t_date"])
+                  unusual_class_share=float(ss["t_class_writing"]), campaign_date=ss["t_date"])
     save_config(ctx.store.workspace, new)
     _log(ctx, "config", "thresholds", json.dumps(asdict(old), default=str), json.dumps(asdict(new), default=str))
     flash("success", "Thresholds saved; they apply to forms read from now on.")
@@ -100,6 +100,10 @@ def thresholds(ctx: Ctx) -> None:
         st.number_input("unusual handwriting: share of doubtful boxes on a form", 0.05, 1.0,
                         float(cfg.unusual_writing_share), 0.05, key="t_writing",
                         help="above it, even surely read numbers of the form go to a reviewer")
+        st.number_input("unusual handwriting: share of doubtful boxes over a class's forms", 0.05, 1.0,
+                        float(cfg.unusual_class_share), 0.05, key="t_class_writing",
+                        help="above it, surely read numbers of the class's forms go to a reviewer (a reader "
+                             "adapted to the campaign lowers the share)")
         st.date_input("campaign date (ages are computed on this day)", cfg.campaign_date, key="t_date",
                       help="empty: the day each form was printed")
         st.form_submit_button("Save thresholds", on_click=on_save_thresholds, args=(ctx,))

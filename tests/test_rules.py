@@ -209,6 +209,23 @@ def test_sure_numbers_on_unusual_handwriting_go_to_a_reviewer():
     assert decide(facts(**unusual), loose)[0] == "accepted"
 
 
+def test_sure_numbers_of_a_class_written_unlike_the_measured_writers_go_to_a_reviewer():
+    """A form holding one phone has 11 boxes, too few to tell its writer from the measured ones; its
+    class's forms pooled tell: a class whose boxes are doubtful twice as often as any class of the
+    writers the thresholds were picked on sends even a sure number to a reviewer."""
+    from dataclasses import replace as with_
+
+    few = facts(writing_doubt=R("0/11", 1.0))
+    assert codes(few) == ("accepted", [])
+    odd_class = with_(few, class_doubt=(87, 300))  # 29 %: a class of writers who print their digits
+    status, found = decide(odd_class, CFG)
+    assert status == "review" and {x.code for x in found} == {"UNUSUAL_HANDWRITING"}
+    assert all(x.detail == "class: 87 of 300 boxes doubtful" for x in found)
+    assert codes(with_(few, class_doubt=(30, 300))) == ("accepted", [])  # 10 %: as the measured writers' classes
+    assert codes(with_(few, class_doubt=(60, 150))) == ("accepted", [])  # too few boxes in the class yet
+    assert decide(odd_class, RuleConfig(unusual_class_share=0.3))[0] == "accepted"
+
+
 def test_a_doubtful_corrected_id_that_the_pasted_copy_confirms_needs_no_reviewer():
     fixed = idnumber.make("450481", date(2014, 6, 1), 33)
     base = {"corrected_id": R(fixed, 0.6), "id_copy": R("present"), "id_copy_number": R(fixed, 0.9)}
