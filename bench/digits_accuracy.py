@@ -10,7 +10,8 @@ read through `normalize_cell`, (d) empty vs filled cells, (e) synthesised 'X' (a
 never uses), (f) milliseconds per cell, (g) with --page-cells, cells cut from a simulated
 campaign's aligned pages by `training.pagecells` (held-out writers: `bench/campaign.py` then
 `python -m training.pagecells SIM WS --out F`), (h) the held-out digits written alone with the
-simulator's ballpoint (what the pen costs without boxes or neighbours).
+simulator's ballpoint (what the pen costs without boxes or neighbours). (b) also reads the digits
+printed like type (`simulate.digitsets.print_writers`), writers unlike the training of another kind.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ocr.digits import (  # noqa: E402
     normalize_cell,
     read_cells,
 )
+from simulate.digitsets import print_writers  # noqa: E402
 from simulate.ink import digit_alpha  # noqa: E402
 from training.digitdata import (  # noqa: E402
     comb_cell,
@@ -157,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     figures("(a) MNIST 60k held-out block (clean)", model.predict_proba(bx), by)
     sx, sy = sklearn_digits()
     figures("(b) sklearn load_digits", model.predict_proba(sx), sy)
+    pw = print_writers()
+    figures("(b) digits printed like type (clean)", model.predict_proba(pw.images), pw.labels)
     p, y, lost = read_path(model, pen_cells(np.repeat(hx, 3, axis=0), np.random.default_rng([args.seed, 5])),
                            np.repeat(hy, 3))
     figures("(h) held-out, ballpoint, alone (3 each)", p, y, lost)
