@@ -29,6 +29,9 @@ def version_rows(workspace) -> list[dict]:
                      "accepted": cand.get("accepted_share"), "wrong among accepted": cand.get("wrong_share"),
                      "compared with": f.get("current_version"),
                      "then": (f.get("current") or {}).get("cell_accuracy"),
+                     # on forms no reviewer opened (ocr.adapt.load_unreviewed): fields it accepts, and the other's
+                     "unreviewed fields accepted": (f.get("unreviewed") or {}).get("candidate_accepted"),
+                     "then accepted": (f.get("unreviewed") or {}).get("current_accepted"),
                      "verdict": "" if v.shipped else ("promoted" if f.get("promoted") else
                                                       "; ".join(f.get("why_not") or [])),
                      "usable": v.usable})
@@ -44,7 +47,9 @@ def cmd_versions(args: argparse.Namespace) -> int:
         mark = "*" if r["current"] else " "
         figs = ("" if r["cell accuracy"] is None else
                 f" cells {r['cell accuracy']:.2%} fields {r['field accuracy']:.2%} accepted {r['accepted']:.2%}"
-                f" wrong {r['wrong among accepted']:.2%} (then {r['compared with']}: cells {r['then']:.2%})")
+                f" wrong {r['wrong among accepted']:.2%} (then {r['compared with']}: cells {r['then']:.2%})"
+                + ("" if r["unreviewed fields accepted"] is None else
+                   f"; unreviewed forms: accepts {r['unreviewed fields accepted']} fields (then {r['then accepted']})"))
         print(f"{mark} {r['version']}{' (shipped)' if r['shipped'] else ''} {r['created']}{figs} {r['verdict']}".rstrip())
     return ExitCode.OK
 

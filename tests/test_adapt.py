@@ -360,6 +360,9 @@ def test_the_supervisor_lists_the_versions_and_rolls_back(station):
     assert list(table["version"]) == [versions.shipped_version(), out.version]
     assert list(table["current"]) == [False, True]
     assert table["cell accuracy"].iloc[1] == out.figures["candidate"]["cell_accuracy"]
+    u = out.figures["unreviewed"]  # what it accepts on the forms no reviewer opened, and the reader before
+    assert (table["unreviewed fields accepted"].iloc[1], table["then accepted"].iloc[1]) == (
+        u["candidate_accepted"], u["current_accepted"])
     at.selectbox(key="rv_pick").set_value(versions.shipped_version())
     at.button(key="rv_use").click().run()
     assert not at.exception, at.exception

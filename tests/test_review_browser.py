@@ -208,3 +208,33 @@ def test_a_supervisor_reopens_an_accepted_form_from_form_lookup(server):
         status = conn.execute(select(forms.c.status).where(forms.c.form_id == fid)).scalar()
         row = conn.execute(select(audit).where(audit.c.form_id == fid, audit.c.action == "reopen_by_reviewer")).first()
     assert status == "review" and (row.user_name, row.new_value) == ("sam", "the school says the phone is wrong")
+
+
+def test_a_supervisor_sets_the_class_share_of_unusual_handwriting(server):
+    """The Thresholds page holds the class-level share of doubtful boxes beside the form-level one;
+    saved, it is in the workspace's station.toml and the audit trail."""
+    from playwright.sync_api import sync_playwright
+
+    from formstation.config import load_config
+
+    s, url = server
+    with s.store.tx() as conn:
+        auth.add_user(conn, "sam", "supervisor", "secret-pass-2")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        login(page, url, "sam", "secret-pass-2")
+        page.get_by_text("Thresholds").first.click()
+        box = page.get_by_role("spinbutton", name="unusual handwriting: share of doubtful boxes over a class's forms")
+        box.wait_for(timeout=20000)
+        assert box.input_value() == "0.20"
+        box.fill("0.25")
+        box.press("Tab")
+        shot(page, "9-thresholds-class-share")
+        page.get_by_role("button", name="Save thresholds").click()
+        page.get_by_text("Thresholds saved").wait_for(timeout=20000)
+        browser.close()
+    assert load_config(s.store.workspace).unusual_class_share == 0.25
+    with s.store.tx() as conn:
+        row = conn.execute(select(audit).where(audit.c.action == "config")).first()
+    assert row is not None and '"unusual_class_share": 0.25' in row.new_value
