@@ -50,6 +50,11 @@ class Config:
     # tell alone (0.20: every class of the calib and heldout writers pools 0.07-0.13, 71 classes of
     # 40 forms; writers who print their digits like type 0.24-0.32, scikit-learn's 0.36-0.42)
     unusual_class_share: float = 0.20
+    # ingest and watch adapt the reader to the campaign's handwriting (ocr.learning) after every this
+    # many newly reviewed forms; 0: only when asked (`formstation reader adapt`, Adapt now). The gate
+    # keeps a candidate out unless it reads held-out forms better and accepts at least as many fields
+    # of the forms no reviewer opened (ocr.adapt)
+    adapt_every: int = 200
     # the day the applicants' ages are computed on (under 6: no photo; under 16: a guardian);
     # None: the day each form was printed (ocr.rules), for a campaign nobody set a date for
     campaign_date: date | None = None
@@ -77,7 +82,10 @@ def _parse(raw: dict, path: Path) -> Config:
             cd = date.fromisoformat(cd)
         except ValueError:
             raise ConfigError(f"{path}: campaign_date: expected YYYY-MM-DD, got {cd!r}") from None
-    return replace(cfg, thresholds=th, campaign_date=cd)
+    every = (raw.get("reader") or {}).get("adapt_every", cfg.adapt_every)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ConfigError(f"{path}: reader.adapt_every: expected a whole number of forms, 0 or more, got {every!r}")
+    return replace(cfg, thresholds=th, campaign_date=cd, adapt_every=every)
 
 
 def load_config(workspace: str | Path) -> Config:
@@ -101,6 +109,7 @@ def save_config(workspace: str | Path, cfg: Config) -> Path:
     lines.append(f"alignment_residual_mm = {cfg.alignment_residual_mm:.3f}")
     lines.append(f"unusual_writing_share = {cfg.unusual_writing_share:.3f}")
     lines.append(f"unusual_class_share = {cfg.unusual_class_share:.3f}")
+    lines += ["", "[reader]", f"adapt_every = {cfg.adapt_every}"]
     tmp = path.with_suffix(".toml.part")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(path)

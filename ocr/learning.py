@@ -99,7 +99,12 @@ def due(store: Store, every: int) -> bool:
 
 
 def auto(store: Store, every: int | None) -> Outcome | None:
-    """`--auto N`: adapt when N more forms were reviewed since the last fit; None when not due."""
+    """`--auto N`: adapt when N more forms were reviewed since the last fit; None when not due.
+    Without N, the workspace's `station.toml` says ([reader] adapt_every; 0: never)."""
+    if every is None:
+        from formstation.config import load_config
+
+        every = load_config(store.workspace).adapt_every
     if not every or not due(store, every):
         return None
     out = run_adapt(store)

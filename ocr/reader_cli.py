@@ -76,7 +76,7 @@ def auto_argument(p: argparse.ArgumentParser) -> None:
     """`--auto N` for ingest and watch."""
     p.add_argument("--auto", type=int, default=None, metavar="N",
                    help="adapt the reader to the campaign's handwriting after every N newly reviewed forms "
-                        "(formstation reader adapt)")
+                        "(formstation reader adapt; default: station.toml [reader] adapt_every, 200; 0: never)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -78,7 +78,8 @@ def on_save_thresholds(ctx: Ctx) -> None:
     old = load_config(ctx.store.workspace)
     new = replace(old, thresholds={**old.thresholds, **{k: float(ss[f"t_{k}"]) for k in (*KINDS, *FIELD_KEYS)}},
                   alignment_residual_mm=float(ss["t_align"]), unusual_writing_share=float(ss["t_writing"]),
-                  unusual_class_share=float(ss["t_class_writing"]), campaign_date=ss["t_date"])
+                  unusual_class_share=float(ss["t_class_writing"]), campaign_date=ss["t_date"],
+                  adapt_every=int(ss["t_adapt_every"]))
     save_config(ctx.store.workspace, new)
     _log(ctx, "config", "thresholds", json.dumps(asdict(old), default=str), json.dumps(asdict(new), default=str))
     flash("success", "Thresholds saved; they apply to forms read from now on.")
@@ -104,6 +105,10 @@ def thresholds(ctx: Ctx) -> None:
                         float(cfg.unusual_class_share), 0.05, key="t_class_writing",
                         help="above it, surely read numbers of the class's forms go to a reviewer (a reader "
                              "adapted to the campaign lowers the share)")
+        st.number_input("adapt the reader after every N newly reviewed forms (0: only with Adapt now)", 0, 100000,
+                        int(cfg.adapt_every), 50, key="t_adapt_every",
+                        help="ingest and watch fit a candidate on what reviewers confirmed; it becomes current only "
+                             "when it reads held-out forms better and accepts at least as many fields")
         st.date_input("campaign date (ages are computed on this day)", cfg.campaign_date, key="t_date",
                       help="empty: the day each form was printed")
         st.form_submit_button("Save thresholds", on_click=on_save_thresholds, args=(ctx,))

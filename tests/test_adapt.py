@@ -309,6 +309,27 @@ def test_auto_adapts_on_ingest_after_n_reviewed_forms(station, tmp_path, capsys)
     assert len(versions.list_versions(ws)) == 2  # no new reviewed form since
 
 
+def test_ingest_adapts_by_itself_at_the_cadence_of_station_toml(station, tmp_path, capsys):
+    """Without --auto, ingest learns at the workspace's cadence ([reader] adapt_every, 200 by
+    default: this campaign's 48 forms are not enough); --auto 0 never adapts."""
+    from dataclasses import replace
+
+    from formstation.config import load_config, save_config
+
+    store, truth = station
+    ws = store.workspace
+    clear_queue(store, truth, "rita")
+    empty = tmp_path / "none"
+    empty.mkdir()
+    assert main(["--workspace", str(ws), "ingest", str(empty), "--quiet"]) == 0
+    assert len(versions.list_versions(ws)) == 1  # 200 by default: not due
+    save_config(ws, replace(load_config(ws), adapt_every=5))
+    assert main(["--workspace", str(ws), "ingest", str(empty), "--quiet", "--auto", "0"]) == 0
+    assert len(versions.list_versions(ws)) == 1  # --auto 0: never
+    assert main(["--workspace", str(ws), "ingest", str(empty), "--quiet"]) == 0
+    assert len(versions.list_versions(ws)) == 2 and "candidate" in capsys.readouterr().out
+
+
 def test_labelled_cells_are_never_exported(station, tmp_path):
     store, truth = station
     clear_queue(store, truth, "rita")

@@ -318,7 +318,7 @@ def test_config_defaults_and_round_trip(tmp_path):
     cfg = load_config(tmp_path)
     assert cfg == Config() and cfg.thresholds["digits"] == 0.98 and cfg.thresholds["text"] == 0.80
     new = Config(thresholds={**cfg.thresholds, "digits": 0.75}, alignment_residual_mm=1.5, unusual_writing_share=0.5,
-                 unusual_class_share=0.25)
+                 unusual_class_share=0.25, adapt_every=50)
     save_config(tmp_path, new)
     assert load_config(tmp_path) == new
     (tmp_path / "station.toml").write_text("[thresholds]\ndigits = 3\n")
@@ -330,6 +330,11 @@ def test_config_defaults_and_round_trip(tmp_path):
     (tmp_path / "station.toml").write_text("[thresholds]\nunusual_class_share = 1.5\n")
     with pytest.raises(ConfigError, match="unusual_class_share"):
         load_config(tmp_path)
+    (tmp_path / "station.toml").write_text("[reader]\nadapt_every = -1\n")
+    with pytest.raises(ConfigError, match="adapt_every"):
+        load_config(tmp_path)
+    (tmp_path / "station.toml").write_text("[reader]\nadapt_every = 0\n")  # 0: only when asked
+    assert load_config(tmp_path).adapt_every == 0
 
 
 def test_progress_and_throughput(review):
