@@ -321,18 +321,13 @@ def test_config_defaults_and_round_trip(tmp_path):
                  unusual_class_share=0.25, adapt_every=50)
     save_config(tmp_path, new)
     assert load_config(tmp_path) == new
-    (tmp_path / "station.toml").write_text("[thresholds]\ndigits = 3\n")
-    with pytest.raises(ConfigError, match="digits"):
-        load_config(tmp_path)
-    (tmp_path / "station.toml").write_text("[thresholds]\nunusual_writing_share = 0\n")
-    with pytest.raises(ConfigError, match="unusual_writing_share"):
-        load_config(tmp_path)
-    (tmp_path / "station.toml").write_text("[thresholds]\nunusual_class_share = 1.5\n")
-    with pytest.raises(ConfigError, match="unusual_class_share"):
-        load_config(tmp_path)
-    (tmp_path / "station.toml").write_text("[reader]\nadapt_every = -1\n")
-    with pytest.raises(ConfigError, match="adapt_every"):
-        load_config(tmp_path)
+    for text, named in (("[thresholds]\ndigits = 3\n", "digits"),
+                        ("[thresholds]\nunusual_writing_share = 0\n", "unusual_writing_share"),
+                        ("[thresholds]\nunusual_class_share = 1.5\n", "unusual_class_share"),
+                        ("[reader]\nadapt_every = -1\n", "adapt_every")):
+        (tmp_path / "station.toml").write_text(text)
+        with pytest.raises(ConfigError, match=named):
+            load_config(tmp_path)
     (tmp_path / "station.toml").write_text("[reader]\nadapt_every = 0\n")  # 0: only when asked
     assert load_config(tmp_path).adapt_every == 0
 
