@@ -5,7 +5,7 @@ never learned from.
     .venv/bin/python bench/adapt.py --forms 1000 --reviewed 300 --writers heldout --workers 2
 
 `--ingest-only` stops once the campaign is simulated and ingested (the long part); a later run
-with `--reuse` starts from that ingested store.
+with `--reuse` starts from that ingested store, its forms decided again by today's rules.
 
 Steps: a campaign simulated by the project's tools (bench/campaign.py's cached scans) is ingested
 with the shipped reader; a simulated reviewer (the truth, simulate.reviewer) clears the queue of
@@ -39,6 +39,7 @@ from ocr import labels, learning, versions
 from ocr.digits import CLASSES
 from ocr.ingest import ingest_paths
 from ocr.reread import reread_forms
+from ocr.rules import decide_forms
 from simulate.evaluate import evaluate
 from simulate.reviewer import clear_queue, load_truth
 
@@ -101,6 +102,8 @@ def run(args: argparse.Namespace) -> dict:
         shutil.rmtree(ws)
         shutil.copytree(out / "ingested", ws)
         store = Store.open(ws)
+        with store.tx() as conn:  # decided by today's rules, as the forms read again below will be
+            decide_forms(store, set(conn.execute(select(forms.c.form_id)).scalars()))
     else:
         ingest_paths(store, load_layout(), [sim / "scans"], workers=args.workers)
         shutil.rmtree(out / "ingested", ignore_errors=True)
