@@ -28,8 +28,8 @@ from formstation.printjob import print_forms
 from formstation.roster import import_roster
 from formstation.store import Store
 from ocr.ingest import ingest_paths
+from simulate import WRITERS
 from simulate.evaluate import DIGIT_FIELDS, RISK_TARGET, evaluate, field_scores, markdown
-from simulate.ink import WRITERS
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))

@@ -10,6 +10,7 @@ from pathlib import Path
 from formstation import demo
 from formstation.commands import iso_date, open_store
 from formstation.errors import ExitCode, StationError
+from simulate import WRITERS
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="comma-separated output formats to cycle through: pdf,tiff_g4,tiff_jpeg,jpeg_dir")
     sp.add_argument("--campaign-date", type=iso_date, default=demo.CAMPAIGN,
                     help=f"date ages are computed at (default {demo.CAMPAIGN.isoformat()})")
-    sp.add_argument("--writers", choices=("heldout", "train", "val", "other", "calib", "print"), default="heldout",
+    sp.add_argument("--writers", choices=WRITERS, default="heldout",
                     help="whose digits: heldout (default; never trained on, for measuring), the digit "
                          "reader's train / val writers (to make page-style training cells), other "
                          "(scikit-learn's load_digits: writers unlike any the reader learned from), "

@@ -1,0 +1,11 @@
+"""The scan simulator (`formstation simulate`). This module stays light: the CLI reads its names
+without loading the simulator's image libraries."""
+
+# whose digits a simulated parent writes: "heldout" (the default, for every measurement) the MNIST
+# block the digit reader never trains on; "train" / "val" the reader's training and validation
+# writers (`training.train_digits.make_split`), for making page-style training and calibration cells;
+# "calib" the 60k set's held-out block (`training.digitdata.BLOCK_HELDOUT`: never trained on, other
+# digits than "heldout"'s), for picking the confidence thresholds apart from every measurement;
+# "other" and "print" writers unlike any the reader learned from (scikit-learn's load_digits; digits
+# printed like type, `digitsets.print_writers`), for checking that its confidence carries over
+WRITERS = ("heldout", "train", "val", "other", "calib", "print")

@@ -39,7 +39,7 @@ DRAW_ORDER = ("text", "digits", "photo", "attachment", "signature", "checkbox")
 def draw_form(page: np.ndarray, layout: Layout, t: FormTruth, dpi: float, seed: int,
               writers: str = "heldout") -> None:
     """Fill `page` (BGR uint8 at `dpi`, unaligned = as printed) with the truth's handwriting, digits
-    from the `writers` bank (`ink.WRITERS`): every field of the form's `layout` the truth has a
+    from the `writers` bank (`simulate.WRITERS`): every field of the form's `layout` the truth has a
     value for, drawn as its kind (and role: whose name a signature is) says."""
     rng = form_rng(seed, 2, t.person.form_id)
     pen = Pen(rng, t.marks.get("pen", "black"), dpi)

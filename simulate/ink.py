@@ -18,6 +18,7 @@ from skimage.morphology import skeletonize
 
 from forms.layout import Box
 from ocr.digits import labels_mask
+from simulate import WRITERS
 
 UKAI = "/usr/share/fonts/truetype/arphic/ukai.ttc"
 SHIFT = 4  # cv2 sub-pixel bits for anti-aliased strokes
@@ -48,14 +49,6 @@ class DigitBank:
         return imgs[int(rng.integers(len(imgs)))]
 
 
-# whose digits a simulated parent writes: "heldout" (the default, for every measurement) the MNIST
-# block the digit reader never trains on; "train" / "val" the reader's training and validation
-# writers (`training.train_digits.make_split`), for making page-style training and calibration cells;
-# "calib" the 60k set's held-out block (`training.digitdata.BLOCK_HELDOUT`: never trained on, other
-# digits than "heldout"'s), for picking the confidence thresholds apart from every measurement;
-# "other" and "print" writers unlike any the reader learned from (scikit-learn's load_digits; digits
-# printed like type, `digitsets.print_writers`), for checking that its confidence carries over
-WRITERS = ("heldout", "train", "val", "other", "calib", "print")
 
 
 @lru_cache(maxsize=4)

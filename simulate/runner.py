@@ -44,7 +44,7 @@ class SimConfig:
     seed: int
     profile: Profile
     campaign: date
-    writers: str = "heldout"  # whose handwriting: see simulate.ink.WRITERS
+    writers: str = "heldout"  # whose handwriting: see simulate.WRITERS
 
 
 @dataclass(frozen=True)
