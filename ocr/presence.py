@@ -165,7 +165,7 @@ def photo(color: np.ndarray) -> PhotoFound | None:
     rect = _photo_rect(stat, mask.shape)
     x0, y0, x1, y1 = rect
     pic = region[y0:y1, x0:x1]
-    g = cv2.cvtColor(pic, cv2.COLOR_BGR2GRAY)
+    g = gray[y0:y1, x0:x1]  # the region's grey, already made (cvtColor is per pixel)
     corners = _top_corners(gray, pixels, int(stat[cv2.CC_STAT_AREA]), rect)
     light, bg_conf = _decide(float(np.median(corners)) / 255.0, BG_LIGHT, BG_SPREAD)
     sat = cv2.cvtColor(pic, cv2.COLOR_BGR2HSV)[:, :, 1]
