@@ -457,8 +457,18 @@ def adapt(conn: Connection, workspace: Path, thresholds: dict[str, float], curre
         unrev = load_unreviewed(conn, workspace)
         uf = features_of(shipped, unrev.x)
 
+        decided: dict[tuple, tuple[list, dict[tuple[str, str], tuple[str, bool]]]] = {}
+
         def decide_u(h: dict[str, np.ndarray]) -> dict[tuple[str, str], tuple[str, bool]]:
-            return field_decisions(member_probs(uf, h), unrev, thresholds, unusual_share) if len(unrev.form) else {}
+            # the same heads (output layers and temperatures) are decided once: the scale's bisection
+            # has already decided the candidate it settles on (the layers are kept beside their
+            # decisions, so that their ids stay theirs)
+            key = tuple((id(h[f"W{k}"]), float(h[f"T{k}"])) for k in range(len(uf)))
+            if key not in decided:
+                decided[key] = ([h[f"W{k}"] for k in range(len(uf))],
+                                field_decisions(member_probs(uf, h), unrev, thresholds, unusual_share)
+                                if len(unrev.form) else {})
+            return decided[key][1]
 
         cur_u = decide_u(current.heads_dict())
         heads, fit = fit_candidate(feats, cells, fit_idx, idx["calib"], shipped.heads_dict(),
