@@ -40,6 +40,7 @@ from ocr.digits import CLASSES
 from ocr.ingest import ingest_paths
 from ocr.reread import reread_forms
 from ocr.rules import decide_forms
+from simulate import glyph_half
 from simulate.evaluate import evaluate
 from simulate.reviewer import clear_queue, load_truth
 
@@ -91,10 +92,14 @@ def figures(store: Store, truth_path: Path, truth: dict[str, dict], rest: set[st
 
 def run(args: argparse.Namespace) -> dict:
     out = Path(args.out)
-    store, sim = campaign._prepare(out, args.forms, args.seed, args.profile, args.writers)
+    store, sim = campaign._prepare(out, args.forms, args.seed, args.profile, args.writers, args.glyph_halves)
     truth = load_truth(sim / "truth.jsonl")
     scanned = sorted(f for f, t in truth.items() if t["scanned"])
-    first, rest = set(scanned[: args.reviewed]), set(scanned[args.reviewed:])
+    if args.glyph_halves:  # reviewers see half 0's forms; the figures are half 1's, none of whose digit images were seen
+        first = set([f for f in scanned if glyph_half(f) == 0][: args.reviewed])
+        rest = {f for f in scanned if glyph_half(f) == 1}
+    else:
+        first, rest = set(scanned[: args.reviewed]), set(scanned[args.reviewed:])
     t = time.perf_counter()
     if args.reuse and (out / "ingested").is_dir():  # the same scans ingested by an earlier run
         ws = store.workspace
@@ -118,6 +123,7 @@ def run(args: argparse.Namespace) -> dict:
     outcome = learning.run_adapt(store, user="bench")
     t_adapt = time.perf_counter() - t
     res = {"forms": args.forms, "reviewed_forms": args.reviewed, "queue_cleared": reviewed, "writers": args.writers,
+           "glyph_halves": args.glyph_halves, "measured_forms": len(rest),
            "seed": args.seed, "ingest_s": round(t_ingest, 1), "adapt_s": round(t_adapt, 1),
            "gate": outcome.message, "promoted": outcome.promoted, "adapt_figures": outcome.figures,
            "before": before}
@@ -145,9 +151,13 @@ def markdown(r: dict) -> str:
     b, a = r["before"], r.get("after")
     rows = [("cell accuracy", "cell_accuracy", "{:.2%}"), ("straight-through (acceptable forms accepted)",
              "straight_through", "{:.2%}"), ("wrong among accepted values", "wrong_among_accepted", "{:.2%}")]
+    halves = r.get("glyph_halves")
     lines = [f"# Adapting the reader: {r['forms']} forms by `{r['writers']}` writers, first {r['reviewed_forms']} "
-             f"reviewed ({r['queue_cleared']} from the queue)", "", "| measure (other forms) | before | after |",
-             "|---|---|---|"]
+             + ("of glyph half 0 " if halves else "")
+             + f"reviewed ({r['queue_cleared']} from the queue)", "",
+             (f"Measured on the {r.get('measured_forms')} forms of glyph half 1 (digit images no reviewed form has)."
+              if halves else "Measured on the other forms (the pool's digit images repeat across forms)."), "",
+             "| measure (other forms) | before | after |", "|---|---|---|"]
     for label, key, fmt in rows:
         lines.append(f"| {label} | {fmt.format(b[key])} | {fmt.format(a[key]) if a else '-'} |")
     for k in DIGITS:
@@ -175,11 +185,14 @@ def main() -> None:
     ap.add_argument("--profile", default="typical")
     ap.add_argument("--writers", default="other")
     ap.add_argument("--out", default=str(REPO / "bench-out" / "adapt"))
+    ap.add_argument("--glyph-halves", action="store_true",
+                    help="simulate with `--glyph-halves`: review forms of glyph half 0 only and measure on half 1's, "
+                         "whose digit images the reviewed forms never showed (otherwise a pool's images repeat)")
     ap.add_argument("--reuse", action="store_true", help="start from the store an earlier run ingested")
     ap.add_argument("--ingest-only", action="store_true", help="simulate and ingest, then stop (for a later --reuse)")
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     args = ap.parse_args()
-    args.out = str(Path(args.out) / args.writers)
+    args.out = str(Path(args.out) / (args.writers + ("-halves" if args.glyph_halves else "")))
     r = run(args)
     if args.ingest_only:
         print(json.dumps(r))

@@ -38,9 +38,11 @@ import risk_coverage  # noqa: E402
 STAGES = ("decode", "blank", "marks", "warp", "barcode", "save", "read")
 
 
-def _prepare(out: Path, n_forms: int, seed: int, profile: str, writers: str = "heldout") -> tuple[Store, Path]:
+def _prepare(out: Path, n_forms: int, seed: int, profile: str, writers: str = "heldout",
+             glyph_halves: bool = False) -> tuple[Store, Path]:
     """Workspace with roster, printed PDFs and simulated scans (cached by parameters)."""
-    key = out / (f"sim-{n_forms}-{seed}-{profile}" + ("" if writers == "heldout" else f"-{writers}"))
+    key = out / (f"sim-{n_forms}-{seed}-{profile}" + ("" if writers == "heldout" else f"-{writers}")
+                 + ("-halves" if glyph_halves else ""))
     ws = key / "ws"
     if not (key / "sim" / "truth.jsonl").is_file():
         shutil.rmtree(key, ignore_errors=True)
@@ -57,7 +59,7 @@ def _prepare(out: Path, n_forms: int, seed: int, profile: str, writers: str = "h
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "formstation.cli", "--workspace", str(ws), "simulate", *pdfs,
                         "--out", str(key / "sim"), "--seed", str(seed), "--profile", profile, "--writers", writers,
-                        "-q"], check=True)
+                        "-q", *(["--glyph-halves"] if glyph_halves else [])], check=True)
         print(f"simulated in {time.perf_counter() - t:.0f} s", file=sys.stderr)
         shutil.copytree(ws, key / "ws-pristine")
     work = out / "run-ws"

@@ -26,7 +26,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         profile = load_profile(args.profile, Path(args.rates) if args.rates else None, formats)
     except (RatesError, OSError) as e:
         raise StationError(str(e)) from None
-    cfg = SimConfig(pdfs, Path(args.out), args.seed, profile, args.campaign_date, args.writers)
+    cfg = SimConfig(pdfs, Path(args.out), args.seed, profile, args.campaign_date, args.writers, args.glyph_halves)
 
     def progress(n: int) -> None:
         if not args.quiet:
@@ -63,5 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "(scikit-learn's load_digits: writers unlike any the reader learned from), "
                          "calib (MNIST 60k's held-out block: for picking confidence thresholds) or "
                          "print (digits printed like type: unlike writers of another kind)")
+    sp.add_argument("--glyph-halves", action="store_true",
+                    help="each form's parent writes with one half of the pool's digit images (by a hash of "
+                         "the form id), so that a reader learning from one half's reviewed forms can be "
+                         "measured on the other half's, whose digit images it never saw (bench/adapt.py)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sp.set_defaults(func=cmd_simulate)

@@ -9,3 +9,14 @@ without loading the simulator's image libraries."""
 # "other" and "print" writers unlike any the reader learned from (scikit-learn's load_digits; digits
 # printed like type, `digitsets.print_writers`), for checking that its confidence carries over
 WRITERS = ("heldout", "train", "val", "other", "calib", "print")
+
+
+def glyph_half(form_id: str) -> int:
+    """Which half of its pool's glyphs a form's parent writes with, when a simulation splits them
+    (`formstation simulate --glyph-halves`): 0 or 1 by a hash of the form id. A pool holds a
+    fixed set of digit images (the `heldout` pool 100 per class), so a campaign of 1,000 forms
+    writes each of them some 30 times; a reader that learned from reviewed forms of one half is
+    measured on the other's forms, whose digit images it never saw (bench/adapt.py)."""
+    import zlib
+
+    return zlib.crc32(form_id.encode("utf-8")) % 2

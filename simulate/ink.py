@@ -49,6 +49,19 @@ class DigitBank:
         return imgs[int(rng.integers(len(imgs)))]
 
 
+@dataclass(frozen=True)
+class HalfBank:
+    """Half of a bank's glyphs: of each character, those whose index has parity `half` (0 or 1).
+    Two forms writing with different halves share no digit image."""
+
+    bank: DigitBank
+    half: int
+
+    def pick(self, rng: np.random.Generator, ch: str) -> np.ndarray:
+        imgs = self.bank.by_char[ch][self.half::2]
+        return imgs[int(rng.integers(len(imgs)))]
+
+
 
 
 @lru_cache(maxsize=4)

@@ -45,6 +45,7 @@ class SimConfig:
     profile: Profile
     campaign: date
     writers: str = "heldout"  # whose handwriting: see simulate.WRITERS
+    glyph_halves: bool = False  # each form writes with one half of the pool's glyphs (simulate.glyph_half)
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ def _front(t: FormTruth | None, cfg: SimConfig, docs: _Docs, dpi: int, rng: np.r
     kind = "faint" if r < s.toner_faint else "dark" if r < s.toner_faint + s.toner_dark else "normal"
     page = scanner.toner(printed, kind, rng)
     page = page if color else cv2.cvtColor(page, cv2.COLOR_GRAY2BGR)
-    draw_form(page, layout, t, dpi, cfg.seed, cfg.writers)
+    draw_form(page, layout, t, dpi, cfg.seed, cfg.writers, cfg.glyph_halves)
     return page, kind
 
 
@@ -251,7 +252,7 @@ def run(cfg: SimConfig, store: Store, log=lambda n: None) -> Summary:
     finally:
         docs.close()
     (cfg.out / "simulation.json").write_text(json.dumps(
-        {"seed": cfg.seed, "profile": cfg.profile.name, "writers": cfg.writers,
+        {"seed": cfg.seed, "profile": cfg.profile.name, "writers": cfg.writers, "glyph_halves": cfg.glyph_halves,
          "campaign_date": cfg.campaign.isoformat()}, indent=1) + "\n", encoding="utf-8")
     _jsonl(cfg.out / "truth.jsonl", (truth_record(t, cfg.campaign) for t in truths))
     _jsonl(cfg.out / "pages.jsonl", (asdict(p) for p in pages))

@@ -211,6 +211,41 @@ def test_writer_pools_are_disjoint():
         load_bank(5, "everyone")
 
 
+def test_glyph_halves_split_a_pool_so_two_halves_share_no_digit_image():
+    """`formstation simulate --glyph-halves`: a form writes with one half of the pool's digit images,
+    chosen by its id, so a reader that learned from one half's reviewed forms is measured on forms
+    whose digit images it never saw (bench/adapt.py --glyph-halves)."""
+    from simulate import glyph_half
+    from simulate.ink import HalfBank, load_bank
+
+    bank = load_bank(5, "heldout")
+    rng = np.random.default_rng(0)
+    seen = [{HalfBank(bank, h).pick(rng, c).tobytes() for c in "0123456789" for _ in range(400)} for h in (0, 1)]
+    assert not seen[0] & seen[1]
+    assert len(seen[0]) > 400 and len(seen[1]) > 400  # most of each half's 50 images per class drawn
+    ids = [f"F{n:06d}" for n in range(1000)]
+    halves = [glyph_half(f) for f in ids]
+    assert 400 < sum(halves) < 600 and halves == [glyph_half(f) for f in ids]  # balanced, stable
+
+
+def test_simulate_with_glyph_halves_draws_the_same_forms_with_other_digit_images(sim, tmp_path):
+    """`--glyph-halves` changes whose digit images are drawn, nothing else: the truth (what each parent
+    wrote, which pages were scanned) is the run's without it, and the choice is recorded."""
+    a = sim[0]
+    meta = json.loads((a / "simulation.json").read_text(encoding="utf-8"))
+    ws = a.parent / "ws"
+    pdfs = sorted(str(p) for p in (a.parent / "print").glob("*.pdf"))
+    out = tmp_path / "halves"
+    assert main(["--workspace", str(ws), "simulate", *pdfs, "--out", str(out), "--seed", "7", "--profile", "typical",
+                 "--rates", str(a.parent / "rates.yaml"), "--formats", "pdf,tiff_g4,tiff_jpeg,jpeg_dir", "-q",
+                 "--glyph-halves"]) == 0
+    assert meta["glyph_halves"] is False and json.loads((out / "simulation.json").read_text())["glyph_halves"] is True
+    assert (out / "truth.jsonl").read_bytes() == (a / "truth.jsonl").read_bytes()
+    assert (out / "pages.jsonl").read_bytes() == (a / "pages.jsonl").read_bytes()
+    before, after = _files(a / "scans"), _files(out / "scans")
+    assert before.keys() == after.keys() and any(before[k] != after[k] for k in before)
+
+
 def test_a_digit_whose_pen_filled_its_loop_keeps_the_filled_ink():
     """A 6 written with a loop so small the pen filled it is an arc ending in a blob; redrawn with
     the simulator's pen it must still show the blob (before, the skeleton left an arc with a thin
