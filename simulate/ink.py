@@ -50,18 +50,17 @@ class DigitBank:
 
 
 @dataclass(frozen=True)
-class HalfBank:
-    """Half of a bank's glyphs: of each character, those whose index has parity `half` (0 or 1).
-    Two forms writing with different halves share no digit image."""
+class GlyphGroup:
+    """Some of a bank's glyphs: of each character, those from index `start` on, every `step`-th.
+    Forms writing with disjoint groups share no digit image (`simulate.glyph_group`)."""
 
     bank: DigitBank
-    half: int
+    start: int
+    step: int
 
     def pick(self, rng: np.random.Generator, ch: str) -> np.ndarray:
-        imgs = self.bank.by_char[ch][self.half::2]
+        imgs = self.bank.by_char[ch][self.start::self.step]
         return imgs[int(rng.integers(len(imgs)))]
-
-
 
 
 @lru_cache(maxsize=4)

@@ -214,18 +214,28 @@ def test_writer_pools_are_disjoint():
 def test_glyph_halves_split_a_pool_so_two_halves_share_no_digit_image():
     """`formstation simulate --glyph-halves`: a form writes with one half of the pool's digit images,
     chosen by its id, so a reader that learned from one half's reviewed forms is measured on forms
-    whose digit images it never saw (bench/adapt.py --glyph-halves)."""
-    from simulate import glyph_half
-    from simulate.ink import HalfBank, load_bank
+    whose digit images it never saw (bench/adapt.py --glyph-halves); within half 0, the learning
+    gate's training, calibration and hold-out forms write with images of their own."""
+    from ocr.adapt import part_of
+    from simulate import glyph_group, glyph_half
+    from simulate.ink import GlyphGroup, load_bank
 
     bank = load_bank(5, "heldout")
-    rng = np.random.default_rng(0)
-    seen = [{HalfBank(bank, h).pick(rng, c).tobytes() for c in "0123456789" for _ in range(400)} for h in (0, 1)]
-    assert not seen[0] & seen[1]
-    assert len(seen[0]) > 400 and len(seen[1]) > 400  # most of each half's 50 images per class drawn
     ids = [f"F{n:06d}" for n in range(1000)]
     halves = [glyph_half(f) for f in ids]
     assert 400 < sum(halves) < 600 and halves == [glyph_half(f) for f in ids]  # balanced, stable
+    rng = np.random.default_rng(0)
+
+    def images(form_id: str) -> set[bytes]:
+        g = GlyphGroup(bank, *glyph_group(form_id))
+        return {g.pick(rng, c).tobytes() for c in "0123456789" for _ in range(150)}
+
+    one = next(f for f in ids if glyph_half(f))
+    zero = {part_of(f): f for f in ids if not glyph_half(f)}
+    assert sorted(zero) == ["calib", "holdout", "train"]
+    groups = [images(one)] + [images(f) for f in zero.values()]
+    assert len(groups[0]) > 400 and all(len(g) > 120 for g in groups[1:])  # most of each group drawn
+    assert all(not a & b for i, a in enumerate(groups) for b in groups[i + 1:])
 
 
 def test_simulate_with_glyph_halves_draws_the_same_forms_with_other_digit_images(sim, tmp_path):
