@@ -62,6 +62,10 @@ def run_adapt(store: Store, user: str = "station") -> Outcome:
         lines.append(f"on {u['fields']} digit fields of {u['forms']} forms no reviewer opened: current accepts "
                      f"{u['current_accepted']}, candidate {u['candidate_accepted']} ({u['changed']} of the current's "
                      f"read otherwise; temperatures x{figs['fit'].get('temperature_scale', 1.0)})")
+    c = figs.get("cell_changes")
+    if c:
+        lines.append(f"held-out cells read differently: {c['fixed']} right by the candidate only, {c['broken']} by "
+                     f"the current reader only (chance {c['p_value']:.2%})")
     if not cmp.promoted:
         _log(store, user, "reader_candidate", current.version, name)
         return Outcome(name, False, "\n".join([*lines, f"{name} is kept but not used: " + "; ".join(cmp.reasons)]),
