@@ -444,7 +444,7 @@ def verdict(cur: Figures, cand: Figures, unreviewed: Unreviewed | None = None,
     if not why and (cand.cell_accuracy, cand.field_accuracy, cand.accepted_share) == (
             cur.cell_accuracy, cur.field_accuracy, cur.accepted_share):
         why.append("it reads the held-out forms no better than the current reader")
-    return Comparison(cur, cand, not why, tuple(why), unreviewed)
+    return Comparison(cur, cand, not why, tuple(why), unreviewed, changes)
 
 
 def features_of(reader: OnnxReader, x: np.ndarray, chunk: int = 4096) -> list[np.ndarray]:

@@ -371,6 +371,8 @@ def test_the_supervisor_lists_the_versions_and_rolls_back(station):
     clear_queue(store, truth, "rita")
     out = learning.run_adapt(store)
     assert out.promoted, out.message
+    c = out.figures["cell_changes"]  # the sign test's figures, in the message and figures.json
+    assert c["fixed"] > c["broken"] and f"{c['fixed']} right by the candidate only" in out.message
     with store.tx() as conn:
         auth.add_user(conn, "sam", "supervisor", "secret-pass-2")
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "review_ui" / "app.py"),
@@ -431,7 +433,7 @@ def test_the_gate_refuses_a_gain_on_the_held_out_cells_that_chance_would_give():
     assert not out.promoted and out.reasons == (
         "of the held-out cells the two read differently, it reads 10 right and the current reader 9: no clear gain "
         f"(a reader no better would do as well {chance.p_value:.0%} of the time; under 5% is needed)",)
-    assert adapt.verdict(same, better, None, clear).promoted
+    assert adapt.verdict(same, better, None, clear).promoted and out.changes == chance
 
 
 def test_the_unreviewed_forms_are_read_from_the_cells_kept_at_ingest(station):
