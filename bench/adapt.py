@@ -17,6 +17,12 @@ other zones do not depend on the digit reader); the other forms are compared bef
 fields read right, forms accepted without a reviewer (straight-through, among acceptable forms)
 and wrong values among accepted. Also: what re-reading the forms waiting in review did in place.
 Figures, not pass/fail; report.md and report.json in --out.
+
+A writer pool is a fixed set of digit images, so without `--glyph-halves` the other forms write the
+very images the reviewed forms showed (the `heldout` pool's 100 per class some 30 times each in
+1,000 forms): the figures then flatter what was learned. With it (`formstation simulate
+--glyph-halves`), the reviewed forms are the first --reviewed of glyph half 0 and the figures are
+half 1's forms, whose digit images no reviewed form showed, as another parent's would be.
 """
 
 from __future__ import annotations

@@ -66,6 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--glyph-halves", action="store_true",
                     help="each form's parent writes with one half of the pool's digit images (by a hash of "
                          "the form id), so that a reader learning from one half's reviewed forms can be "
-                         "measured on the other half's, whose digit images it never saw (bench/adapt.py)")
+                         "measured on the other half's, whose digit images it never saw; within the first "
+                         "half, the reader's learning gate's training, calibration and hold-out forms write "
+                         "with a third each (bench/adapt.py --glyph-halves)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sp.set_defaults(func=cmd_simulate)

@@ -11,7 +11,6 @@ without loading the simulator's image libraries."""
 WRITERS = ("heldout", "train", "val", "other", "calib", "print")
 
 
-
 def glyph_half(form_id: str) -> int:
     """Which half of its pool's digit images a form's parent writes with, when a simulation splits
     them (`formstation simulate --glyph-halves`): 0 or 1 by a hash of the form id. A pool holds a

@@ -45,7 +45,7 @@ class SimConfig:
     profile: Profile
     campaign: date
     writers: str = "heldout"  # whose handwriting: see simulate.WRITERS
-    glyph_halves: bool = False  # each form writes with one half of the pool's glyphs (simulate.glyph_half)
+    glyph_halves: bool = False  # each form writes with its group of the pool's glyphs (simulate.glyph_group)
 
 
 @dataclass(frozen=True)
