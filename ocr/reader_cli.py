@@ -32,6 +32,10 @@ def version_rows(workspace) -> list[dict]:
                      # on forms no reviewer opened (ocr.adapt.load_unreviewed): fields it accepts, and the other's
                      "unreviewed fields accepted": (f.get("unreviewed") or {}).get("candidate_accepted"),
                      "then accepted": (f.get("unreviewed") or {}).get("current_accepted"),
+                     # the held-out cells the two read differently (ocr.adapt.cell_changes: the sign test)
+                     "cells fixed": (f.get("cell_changes") or {}).get("fixed"),
+                     "cells broken": (f.get("cell_changes") or {}).get("broken"),
+                     "chance": (f.get("cell_changes") or {}).get("p_value"),
                      "verdict": "" if v.shipped else ("promoted" if f.get("promoted") else
                                                       "; ".join(f.get("why_not") or [])),
                      "usable": v.usable})
@@ -49,7 +53,9 @@ def cmd_versions(args: argparse.Namespace) -> int:
                 f" cells {r['cell accuracy']:.2%} fields {r['field accuracy']:.2%} accepted {r['accepted']:.2%}"
                 f" wrong {r['wrong among accepted']:.2%} (then {r['compared with']}: cells {r['then']:.2%})"
                 + ("" if r["unreviewed fields accepted"] is None else
-                   f"; unreviewed forms: accepts {r['unreviewed fields accepted']} fields (then {r['then accepted']})"))
+                   f"; unreviewed forms: accepts {r['unreviewed fields accepted']} fields (then {r['then accepted']})")
+                + ("" if r["cells fixed"] is None else
+                   f"; held-out cells fixed {r['cells fixed']}, broken {r['cells broken']} (chance {r['chance']:.2%})"))
         print(f"{mark} {r['version']}{' (shipped)' if r['shipped'] else ''} {r['created']}{figs} {r['verdict']}".rstrip())
     return ExitCode.OK
 

@@ -389,6 +389,8 @@ def test_the_supervisor_lists_the_versions_and_rolls_back(station):
     u = out.figures["unreviewed"]  # what it accepts on the forms no reviewer opened, and the reader before
     assert (table["unreviewed fields accepted"].iloc[1], table["then accepted"].iloc[1]) == (
         u["candidate_accepted"], u["current_accepted"])
+    assert (table["cells fixed"].iloc[1], table["cells broken"].iloc[1]) == (c["fixed"], c["broken"])
+    assert any(f"Newest candidate {out.version}: promoted." in x.value for x in at.caption)
     at.selectbox(key="rv_pick").set_value(versions.shipped_version())
     at.button(key="rv_use").click().run()
     assert not at.exception, at.exception
