@@ -19,8 +19,9 @@ who typed a wrong value, and against figures that flatter:
   number accepted on a form of unusual writing). It becomes current only when
   it is at least as good on every figure and better on one (`Comparison.verdict`), and when it
   reads more of the held-out cells right than chance alone would give a reader no better than the
-  current one (`cell_changes`: of the cells the two read differently, the candidate must be right
-  on so many more that a fair coin would do as well less than SIGNIFICANCE of the time). The
+  current one (`cell_changes`: counting the held-out forms, one writer each, on which it fixes more
+  cells than it breaks against those where it breaks more, a fair coin would do as well less than
+  SIGNIFICANCE of the time). The
   held-out fields are the doubtful ones, where the current reader accepts nothing, so a
   candidate that accepts a few of them and reads one more cell right looked "better": learning
   from 141 forms of MNIST-like writers, such a candidate read 95.25 % of 968 held-out cells right
@@ -381,25 +382,36 @@ def compare_unreviewed(cur: dict[tuple[str, str], tuple[str, bool]],
 
 @dataclass(frozen=True)
 class CellChanges:
-    """The held-out cells the two readers read differently (right for one, wrong for the other)."""
+    """The held-out cells the two readers read differently (right for one, wrong for the other), and
+    the held-out forms (one writer each) on which the candidate reads more of them right / fewer."""
 
-    fixed: int = 0  # read right by the candidate only
-    broken: int = 0  # read right by the current reader only
-    p_value: float = 1.0  # chance that a reader no better fixes at least `fixed` of the fixed + broken
+    fixed: int = 0  # cells read right by the candidate only
+    broken: int = 0  # cells read right by the current reader only
+    p_value: float = 1.0  # chance that a reader no better is better on at least `forms_better` forms
+    forms_better: int = 0
+    forms_worse: int = 0
 
 
-def cell_changes(cur: np.ndarray, cand: np.ndarray, y: np.ndarray) -> CellChanges:
+def cell_changes(cur: np.ndarray, cand: np.ndarray, y: np.ndarray, form: np.ndarray | None = None) -> CellChanges:
     """Sign test of the candidate's gain on the held-out cells: probabilities (n, members, 11) of
-    each reader, `y` the labels. Cells both read right (or both wrong) say nothing of which is
-    better; of the others, a reader no better than the current one would be right on each half the
-    time, so p is the chance of a fair coin giving at least `fixed` heads in fixed + broken throws."""
+    each reader, `y` the labels, `form` each cell's form. Cells both read right (or both wrong) say
+    nothing of which is better. A writer's cells are not independent (one parent's flagged 1
+    recurs in each of their numbers), so the unit is the form: on each form the candidate fixes
+    more cells than it breaks, or fewer; a reader no better than the current one would be better on
+    each such form half the time, and p is the chance of at least `forms_better` of them. Without
+    `form`, each cell counts as its own form."""
     from scipy.stats import binom
 
     a = cur.mean(axis=1).argmax(axis=1) == y
     b = cand.mean(axis=1).argmax(axis=1) == y
-    fixed, broken = int((b & ~a).sum()), int((a & ~b).sum())
-    p = float(binom.sf(fixed - 1, fixed + broken, 0.5)) if fixed + broken else 1.0
-    return CellChanges(fixed, broken, round(p, 6))
+    fixed, broken = (b & ~a), (a & ~b)
+    groups = np.arange(len(y)) if form is None else form
+    net: dict = {}
+    for g, d in zip(groups[fixed | broken], fixed[fixed | broken].astype(int) * 2 - 1, strict=True):
+        net[g] = net.get(g, 0) + int(d)
+    better, worse = sum(v > 0 for v in net.values()), sum(v < 0 for v in net.values())
+    p = float(binom.sf(better - 1, better + worse, 0.5)) if better + worse else 1.0
+    return CellChanges(int(fixed.sum()), int(broken.sum()), round(p, 6), better, worse)
 
 
 @dataclass(frozen=True)
@@ -434,9 +446,10 @@ def verdict(cur: Figures, cand: Figures, unreviewed: Unreviewed | None = None,
         if b < a:
             why.append(f"{name.replace('_', ' ')} {b:.2%} is below the current reader's {a:.2%}")
     if changes is not None and changes.p_value >= SIGNIFICANCE:
-        why.append(f"of the held-out cells the two read differently, it reads {changes.fixed} right and the current "
-                   f"reader {changes.broken}: no clear gain (a reader no better would do as well "
-                   f"{changes.p_value:.0%} of the time; under {SIGNIFICANCE:.0%} is needed)")
+        c = changes
+        why.append(f"of the held-out cells the two read differently, it reads {c.fixed} right and the current reader "
+                   f"{c.broken}, better on {c.forms_better} forms and worse on {c.forms_worse}: no clear gain (a "
+                   f"reader no better would do as well {c.p_value:.0%} of the time; under {SIGNIFICANCE:.0%} is needed)")
     limit = max(MAX_WRONG, cur.wrong_share)
     if cand.wrong_share > limit:
         why.append(f"{cand.accepted_wrong} of {cand.accepted} fields it accepts are wrong "
@@ -518,7 +531,7 @@ def adapt(conn: Connection, workspace: Path, thresholds: dict[str, float], curre
         hf = [f[idx["holdout"]] for f in feats]
         cur_p, cand_p = member_probs(hf, current.heads_dict()), member_probs(hf, heads)
         cmp = verdict(measure(cur_p, hold, thresholds, unusual_share), measure(cand_p, hold, thresholds, unusual_share),
-                      compare_unreviewed(cur_u, decide_u(heads)), cell_changes(cur_p, cand_p, hold.y))
+                      compare_unreviewed(cur_u, decide_u(heads)), cell_changes(cur_p, cand_p, hold.y, hold.form))
     figs.update(fit=fit, current_version=current.version, current=asdict(cmp.current),
                 candidate=asdict(cmp.candidate), unreviewed=asdict(cmp.unreviewed) if cmp.unreviewed else None,
                 cell_changes=asdict(cmp.changes) if cmp.changes else None,

@@ -65,7 +65,8 @@ def run_adapt(store: Store, user: str = "station") -> Outcome:
     c = figs.get("cell_changes")
     if c:
         lines.append(f"held-out cells read differently: {c['fixed']} right by the candidate only, {c['broken']} by "
-                     f"the current reader only (chance {c['p_value']:.2%})")
+                     f"the current reader only; better on {c['forms_better']} forms, worse on {c['forms_worse']} "
+                     f"(chance {c['p_value']:.2%})")
     if not cmp.promoted:
         _log(store, user, "reader_candidate", current.version, name)
         return Outcome(name, False, "\n".join([*lines, f"{name} is kept but not used: " + "; ".join(cmp.reasons)]),

@@ -35,6 +35,8 @@ def version_rows(workspace) -> list[dict]:
                      # the held-out cells the two read differently (ocr.adapt.cell_changes: the sign test)
                      "cells fixed": (f.get("cell_changes") or {}).get("fixed"),
                      "cells broken": (f.get("cell_changes") or {}).get("broken"),
+                     "forms better": (f.get("cell_changes") or {}).get("forms_better"),
+                     "forms worse": (f.get("cell_changes") or {}).get("forms_worse"),
                      "chance": (f.get("cell_changes") or {}).get("p_value"),
                      "verdict": "" if v.shipped else ("promoted" if f.get("promoted") else
                                                       "; ".join(f.get("why_not") or [])),
@@ -55,7 +57,8 @@ def cmd_versions(args: argparse.Namespace) -> int:
                 + ("" if r["unreviewed fields accepted"] is None else
                    f"; unreviewed forms: accepts {r['unreviewed fields accepted']} fields (then {r['then accepted']})")
                 + ("" if r["cells fixed"] is None else
-                   f"; held-out cells fixed {r['cells fixed']}, broken {r['cells broken']} (chance {r['chance']:.2%})"))
+                   f"; held-out cells fixed {r['cells fixed']}, broken {r['cells broken']}, forms better "
+                   f"{r['forms better']}, worse {r['forms worse']} (chance {r['chance']:.2%})"))
         print(f"{mark} {r['version']}{' (shipped)' if r['shipped'] else ''} {r['created']}{figs} {r['verdict']}".rstrip())
     return ExitCode.OK
 

@@ -36,8 +36,8 @@ def versions(ctx: Ctx) -> None:
     rows = version_rows(ctx.store.workspace)
     st.caption(f"The reader learns this campaign's handwriting from the digit fields reviewers saved ({n} forms "
                "so far); a candidate is fitted on some forms and compared with the current reader on others, and "
-               "becomes current only when it reads them better by more than chance (cells fixed against cells "
-               "broken) and accepts as many fields of the forms no reviewer opened. Labelled cells are children's "
+               "becomes current only when it reads them better by more than chance (forms it reads better against "
+               "forms it reads worse) and accepts as many fields of the forms no reviewer opened. Labelled cells are children's "
                "handwriting: they stay in the store, are never exported and go with the workspace.")
     st.dataframe(pd.DataFrame(rows).drop(columns=["usable"]), hide_index=True, key="rv_table")
     newest = next((r for r in reversed(rows) if not r["shipped"]), None)
