@@ -59,7 +59,8 @@ def cmd_versions(args: argparse.Namespace) -> int:
                 + ("" if r["cells fixed"] is None else
                    f"; held-out cells fixed {r['cells fixed']}, broken {r['cells broken']}, forms better "
                    f"{r['forms better']}, worse {r['forms worse']} (chance {r['chance']:.2%})"))
-        print(f"{mark} {r['version']}{' (shipped)' if r['shipped'] else ''} {r['created']}{figs} {r['verdict']}".rstrip())
+        verdict = f"; verdict: {r['verdict']}" if r["verdict"] else ""
+        print(f"{mark} {r['version']}{' (shipped)' if r['shipped'] else ''} {r['created']}{figs}{verdict}".rstrip())
     return ExitCode.OK
 
 

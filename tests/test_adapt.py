@@ -276,7 +276,7 @@ def test_temperatures_are_fitted_on_calibration_forms_only(station, monkeypatch)
     assert seen and set(seen) == {n_calib}
 
 
-def test_rollback_and_workers_pick_up_the_current_version_at_the_next_file(station):
+def test_rollback_and_workers_pick_up_the_current_version_at_the_next_file(station, capsys):
     store, truth = station
     ws = store.workspace
     clear_queue(store, truth, "rita")
@@ -289,7 +289,13 @@ def test_rollback_and_workers_pick_up_the_current_version_at_the_next_file(stati
     learning.use_version(store, versions.shipped_version(), user="sam")  # roll back
     assert f.reader_for("file-1", r) is r  # the same file goes on with the reader it began with
     assert f.reader_for("file-2", r).version == versions.shipped_version()
+    capsys.readouterr()
     assert main(["--workspace", str(ws), "reader", "versions"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    c = out.figures["cell_changes"]
+    assert listed[0].startswith(f"* {versions.shipped_version()} (shipped)")  # current again after the rollback
+    assert f"forms better {c['forms_better']}, worse {c['forms_worse']}" in listed[1]
+    assert listed[1].startswith(f"  {out.version} ") and listed[1].endswith("; verdict: promoted")
     assert main(["--workspace", str(ws), "reader", "use", "no-such-version"]) == 3
     with store.tx() as conn:
         moves = conn.execute(select(audit.c.old_value, audit.c.new_value).where(
