@@ -165,12 +165,14 @@ def finish_file(store: Store, sha: str, path: Path, n_pages: int, reason: str, s
 
 def after_batch(store: Store, form_ids: set[str]) -> None:
     """Decide every form the batch touched (and its class, for class-wide rules), and any form an
-    interrupted batch stored but never decided (left 'received')."""
+    interrupted batch stored but never decided (left 'received'); first, a number two forms carry
+    (siblings' forms) is read from both (`ocr.siblings`), and the other form is decided again too."""
     with store.tx() as conn:
         left = set(conn.execute(select(forms.c.form_id).where(forms.c.status == "received")).scalars())
     form_ids = set(form_ids) | left
     if not form_ids:
         return
+    from ocr import siblings
     from ocr.rules import decide_forms
 
-    decide_forms(store, form_ids)
+    decide_forms(store, form_ids | siblings.pair(store, form_ids))

@@ -90,6 +90,7 @@ def reread_waiting(store: Store) -> Reread:
 
 def reread_forms(store: Store, todo: list[tuple[str, str]]) -> Reread:
     """Re-read these forms ((form id, layout key)) with the current reader version, then decide them."""
+    from ocr import siblings
     from ocr.read import PageReader
     from ocr.rules import decide_forms
     from ocr.versions import current_name, load_reader
@@ -116,6 +117,7 @@ def reread_forms(store: Store, todo: list[tuple[str, str]]) -> Reread:
         if nf:
             done.add(form_id)
             n_fields, n_changed = n_fields + nf, n_changed + nc
-    status = decide_forms(store, done) if done else {}
+    # the new readings replaced any sibling's joint confidence: read those numbers from both forms again
+    status = decide_forms(store, done | siblings.pair(store, done)) if done else {}
     accepted = sum(1 for f in done if status.get(f) == "accepted")
     return Reread(version, len(done), n_fields, n_changed, accepted)

@@ -1,0 +1,92 @@
+"""Siblings' forms: one number written twice, on two forms.
+
+A parent with two children at the campaign's schools fills two forms (in different classes, or twins
+in one) with the same phone. Where exactly two forms' phones read as one 11-digit number, each
+digit is read from both renderings at once, as a form's own two phones are (`decode.decode_phone_pair`:
+one hand's errors repeat, so the two count partly as one), from the cells each reader saw (kept at
+ingest, `ocr.labels`), by the reader version that read each; a field whose joint reading is the same
+number, surer, takes the joint confidence, with an audit row ("sibling_pair": old and new
+confidence, the other form). A number on three or more forms is no single family's (the class rule,
+`PHONE_SHARED_BY_CLASS`, looks at a class's); a box struck out or noted above, a reviewer's value
+or a reading of another length leaves the field as it is. Run after every ingest batch, before
+its forms are decided (`persist.after_batch`); it returns the forms it changed, to be decided too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import and_, select, update
+
+from forms.layout import load_layout
+from formstation.store import Store, audit, fields, forms, now
+from ocr import decode, labels, versions
+
+ROLES = ("applicant_phone", "guardian_phone")  # the numbers a parent writes on each child's form
+
+
+def _phone_rows(conn, names: set[str]) -> dict[str, list]:
+    """11-digit read phone values -> the field rows carrying them."""
+    q = select(fields.c.form_id, fields.c.name, fields.c.value, fields.c.confidence, fields.c.crop_path,
+               fields.c.reader_version).where(and_(fields.c.name.in_(names), fields.c.source == "read"))
+    out: dict[str, list] = {}
+    for r in conn.execute(q):
+        if r.value and len(r.value) == 11 and r.value.isdigit():
+            out.setdefault(r.value, []).append(r)
+    return out
+
+
+def pair(store: Store, form_ids: set[str]) -> set[str]:
+    """Read every number exactly two forms carry, one of them among `form_ids` (a batch's forms),
+    from both forms' renderings, where a reading of it is under its field's threshold; returns the
+    forms whose phone confidence rose."""
+    from ocr.rules import load_config, threshold_for
+
+    ws = Path(store.workspace)
+    thresholds = load_config(store).thresholds
+    with store.tx() as conn:
+        keys = {r.form_id: r.layout_key for r in conn.execute(select(forms.c.form_id, forms.c.layout_key))}
+        layouts = {k: load_layout(k) for k in set(keys.values())}
+        names = {lay.name_of(role) for lay in layouts.values() for role in ROLES} - {""}
+        numbers = _phone_rows(conn, names) if names and form_ids else {}
+
+    def doubtful(r) -> bool:
+        lay = layouts[keys[r.form_id]]
+        return (r.confidence or 0) < threshold_for(thresholds, r.name, lay)
+    readers: dict[str, object] = {}
+
+    def probs(row):
+        got = labels.load_cells(ws / labels.cells_rel(row.crop_path)) if row.crop_path else None
+        if got is None or len(got[1]) != 11 or not (got[1] == labels.OWN).all():
+            return None
+        name = row.reader_version or ""
+        if name not in readers:
+            readers[name] = versions.load_reader(ws, name or None)
+        return list(readers[name].predict_proba(got[0]))
+
+    changed: dict[tuple[str, str], tuple[float, float, str]] = {}
+    for value, rows in numbers.items():
+        carriers = {r.form_id for r in rows}
+        if len(carriers) != 2 or not carriers & form_ids or not any(doubtful(r) for r in rows):
+            continue
+        cells = {(r.form_id, r.name): probs(r) for r in rows}
+        for r in rows:
+            mine, best = cells[(r.form_id, r.name)], None
+            for o in rows:
+                theirs = cells[(o.form_id, o.name)]
+                if o.form_id == r.form_id or mine is None or theirs is None:
+                    continue
+                d = decode.decode_phone_pair(mine, theirs)
+                if d is not None and d.value == value and (best is None or d.confidence > best[0]):
+                    best = (d.confidence, o.form_id)
+            if best is not None and round(best[0], 4) > (r.confidence or 0):
+                changed[(r.form_id, r.name)] = (r.confidence or 0, round(best[0], 4), best[1])
+    if changed:
+        with store.tx() as conn:
+            for (form_id, name), (old, new, other) in changed.items():
+                conn.execute(update(fields).where(and_(fields.c.form_id == form_id, fields.c.name == name))
+                             .values(confidence=new))
+                conn.execute(audit.insert().values(at=now(), user_name="station", action="sibling_pair",
+                                                   form_id=form_id, field=name, old_value=f"{old:.4f}",
+                                                   new_value=f"{new:.4f} with {other}"))
+    return {f for f, _ in changed}

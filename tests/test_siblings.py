@@ -1,0 +1,111 @@
+"""Siblings' forms (ocr.siblings): a campaign where half the forms have a brother or sister's form
+with the same phone, printed, filled in, scanned and ingested with the project's own tools and real
+engines; a number two forms carry is read from both, a number on three forms is left alone."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from sqlalchemy import select
+
+from formstation import demo
+from formstation.cli import main
+from formstation.store import Store, audit, fields, forms
+from ocr import siblings
+from ocr.digits import ONNX_MODEL
+from ocr.rules import decide_forms, load_config, threshold_for
+from simulate.reviewer import load_truth
+
+pytestmark = pytest.mark.skipif(not ONNX_MODEL.is_file(), reason="the v2 reader (ocr/models/reader_v2.onnx) is not shipped")
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("siblings")
+    ws = tmp / "ws"
+    fs = ["--workspace", str(ws)]
+    roster = demo.write_roster(tmp / "roster.csv", seed=21, per_class=10)
+    assert main([*fs, "roster", "import", str(roster)]) == 0
+    assert main([*fs, "print", "--out", str(tmp / "print")]) == 0
+    (tmp / "rates.yaml").write_text("fill:\n  family_share: 0.6\n")
+    pdfs = sorted(str(p) for p in (tmp / "print").glob("*.pdf"))
+    assert main([*fs, "simulate", *pdfs, "--out", str(tmp / "sim"), "--seed", "21", "--profile", "typical",
+                 "--rates", str(tmp / "rates.yaml"), "--writers", "calib", "-q"]) == 0
+    assert main([*fs, "ingest", str(tmp / "sim" / "scans"), "--workers", "2", "--quiet"]) == 0
+    Store.open(ws).engine.dispose()
+    return tmp, load_truth(tmp / "sim" / "truth.jsonl")
+
+
+@pytest.fixture
+def store(campaign, tmp_path):
+    tmp, _ = campaign
+    shutil.copytree(tmp / "ws", tmp_path / "ws")
+    s = Store.open(tmp_path / "ws")
+    yield s
+    s.engine.dispose()
+
+
+def _phones(store) -> list:
+    with store.tx() as conn:
+        return conn.execute(select(fields.c.form_id, fields.c.name, fields.c.value, fields.c.confidence).where(
+            fields.c.name.in_(("phone", "guardian_phone")), fields.c.source == "read")).all()
+
+
+def test_a_number_two_forms_carry_is_read_from_both_and_nothing_wrong_is_accepted(campaign, store):
+    _, truth = campaign
+    with store.tx() as conn:
+        paired = conn.execute(select(audit).where(audit.c.action == "sibling_pair")).all()
+        status = dict(conn.execute(select(forms.c.form_id, forms.c.status)).all())
+    assert paired, "no sibling's phone was read from both forms"
+    phones = {(r.form_id, r.name): r for r in _phones(store)}
+    cfg = load_config(store)
+    crossed = 0
+    for a in paired:
+        r = phones[(a.form_id, a.field)]
+        other = a.new_value.split(" with ")[1]
+        # the other form carries the same number, and the field holds the joint confidence, surer
+        assert any(v.value == r.value for (f, _), v in phones.items() if f == other)
+        assert r.confidence == float(a.new_value.split()[0]) > float(a.old_value)
+        if float(a.old_value) < threshold_for(cfg.thresholds, a.field) <= r.confidence:
+            assert r.value == truth[a.form_id]["fields"][a.field]  # what a sibling made sure is right
+            crossed += 1
+    assert crossed, "no phone crossed its threshold by its sibling's rendering"
+    for f, t in truth.items():  # no wrong value accepted
+        if status.get(f) == "accepted":
+            for name in ("phone", "guardian_phone", "guardian_id", "corrected_id"):
+                if (f, name) in phones:
+                    assert phones[(f, name)].value == (t["fields"].get(name) or "")
+
+
+def test_a_number_on_three_forms_is_no_familys(store):
+    """A third form reading the pair's number (a class's shared number, or a misread) undoes nothing
+    already decided but pairs nothing more: the pass leaves every field as it is."""
+    rows = _phones(store)
+    by_value: dict[str, set[str]] = {}
+    for r in rows:
+        by_value.setdefault(r.value, set()).add(r.form_id)
+    value = next(v for v, fs in by_value.items() if len(fs) == 2)
+    third = next(r for r in rows if r.value != value and r.name == "phone")
+    with store.tx() as conn:
+        conn.execute(fields.update().where((fields.c.form_id == third.form_id) & (fields.c.name == "phone"))
+                     .values(value=value, confidence=0.5))
+        conn.execute(fields.update().where(fields.c.value == value).values(confidence=0.5))
+    before = {(r.form_id, r.name): r.confidence for r in _phones(store)}
+    assert siblings.pair(store, {third.form_id, *by_value[value]}) == set()
+    assert {(r.form_id, r.name): r.confidence for r in _phones(store)} == before
+    decide_forms(store, {third.form_id})
+
+
+def test_the_audit_row_names_forms_only(store):
+    """Children's data stays out of the audit detail: the confidences and the other form's id, never
+    the number."""
+    with store.tx() as conn:
+        rows = conn.execute(select(audit.c.old_value, audit.c.new_value).where(audit.c.action == "sibling_pair")).all()
+        ids = set(conn.execute(select(forms.c.form_id)).scalars())
+    numbers = {r.value for r in _phones(store) if len(r.value) == 11}
+    assert rows
+    for r in rows:
+        conf, word, other = r.new_value.split()
+        assert word == "with" and other in ids and 0 < float(conf) <= 1 and 0 <= float(r.old_value) < 1
+        assert not any(n in r.new_value or n in r.old_value for n in numbers)
