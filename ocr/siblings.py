@@ -25,13 +25,17 @@ from ocr import decode, labels, versions
 ROLES = ("applicant_phone", "guardian_phone")  # the numbers a parent writes on each child's form
 
 
-def _phone_rows(conn, names: set[str]) -> dict[str, list]:
-    """11-digit read phone values -> the field rows carrying them."""
-    q = select(fields.c.form_id, fields.c.name, fields.c.value, fields.c.confidence, fields.c.crop_path,
-               fields.c.reader_version).where(and_(fields.c.name.in_(names), fields.c.source == "read"))
+def _phone_rows(conn, names: set[str], form_ids: set[str]) -> dict[str, list]:
+    """The 11-digit numbers the phones of `form_ids` read as -> every read phone field of any form
+    carrying one of them."""
+    read = and_(fields.c.name.in_(names), fields.c.source == "read")
+    own = {v for v in conn.execute(select(fields.c.value).where(and_(read, fields.c.form_id.in_(form_ids)))).scalars()
+           if v and len(v) == 11 and v.isdigit()}
     out: dict[str, list] = {}
-    for r in conn.execute(q):
-        if r.value and len(r.value) == 11 and r.value.isdigit():
+    if own:
+        q = select(fields.c.form_id, fields.c.name, fields.c.value, fields.c.confidence, fields.c.crop_path,
+                   fields.c.reader_version).where(and_(read, fields.c.value.in_(own)))
+        for r in conn.execute(q):
             out.setdefault(r.value, []).append(r)
     return out
 
@@ -42,17 +46,21 @@ def pair(store: Store, form_ids: set[str]) -> set[str]:
     forms whose phone confidence rose."""
     from ocr.rules import load_config, threshold_for
 
+    if not form_ids:
+        return set()
     ws = Path(store.workspace)
     thresholds = load_config(store).thresholds
     with store.tx() as conn:
-        keys = {r.form_id: r.layout_key for r in conn.execute(select(forms.c.form_id, forms.c.layout_key))}
-        layouts = {k: load_layout(k) for k in set(keys.values())}
+        layouts = {k: load_layout(k) for k in conn.execute(select(forms.c.layout_key).distinct()).scalars()}
         names = {lay.name_of(role) for lay in layouts.values() for role in ROLES} - {""}
-        numbers = _phone_rows(conn, names) if names and form_ids else {}
+        numbers = _phone_rows(conn, names, set(form_ids)) if names else {}
+        carriers = {r.form_id for rows in numbers.values() for r in rows}
+        keys = dict(conn.execute(select(forms.c.form_id, forms.c.layout_key).where(forms.c.form_id.in_(carriers))).all()
+                    ) if carriers else {}
 
     def doubtful(r) -> bool:
-        lay = layouts[keys[r.form_id]]
-        return (r.confidence or 0) < threshold_for(thresholds, r.name, lay)
+        return (r.confidence or 0) < threshold_for(thresholds, r.name, layouts[keys[r.form_id]])
+
     readers: dict[str, object] = {}
 
     def probs(row):
@@ -66,8 +74,7 @@ def pair(store: Store, form_ids: set[str]) -> set[str]:
 
     changed: dict[tuple[str, str], tuple[float, float, str]] = {}
     for value, rows in numbers.items():
-        carriers = {r.form_id for r in rows}
-        if len(carriers) != 2 or not carriers & form_ids or not any(doubtful(r) for r in rows):
+        if len({r.form_id for r in rows}) != 2 or not any(doubtful(r) for r in rows):
             continue
         cells = {(r.form_id, r.name): probs(r) for r in rows}
         for r in rows:
