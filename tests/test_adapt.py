@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from formstation import demo
 from formstation.cli import main
 from formstation.store import Store, audit, fields, forms, labelled_cells
 from ocr import adapt, labels, learning, versions
 from ocr.digits import ONNX_MODEL
 from simulate.reviewer import clear_queue, load_truth
+from tests import campaigns
 
 pytestmark = pytest.mark.skipif(not ONNX_MODEL.is_file(), reason="the v2 reader (ocr/models/reader_v2.onnx) is not shipped")
 
@@ -27,17 +27,7 @@ pytestmark = pytest.mark.skipif(not ONNX_MODEL.is_file(), reason="the v2 reader 
 def campaign(tmp_path_factory):
     """48 forms (4 classes of 12) filled in by scikit-learn's writers, ingested; pristine workspace."""
     tmp = tmp_path_factory.mktemp("adapt")
-    ws = tmp / "ws"
-    fs = ["--workspace", str(ws)]
-    roster = demo.write_roster(tmp / "roster.csv", seed=15, per_class=12)
-    assert main([*fs, "roster", "import", str(roster)]) == 0
-    assert main([*fs, "print", "--out", str(tmp / "print")]) == 0
-    pdfs = sorted(str(p) for p in (tmp / "print").glob("*.pdf"))
-    assert main([*fs, "simulate", *pdfs, "--out", str(tmp / "sim"), "--seed", "15", "--profile", "typical",
-                 "--writers", "other", "-q"]) == 0
-    assert main([*fs, "ingest", str(tmp / "sim" / "scans"), "--workers", "2", "--quiet"]) == 0
-    Store.open(ws).engine.dispose()
-    return tmp, load_truth(tmp / "sim" / "truth.jsonl")
+    return tmp, campaigns.ingested(tmp, 15, 12, "--writers", "other")
 
 
 @pytest.fixture

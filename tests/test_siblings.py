@@ -9,13 +9,11 @@ import shutil
 import pytest
 from sqlalchemy import select
 
-from formstation import demo
-from formstation.cli import main
 from formstation.store import Store, audit, fields, forms
 from ocr import siblings
 from ocr.digits import ONNX_MODEL
 from ocr.rules import decide_forms, load_config, threshold_for
-from simulate.reviewer import load_truth
+from tests import campaigns
 
 pytestmark = pytest.mark.skipif(not ONNX_MODEL.is_file(), reason="the v2 reader (ocr/models/reader_v2.onnx) is not shipped")
 
@@ -23,18 +21,8 @@ pytestmark = pytest.mark.skipif(not ONNX_MODEL.is_file(), reason="the v2 reader 
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("siblings")
-    ws = tmp / "ws"
-    fs = ["--workspace", str(ws)]
-    roster = demo.write_roster(tmp / "roster.csv", seed=21, per_class=10)
-    assert main([*fs, "roster", "import", str(roster)]) == 0
-    assert main([*fs, "print", "--out", str(tmp / "print")]) == 0
     (tmp / "rates.yaml").write_text("fill:\n  family_share: 0.6\n")
-    pdfs = sorted(str(p) for p in (tmp / "print").glob("*.pdf"))
-    assert main([*fs, "simulate", *pdfs, "--out", str(tmp / "sim"), "--seed", "21", "--profile", "typical",
-                 "--rates", str(tmp / "rates.yaml"), "--writers", "calib", "-q"]) == 0
-    assert main([*fs, "ingest", str(tmp / "sim" / "scans"), "--workers", "2", "--quiet"]) == 0
-    Store.open(ws).engine.dispose()
-    return tmp, load_truth(tmp / "sim" / "truth.jsonl")
+    return tmp, campaigns.ingested(tmp, 21, 10, "--rates", str(tmp / "rates.yaml"), "--writers", "calib")
 
 
 @pytest.fixture
