@@ -46,7 +46,7 @@ def draw_form(page: np.ndarray, layout: Layout, t: FormTruth, dpi: float, seed: 
     pen = Pen(rng, t.marks.get("pen", "black"), dpi)
     bank = ink.load_bank(seed, writers)
     if glyph_halves:
-        bank = ink.GlyphGroup(bank, *glyph_group(t.person.form_id))
+        bank = bank.group(*glyph_group(t.person.form_id))
     for z in sorted(layout.zones_of(*DRAW_ORDER), key=lambda z: DRAW_ORDER.index(z.kind)):
         value = t.fields.get(z.name)
         if not value or value == "none":
@@ -108,7 +108,7 @@ def _digit_box(cell: Box, touching: bool, rng: np.random.Generator) -> tuple[Box
     return Box(cell.x + dx, cell.y + dy, cell.w, cell.h), rng.uniform(0.55, 0.8)
 
 
-def _digits(page, rng, pen: Pen, bank: ink.DigitBank | ink.GlyphGroup, z: Zone, value: str, marks: dict, dpi: float) -> None:
+def _digits(page, rng, pen: Pen, bank: ink.DigitBank, z: Zone, value: str, marks: dict, dpi: float) -> None:
     touching = set(marks.get("touching", {}).get(z.name, []))
     crossed = marks.get("crossed_out", {}).get(z.name)
     for i, (cell, ch) in enumerate(zip(z.cell_boxes(), value, strict=False)):
@@ -124,7 +124,7 @@ def _digits(page, rng, pen: Pen, bank: ink.DigitBank | ink.GlyphGroup, z: Zone, 
         _draw_digit(page, rng, pen, bank, ch, (x0, y0, x1, y1), frac)
 
 
-def _draw_digit(page, rng, pen: Pen, bank: ink.DigitBank | ink.GlyphGroup, ch: str, px: tuple[int, int, int, int],
+def _draw_digit(page, rng, pen: Pen, bank: ink.DigitBank, ch: str, px: tuple[int, int, int, int],
                 frac: float) -> None:
     x0, y0, x1, y1 = px
     a = ink.digit_alpha(rng, bank.pick(rng, ch), (y1 - y0) * frac, pen.width)

@@ -48,19 +48,10 @@ class DigitBank:
         imgs = self.by_char[ch]
         return imgs[int(rng.integers(len(imgs)))]
 
-
-@dataclass(frozen=True)
-class GlyphGroup:
-    """Some of a bank's glyphs: of each character, those from index `start` on, every `step`-th.
-    Forms writing with disjoint groups share no digit image (`simulate.glyph_group`)."""
-
-    bank: DigitBank
-    start: int
-    step: int
-
-    def pick(self, rng: np.random.Generator, ch: str) -> np.ndarray:
-        imgs = self.bank.by_char[ch][self.start::self.step]
-        return imgs[int(rng.integers(len(imgs)))]
+    def group(self, start: int, step: int) -> DigitBank:
+        """Of each character, the glyphs from index `start` on, every `step`-th: forms writing with
+        disjoint groups share no digit image (`simulate.glyph_group`)."""
+        return DigitBank({ch: imgs[start::step] for ch, imgs in self.by_char.items()})
 
 
 @lru_cache(maxsize=4)

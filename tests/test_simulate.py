@@ -218,7 +218,7 @@ def test_glyph_halves_split_a_pool_so_two_halves_share_no_digit_image():
     gate's training, calibration and hold-out forms write with images of their own."""
     from ocr.adapt import part_of
     from simulate import glyph_group, glyph_half
-    from simulate.ink import GlyphGroup, load_bank
+    from simulate.ink import load_bank
 
     bank = load_bank(5, "heldout")
     ids = [f"F{n:06d}" for n in range(1000)]
@@ -227,7 +227,7 @@ def test_glyph_halves_split_a_pool_so_two_halves_share_no_digit_image():
     rng = np.random.default_rng(0)
 
     def images(form_id: str) -> set[bytes]:
-        g = GlyphGroup(bank, *glyph_group(form_id))
+        g = bank.group(*glyph_group(form_id))
         return {g.pick(rng, c).tobytes() for c in "0123456789" for _ in range(150)}
 
     one = next(f for f in ids if glyph_half(f))
