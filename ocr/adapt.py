@@ -129,13 +129,13 @@ def load_unreviewed(conn: Connection, workspace: Path, limit: int = UNREVIEWED_F
     for r in rows:
         if r.name not in combs[keys[r.form_id]]:
             continue
-        got = labels.load_cells(Path(workspace) / labels.cells_rel(r.crop_path))
-        if got is None or not len(got[1]) or not (got[1] == labels.OWN).all():
+        x = labels.own_cells(workspace, r.crop_path)
+        if x is None:
             continue
-        xs.append(got[0])
-        form += [r.form_id] * len(got[1])
-        field += [r.name] * len(got[1])
-        box += list(range(len(got[1])))
+        xs.append(x)
+        form += [r.form_id] * len(x)
+        field += [r.name] * len(x)
+        box += list(range(len(x)))
     n = len(form)
     return Cells(np.concatenate(xs) if xs else np.zeros((0, 28, 28), np.uint8), np.full(n, -1, np.int64),
                  np.array(form, object), np.array(field, object), np.array(box, np.int64),

@@ -57,6 +57,15 @@ def load_cells(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
         return None
 
 
+def own_cells(workspace: Path, crop_rel: str | None) -> np.ndarray | None:
+    """The cells kept beside a comb field's crop when every box holds its own ink (none empty,
+    struck out or with a glyph above it); None otherwise, or when there is no (readable) file."""
+    got = load_cells(Path(workspace) / cells_rel(crop_rel)) if crop_rel else None
+    if got is None or not len(got[1]) or not (got[1] == OWN).all():
+        return None
+    return got[0]
+
+
 def labelled_boxes(value: str, kinds: np.ndarray, alphabet: str) -> list[int]:
     """The boxes whose final character is unambiguous: one character per box, inked, no glyph above
     it that did not stand for it, and a character the box may hold."""

@@ -64,13 +64,13 @@ def pair(store: Store, form_ids: set[str]) -> set[str]:
     readers: dict[str, object] = {}
 
     def probs(row):
-        got = labels.load_cells(ws / labels.cells_rel(row.crop_path)) if row.crop_path else None
-        if got is None or len(got[1]) != 11 or not (got[1] == labels.OWN).all():
+        x = labels.own_cells(ws, row.crop_path)
+        if x is None or len(x) != 11:
             return None
         name = row.reader_version or ""
         if name not in readers:
             readers[name] = versions.load_reader(ws, name or None)
-        return list(readers[name].predict_proba(got[0]))
+        return list(readers[name].predict_proba(x))
 
     changed: dict[tuple[str, str], tuple[float, float, str]] = {}
     for value, rows in numbers.items():
