@@ -230,22 +230,16 @@ PAIR_HESITANT = 0.2  # where two renderings disagree, one must find the other's 
 PAIR_CORRELATION = 0.25
 
 
-def decode_phone_pair(a: list[np.ndarray | None], b: list[np.ndarray | None]) -> Decoded | None:
-    """One number written twice (the applicant's phone and the guardian's: a family often gives
-    one number for both): each digit is read from both renderings at once, the cell
-    probabilities multiplied and renormalised over the allowed digits. Returns None unless both
-    fields are complete mobile-number readings that can be one number: their best digits agree
-    everywhere but at most one cell, and there one of the two readings finds the other's digit
-    plausible (ratio >= PAIR_HESITANT to its own best). Two confident, different digits mean two
-    numbers; a doubtful disagreement lowers the joint confidence through the product. Per cell
-    the evidence is PAIR_CORRELATION x sqrt(pa pb) + (1 - PAIR_CORRELATION) x pa pb: errors of one
-    hand repeat."""
-    if len(a) != 11 or len(b) != 11 or any(p is None for p in a) or any(p is None for p in b):
-        return None
-    value, conf, moved, disagree = "", 1.0, 1.0, 0
+def _pair_cells(a: list[np.ndarray], b: list[np.ndarray],
+                allowed: Callable[[int], str]) -> list[np.ndarray] | None:
+    """Each cell of a number written twice read from both renderings at once: per cell
+    PAIR_CORRELATION x sqrt(pa pb) + (1 - PAIR_CORRELATION) x pa pb over the characters `allowed`
+    there, renormalised (the others 0). None unless the two can be one number: their best
+    characters agree everywhere but at most one cell, and there one of the two readings finds the
+    other's character plausible (ratio >= PAIR_HESITANT to its own best)."""
+    out, disagree = [], 0
     for pos, (pa, pb) in enumerate(zip(a, b, strict=True)):
-        allowed = _allowed_phone(pos)
-        idx = [CLASSES.index(c) for c in allowed]
+        idx = [CLASSES.index(c) for c in allowed(pos)]
         sa, sb = pa[idx], pb[idx]
         ia, ib = int(np.argmax(sa)), int(np.argmax(sb))
         if ia != ib:
@@ -253,10 +247,42 @@ def decode_phone_pair(a: list[np.ndarray | None], b: list[np.ndarray | None]) ->
             hesitant = max(sa[ib] / max(float(sa[ia]), EPS), sb[ia] / max(float(sb[ib]), EPS))
             if disagree > 1 or hesitant < PAIR_HESITANT:
                 return None
-        joint = PAIR_CORRELATION * np.sqrt(sa * sb) + (1.0 - PAIR_CORRELATION) * sa * sb
-        i = int(np.argmax(joint))
-        value += allowed[i]
-        conf *= float(joint[i] / max(float(joint.sum()), EPS))
-        # the chosen digit must be what at least one rendering shows (not forced by the pattern)
-        moved *= max(float(pa[idx[i]] / max(float(np.max(pa)), EPS)), float(pb[idx[i]] / max(float(np.max(pb)), EPS)))
-    return Decoded(value, float(min(conf, support(moved))), _raw(a) + "|" + _raw(b), True)
+        joint = np.zeros(len(CLASSES))
+        joint[idx] = PAIR_CORRELATION * np.sqrt(sa * sb) + (1.0 - PAIR_CORRELATION) * sa * sb
+        out.append(joint / max(float(joint.sum()), EPS))
+    return out
+
+
+def decode_phone_pair(a: list[np.ndarray | None], b: list[np.ndarray | None]) -> Decoded | None:
+    """One number written twice (the applicant's phone and the guardian's: a family often gives
+    one number for both): each digit is read from both renderings at once (`_pair_cells`: errors of
+    one hand repeat, so the two count partly as one). Returns None unless both fields are complete
+    mobile-number readings that can be one number. Two confident, different digits mean two
+    numbers; a doubtful disagreement lowers the joint confidence through the product."""
+    if len(a) != 11 or len(b) != 11 or any(p is None for p in a) or any(p is None for p in b):
+        return None
+    joint = _pair_cells(a, b, _allowed_phone)
+    if joint is None:
+        return None
+    d = decode_phone(joint)
+    moved = 1.0  # the chosen digit must be what at least one rendering shows (not forced by the pattern)
+    for pos, (pa, pb) in enumerate(zip(a, b, strict=True)):
+        i = CLASSES.index(d.value[pos])
+        moved *= max(float(pa[i] / max(float(np.max(pa)), EPS)), float(pb[i] / max(float(np.max(pb)), EPS)))
+    return Decoded(d.value, float(min(d.confidence, support(moved))), _raw(a) + "|" + _raw(b), True)
+
+
+def decode_id_pair(a: list[np.ndarray | None],
+                   b: list[np.ndarray | None]) -> tuple[Decoded, list[np.ndarray]] | None:
+    """One ID number written on two forms (a guardian's, on each child's form): its boxes read from
+    both renderings at once (`_pair_cells`), then decoded as one ID (`decode_id`: the check
+    character and a real birth date). Returns the decoding and the joint cells (for
+    `ocr.read.check_decided`), or None unless both are complete 18-box readings that can be one
+    number."""
+    if len(a) != 18 or len(b) != 18 or any(p is None for p in a) or any(p is None for p in b):
+        return None
+    joint = _pair_cells(a, b, _allowed_id)
+    if joint is None:
+        return None
+    d = decode_id(joint)
+    return Decoded(d.value, d.confidence, _raw(a) + "|" + _raw(b), d.valid), joint

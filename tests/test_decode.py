@@ -104,6 +104,32 @@ def test_two_different_phones_are_not_merged():
     assert decode_phone_pair(empty, _probs("13812345678")) is None
 
 
+def test_a_guardian_id_on_two_forms_is_read_from_both_unless_a_box_differs_surely():
+    from ocr.decode import decode_id_pair
+    from ocr.read import check_decided
+
+    idn = "450481198003270621"
+    assert idnumber.is_valid(idn)
+    a, b = _probs(idn, 0.995), _probs(idn, 0.995)
+    a[5] = np.full(11, 0.01)
+    a[5][CLASSES.index("1")], a[5][CLASSES.index("7")] = 0.52, 0.39
+    a[11] = np.full(11, 0.01)
+    a[11][CLASSES.index("3")], a[11][CLASSES.index("8")] = 0.5, 0.41
+    alone = decode_id(a)
+    got = decode_id_pair(a, b)
+    assert got is not None
+    joint, cells = got
+    # alone, two torn boxes rest on one check character: a reviewer's (ocr.read.check_decided)
+    assert alone.value == idn and check_decided(alone.value, a)
+    assert joint.value == idn and joint.confidence > 0.99 and not check_decided(joint.value, cells)
+    # the guardian wrote one box otherwise on the other form (both read surely): two strings, and
+    # the check character must not choose between them
+    b2 = _probs(idn, 0.999)
+    b2[12] = _probs("9", 0.999)[0]
+    assert decode_id_pair(_probs(idn, 0.999), b2) is None
+    assert decode_id_pair(a[:17], b[:17]) is None
+
+
 def test_ids_keep_to_provinces_and_living_guardians():
     # a misread that makes a check-valid ID born in 1911 or in a province that does not exist
     # loses to the repair that gives a real one

@@ -97,3 +97,39 @@ def test_the_audit_row_names_forms_only(store):
         conf, word, other = r.new_value.split()
         assert word == "with" and other in ids and 0 < float(conf) <= 1 and 0 <= float(r.old_value) < 1
         assert not any(n in r.new_value or n in r.old_value for n in numbers)
+
+
+def test_a_guardian_id_two_forms_carry_is_read_from_both(campaign, store):
+    """A guardian's ID on both children's forms: where one reading is doubtful (here made so), the
+    pass reads the boxes from both forms and the doubtful one takes the surer joint reading; what
+    it makes sure is the guardian's number, and the audit row names the other form."""
+    _, truth = campaign
+    with store.tx() as conn:
+        rows = conn.execute(select(fields.c.form_id, fields.c.value).where(
+            fields.c.name == "guardian_id", fields.c.source == "read")).all()
+    by_value: dict[str, set[str]] = {}
+    for r in rows:
+        if len(r.value) == 18:
+            by_value.setdefault(r.value, set()).add(r.form_id)
+    pairs = {v: fs for v, fs in by_value.items() if len(fs) == 2}
+    assert pairs, "no guardian's ID read alike on two forms"
+    with store.tx() as conn:
+        for fs in pairs.values():
+            conn.execute(fields.update().where((fields.c.form_id == min(fs)) & (fields.c.name == "guardian_id"))
+                         .values(confidence=0.5))
+    changed = siblings.pair(store, {f for fs in pairs.values() for f in fs})
+    with store.tx() as conn:
+        raised = conn.execute(select(audit.c.form_id, audit.c.old_value, audit.c.new_value).where(
+            (audit.c.action == "sibling_pair") & (audit.c.field == "guardian_id"))).all()
+        conf = dict(conn.execute(select(fields.c.form_id, fields.c.confidence).where(fields.c.name == "guardian_id")).all())
+    assert raised and {a.form_id for a in raised} <= changed
+    threshold = threshold_for(load_config(store).thresholds, "guardian_id")
+    crossed = 0
+    for a in raised:
+        value = next(v for v, fs in pairs.items() if a.form_id in fs)
+        assert a.old_value == "0.5000" and conf[a.form_id] == float(a.new_value.split()[0]) > 0.5
+        assert a.new_value.split()[2] in pairs[value] - {a.form_id}
+        if conf[a.form_id] >= threshold:
+            assert value == truth[a.form_id]["fields"]["guardian_id"]
+            crossed += 1
+    assert crossed, "no guardian ID crossed its threshold by its sibling's rendering"
