@@ -1,15 +1,17 @@
-"""Siblings' forms: one number written twice, on two forms.
+"""Siblings' forms: one number written on two forms or more.
 
 A parent with two children at the campaign's schools fills two forms (in different classes, or twins
-in one) with the same phone and, for children under 16, the same guardian's ID number. Where exactly
-two forms' phones read as one 11-digit number, or their guardian IDs as one 18-character number,
-each box is read from both renderings at once, as a form's own two phones are (`decode._pair_cells`:
-one hand's errors repeat, so the two count partly as one; `decode.decode_phone_pair`,
-`decode.decode_id_pair`, the ID then under its check character and `ocr.read.check_decided`), from
-the cells each reader saw (kept at ingest, `ocr.labels`), by the reader version that read each; a
-field whose joint reading is the same number, surer, takes the joint confidence, with an audit row
-("sibling_pair": old and new confidence, the other form). A number on three or more forms is no
-single family's (the class rule, `PHONE_SHARED_BY_CLASS`, looks at a class's phones); a box struck
+in one) with the same phone and, for children under 16, the same guardian's ID number; a class whose
+forms all give one number (a teacher's, `PHONE_SHARED_BY_CLASS`) writes it on every form. Where a
+reading of a number two or more forms' phones read as (11 digits), or their guardian IDs (18
+characters), is under its threshold, each box is read from that form's rendering and each other
+form's at once, as a form's own two phones are (`decode._pair_cells`: one hand's errors repeat, so
+the two count partly as one; `decode.decode_phone_pair`, `decode.decode_id_pair`, the ID then under
+its check character and `ocr.read.check_decided`), from the cells each reader saw (kept at ingest,
+`ocr.labels`), by the reader version that read each; a field whose surest joint reading is the same
+number, surer, takes that confidence, with an audit row ("sibling_pair": old and new confidence,
+the other form). Two renderings that differ surely in a box are two numbers. A class's shared
+number read surely on its forms lets the class rule reject them on confident evidence. A box struck
 out or noted above, a reviewer's value or a reading of another length leaves the field as it is.
 Run after every ingest batch, before its forms are decided (`persist.after_batch`); it returns the
 forms it changed, to be decided too.
@@ -61,9 +63,9 @@ def _number_rows(conn, names: set[str], form_ids: set[str], length: int) -> dict
 
 
 def pair(store: Store, form_ids: set[str]) -> set[str]:
-    """Read every number exactly two forms carry, one of them among `form_ids` (a batch's forms),
-    from both forms' renderings, where a reading of it is under its field's threshold; returns the
-    forms whose phone or guardian ID confidence rose."""
+    """Read every number two or more forms carry, one of them among `form_ids` (a batch's forms),
+    from two forms' renderings at once, where a reading of it is under its field's threshold;
+    returns the forms whose phone or guardian ID confidence rose."""
     from ocr.rules import load_config, threshold_for
 
     if not form_ids:
@@ -97,10 +99,10 @@ def pair(store: Store, form_ids: set[str]) -> set[str]:
 
     changed: dict[tuple[str, str], tuple[float, float, str]] = {}
     for value, rows, joint in numbers:
-        if len({r.form_id for r in rows}) != 2 or not any(doubtful(r) for r in rows):
+        if len({r.form_id for r in rows}) < 2 or not any(doubtful(r) for r in rows):
             continue
         cells = {(r.form_id, r.name): probs(r) for r in rows}
-        for r in rows:
+        for r in filter(doubtful, rows):
             mine, best = cells[(r.form_id, r.name)], None
             for o in rows:
                 theirs = cells[(o.form_id, o.name)]

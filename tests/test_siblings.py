@@ -66,23 +66,26 @@ def test_a_number_two_forms_carry_is_read_from_both_and_nothing_wrong_is_accepte
                     assert phones[(f, name)].value == (t["fields"].get(name) or "")
 
 
-def test_a_number_on_three_forms_is_no_familys(store):
-    """A third form reading the pair's number (a class's shared number, or a misread) undoes nothing
-    already decided but pairs nothing more: the pass leaves every field as it is."""
+def test_a_number_on_three_forms_is_read_pairwise_and_never_from_other_ink(store):
+    """A third form reading the pair's number (a class's shared number, or a misread): each doubtful
+    reading is read with the surest other rendering of the number. The two forms whose boxes show
+    it rise; the third, whose boxes show another number, pairs with neither and keeps its doubt."""
     rows = _phones(store)
     by_value: dict[str, set[str]] = {}
     for r in rows:
         by_value.setdefault(r.value, set()).add(r.form_id)
     value = next(v for v, fs in by_value.items() if len(fs) == 2)
-    third = next(r for r in rows if r.value != value and r.name == "phone")
+    third = next(r for r in rows if r.value != value and r.name == "phone" and r.form_id not in by_value[value])
     with store.tx() as conn:
         conn.execute(fields.update().where((fields.c.form_id == third.form_id) & (fields.c.name == "phone"))
                      .values(value=value, confidence=0.5))
         conn.execute(fields.update().where(fields.c.value == value).values(confidence=0.5))
-    before = {(r.form_id, r.name): r.confidence for r in _phones(store)}
-    assert siblings.pair(store, {third.form_id, *by_value[value]}) == set()
-    assert {(r.form_id, r.name): r.confidence for r in _phones(store)} == before
-    decide_forms(store, {third.form_id})
+    changed = siblings.pair(store, {third.form_id})
+    after = {(r.form_id, r.name): r.confidence for r in _phones(store) if r.value == value}
+    assert after[(third.form_id, "phone")] == 0.5 and third.form_id not in changed
+    assert changed == by_value[value]
+    assert all(c > 0.5 for (f, _), c in after.items() if f != third.form_id)
+    decide_forms(store, {third.form_id, *changed})
 
 
 def test_the_audit_row_names_forms_only(store):
