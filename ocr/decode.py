@@ -230,13 +230,16 @@ PAIR_HESITANT = 0.2  # where two renderings disagree, one must find the other's 
 PAIR_CORRELATION = 0.25
 
 
-def _pair_cells(a: list[np.ndarray], b: list[np.ndarray],
+def _pair_cells(a: list[np.ndarray | None], b: list[np.ndarray | None], n: int,
                 allowed: Callable[[int], str]) -> list[np.ndarray] | None:
-    """Each cell of a number written twice read from both renderings at once: per cell
+    """Each cell of a number of `n` cells written twice read from both renderings at once: per cell
     PAIR_CORRELATION x sqrt(pa pb) + (1 - PAIR_CORRELATION) x pa pb over the characters `allowed`
-    there, renormalised (the others 0). None unless the two can be one number: their best
-    characters agree everywhere but at most one cell, and there one of the two readings finds the
-    other's character plausible (ratio >= PAIR_HESITANT to its own best)."""
+    there, renormalised (the others 0). None unless both readings are complete (`n` cells, none
+    empty) and the two can be one number: their best characters agree everywhere but at most one
+    cell, and there one of the two readings finds the other's character plausible (ratio >=
+    PAIR_HESITANT to its own best)."""
+    if len(a) != n or len(b) != n or any(p is None for p in a) or any(p is None for p in b):
+        return None
     out, disagree = [], 0
     for pos, (pa, pb) in enumerate(zip(a, b, strict=True)):
         idx = [CLASSES.index(c) for c in allowed(pos)]
@@ -259,9 +262,7 @@ def decode_phone_pair(a: list[np.ndarray | None], b: list[np.ndarray | None]) ->
     one hand repeat, so the two count partly as one). Returns None unless both fields are complete
     mobile-number readings that can be one number. Two confident, different digits mean two
     numbers; a doubtful disagreement lowers the joint confidence through the product."""
-    if len(a) != 11 or len(b) != 11 or any(p is None for p in a) or any(p is None for p in b):
-        return None
-    joint = _pair_cells(a, b, _allowed_phone)
+    joint = _pair_cells(a, b, 11, _allowed_phone)
     if joint is None:
         return None
     d = decode_phone(joint)
@@ -279,9 +280,7 @@ def decode_id_pair(a: list[np.ndarray | None],
     character and a real birth date). Returns the decoding and the joint cells (for
     `ocr.read.check_decided`), or None unless both are complete 18-box readings that can be one
     number."""
-    if len(a) != 18 or len(b) != 18 or any(p is None for p in a) or any(p is None for p in b):
-        return None
-    joint = _pair_cells(a, b, _allowed_id)
+    joint = _pair_cells(a, b, 18, _allowed_id)
     if joint is None:
         return None
     d = decode_id(joint)
