@@ -317,7 +317,7 @@ def _paired(readings: list[FieldReading], cells: dict[str, list[np.ndarray | Non
         return readings
     joint = decode.decode_phone_pair(*(cells[n] for n in pair))
     if joint is None:
-        return readings
+        return _one_box_apart(readings, cells, layout, pair)
     out = []
     for r in readings:
         if r.name in pair and joint.confidence > r.confidence and not r.detail.get("rewritten"):
@@ -329,13 +329,15 @@ def _paired(readings: list[FieldReading], cells: dict[str, list[np.ndarray | Non
 
 def doubt_marks(z: Zone, value: str, probs: list[np.ndarray | None],
                 struck: dict[int, tuple[str, tuple[int, int, int, int]]] | None = None,
-                noted: dict[int, tuple[str, tuple[int, int, int, int]]] | None = None) -> list[dict]:
+                noted: dict[int, tuple[str, tuple[int, int, int, int]]] | None = None,
+                other: dict[int, str] | None = None) -> list[dict]:
     """`decode.cell_doubts` of a comb field, each with "box": the box's place in the reviewer's crop
     (`_review_box`) as fractions [x0, y0, x1, y1] of its width and height. A box struck out and
     rewritten above (`struck`: box -> (what the box itself reads, the rewrite's page px box)) is
     always listed, "struck" holding the box's own reading; so is a surely read box with a glyph
     above it (`noted`: box -> (the glyph's reading, its px box)), "above" holding that reading.
-    Their frames reach up over what is written above."""
+    Their frames reach up over what is written above. A box the number's other rendering reads
+    otherwise (`other`: box -> that reading) is listed with it as "other"."""
     struck, noted = struck or {}, noted or {}
     r = _review_box(z)
     k = 1.0 / mm_to_px(1.0, ALIGN_DPI)  # mm per px
@@ -346,6 +348,9 @@ def doubt_marks(z: Zone, value: str, probs: list[np.ndarray | None],
         for i, (read, _) in marks.items():
             ch = value[i] if len(value) == len(probs) else ""
             listed[i] = {**decode.cell_doubt(i, ch, probs[i], allowed(i)), key: read}
+    for i, read in (other or {}).items():
+        ch = value[i] if len(value) == len(probs) else ""
+        listed[i] = {**decode.cell_doubt(i, ch, probs[i], allowed(i)), **listed.get(i, {}), "other": read}
     reach = {**struck, **noted}
     out = []
     for i in sorted(listed):
@@ -356,6 +361,40 @@ def doubt_marks(z: Zone, value: str, probs: list[np.ndarray | None],
             x0, y0, x1 = min(x0, px[0] * k), min(y0, px[1] * k), max(x1, px[2] * k)
         frac = [(x0 - r.x) / r.w, (y0 - r.y) / r.h, (x1 - r.x) / r.w, (y1 - r.y) / r.h]
         out.append(dict(listed[i], box=[round(min(1.0, max(0.0, f)), 4) for f in frac]))
+    return out
+
+
+# Two numbers a layout pairs that read one box apart are one number with that box misread in one of
+# them far more often than a family's two numbers differing in one digit: neither is trusted alone.
+ONE_BOX_APART_CONFIDENCE = 0.5
+
+
+def _one_box_apart(readings: list[FieldReading], cells: dict[str, list[np.ndarray | None]], layout: Layout,
+                   pair: tuple[str, str]) -> list[FieldReading]:
+    """Both fields of `pair` to a reviewer (confidence capped at ONE_BOX_APART_CONFIDENCE) when they
+    read as whole numbers that differ in exactly one box: the two renderings could not be read as one
+    number (the box reads surely otherwise in one of them), and which one is misread, the reader
+    cannot tell. The box is framed on both crops with the other field's reading ("other")."""
+    by = {r.name: r for r in readings}
+    a, b = by.get(pair[0]), by.get(pair[1])
+    n = layout.zone(pair[0]).cells
+    if a is None or b is None or not all(len(r.value) == n and r.value.isdigit() for r in (a, b)):
+        return readings
+    diff = [i for i, (x, y) in enumerate(zip(a.value, b.value, strict=True)) if x != y]
+    if len(diff) != 1:
+        return readings
+    i = diff[0]
+    out = []
+    for r in readings:
+        if r.name in pair:
+            other = b if r is a else a
+            marks = {d["i"]: d for d in r.detail.get("doubt", ())}
+            fresh = doubt_marks(layout.zone(r.name), r.value, cells[r.name], other={i: other.value[i]})
+            marks[i] = {**marks.get(i, {}), **next(d for d in fresh if d["i"] == i)}
+            detail = dict(r.detail, one_box_apart=other.name, doubt=[marks[k] for k in sorted(marks)])
+            r = FieldReading(r.name, r.value, round(min(r.confidence, ONE_BOX_APART_CONFIDENCE), 4), r.box,
+                             r.source, r.suggestion, detail)
+        out.append(r)
     return out
 
 

@@ -55,6 +55,8 @@ def _doubt_word(d: dict) -> str:
         extra.append(f"the box itself reads {d['raw']}, made {d['read']} to fit a valid number")
     if "offered" in d:
         extra.append(f"the entry box holds {d['offered']}")
+    if "other" in d:
+        extra.append(f"the other phone reads {d['other']} here")
     if "above" in d:
         base = f"reads {d['read'] or '?'}; written above it: {d['above']}"
     elif "struck" in d:
@@ -76,6 +78,8 @@ def _doubt_tag(d: dict) -> str:
         tag = f"{d['read'] or '?'}, ↑{d['above']}"
     elif "struck" in d:
         tag = f"↑{d['read'] or '?'}"
+    elif "other" in d:
+        tag = f"{d['read'] or '?'}≠{d['other']}"
     elif d.get("read") and d.get("alt"):
         tag = f"{d['read']}/{d['alt']}"
     else:

@@ -104,6 +104,43 @@ def test_two_different_phones_are_not_merged():
     assert decode_phone_pair(empty, _probs("13812345678")) is None
 
 
+def _phone_readings(values: dict[str, str], sure: float):
+    from forms.layout import load_layout
+    from ocr.read import _paired_phones, doubt_marks
+    from ocr.types import FieldReading
+
+    layout = load_layout()
+    cells = {n: _probs(v, sure) for n, v in values.items()}
+    readings = []
+    for n, probs in cells.items():
+        d = decode_phone(probs)
+        readings.append(FieldReading(n, d.value, round(d.confidence, 4), (0, 0, 1, 1),
+                                     detail={"doubt": doubt_marks(layout.zone(n), d.value, probs)}))
+    return {r.name: r for r in _paired_phones(readings, cells, layout)}
+
+
+def test_two_phones_one_box_apart_go_to_a_reviewer_with_the_box_framed():
+    from ocr.read import ONE_BOX_APART_CONFIDENCE
+
+    # the parent wrote one number twice, and one box of one rendering reads surely as another digit
+    # (a flagged 1 read as 7): two numbers one digit apart, which one is right the reader cannot tell
+    got = _phone_readings({"phone": "13812345678", "guardian_phone": "13812375678"}, 0.9995)
+    for name, other in (("phone", "7"), ("guardian_phone", "4")):
+        r = got[name]
+        assert r.confidence <= ONE_BOX_APART_CONFIDENCE < 0.9  # under every threshold: a reviewer looks
+        assert r.detail["one_box_apart"] == ({"phone", "guardian_phone"} - {name}).pop()
+        marked = [d for d in r.detail["doubt"] if "other" in d]
+        assert [(d["i"], d["other"]) for d in marked] == [(6, other)] and marked[0]["box"]
+    # alone, each would have passed the phone threshold: the rule is what holds them
+    assert min(decode_phone(_probs(v, 0.9995)).confidence for v in ("13812345678", "13812375678")) > 0.99
+    # two numbers apart in more boxes are a family's two numbers: each keeps its own confidence
+    apart = _phone_readings({"phone": "13812345678", "guardian_phone": "15912345670"}, 0.9995)
+    assert all(r.confidence > 0.99 and "one_box_apart" not in r.detail for r in apart.values())
+    # one number read alike in both: read from both, surer, nothing framed
+    same = _phone_readings({"phone": "13812345678", "guardian_phone": "13812345678"}, 0.9995)
+    assert all(r.value == "13812345678" and r.confidence > 0.99 and not r.detail["doubt"] for r in same.values())
+
+
 def test_a_guardian_id_on_two_forms_is_read_from_both_unless_a_box_differs_surely():
     from ocr.decode import decode_id_pair
     from ocr.read import check_decided

@@ -457,3 +457,12 @@ def test_todays_review_order_is_its_layouts_order():
     from forms.layout import load_layout
 
     assert data.field_order(load_layout()) == data.FIELD_ORDER
+
+
+def test_a_box_the_other_phone_reads_otherwise_is_framed_and_named():
+    from review_ui.ui_panels import _doubt_word, marks_html
+
+    # the applicant's and the guardian's phone read one box apart (ocr.read._one_box_apart)
+    mark = {"i": 6, "read": "7", "p": 0.999, "alt": "1", "other": "4", "box": [0.5, 0.0, 0.6, 1.0]}
+    assert "<span>7≠4</span>" in marks_html([mark])
+    assert _doubt_word(mark) == "7 or 1; the other phone reads 4 here"
