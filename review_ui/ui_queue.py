@@ -87,7 +87,7 @@ def _field_value(step: str, typed: str) -> str | None:
     if problem:
         ss.q_error = f"{fieldinfo.label(step, lay)}: {problem}"
         return None
-    objection = fieldinfo.check(step, value, lay)
+    objection = fieldinfo.check(step, value, lay) or _one_box_from_partner(step, value, lay)
     if objection:
         ss.q_invalid = (step, value, objection)
         ss.q_error = (f"{fieldinfo.label(step, lay)}: {value} is {objection}. Type the correction, or type ! and "
@@ -95,6 +95,26 @@ def _field_value(step: str, typed: str) -> str | None:
         return None
     (ss.get("q_as_written") or {}).pop(step, None)
     return value
+
+
+def _one_box_from_partner(step: str, value: str, lay) -> str | None:
+    """A number one box apart from the number the form pairs its field with (the applicant's and
+    the guardian's phone: the reviewer's value for it, else the reading shown): most often one
+    number with a box misread or mistyped, so Enter alone does not keep it (see ocr.read._one_box_apart)."""
+    ss = _ss()
+    try:
+        partner = lay.zone(step).pair_with
+    except KeyError:
+        return None
+    other = ss.q_values.get(partner) if partner else None
+    if other is None and partner:
+        other = next((it.value for it in ss.q_view.items if it.name == partner), "")
+    if not other or len(other) != len(value) or not other.isdigit():
+        return None
+    diff = [i for i, (a, b) in enumerate(zip(value, other, strict=True)) if a != b]
+    if len(diff) != 1:
+        return None
+    return f"one box from {fieldinfo.label(partner, lay)} {other} (box {diff[0] + 1} reads {other[diff[0]]} there)"
 
 
 def _form_choice(ctx: Ctx, typed: str) -> bool:

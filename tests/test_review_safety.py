@@ -142,6 +142,38 @@ def test_point3_an_invalid_id_needs_a_second_explicit_keystroke(review):
     assert _status(review, fid) == "rejected"  # GUARDIAN_ID_INVALID on the reviewer's word
 
 
+def test_point3_two_phones_one_box_apart_need_a_second_explicit_keystroke(review):
+    """The applicant's phone one box from the guardian's (ocr.read._one_box_apart): most often one
+    number misread in one box, so Enter alone keeps neither; '!' keeps each as the parent wrote it."""
+    at = login("rita")
+    _, fid, _ = field_key(at).split("_", 2)
+    phone = review.truth[fid]["phone"]
+    near = phone[:6] + str((int(phone[6]) + 1) % 10) + phone[7:]
+    with review.store.tx() as conn:
+        upsert_field(conn, fid, "guardian_phone", {"value": near, "confidence": 0.5, "source": "read"})
+        conn.execute(reasons.insert().values(form_id=fid, code="LOW_CONFIDENCE", field="guardian_phone", detail="0.50"))
+    at = login("rita")
+    assert field_key(at) == f"in_{fid}_phone"
+    enter(at, phone)
+    assert field_key(at) == f"in_{fid}_phone"
+    assert f"one box from 代理人联系电话 (guardian_phone) {near} (box 7 reads {near[6]} there)" in at.error[0].value
+    assert "type ! and Enter" in at.error[0].value
+    enter(at, "!")
+    assert field_key(at) == f"in_{fid}_guardian_phone"
+    enter(at)  # the guardian's reading as it is: one box from the phone the reviewer kept
+    assert field_key(at) == f"in_{fid}_guardian_phone"
+    assert f"one box from 联系电话 (phone) {phone} (box 7 reads {phone[6]} there)" in at.error[0].value
+    enter(at, "!")
+    assert field_key(at) != f"in_{fid}_guardian_phone"
+    finish(at, fid)
+    with review.store.tx() as conn:
+        got = {r.name: (r.value, r.source) for r in conn.execute(
+            select(fields).where(fields.c.form_id == fid, fields.c.name.in_(("phone", "guardian_phone"))))}
+        trail = conn.execute(select(audit).where(audit.c.form_id == fid, audit.c.action == "as_written")).all()
+    assert got == {"phone": (phone, "reviewer"), "guardian_phone": (near, "reviewer")}
+    assert sorted((t.field, t.new_value) for t in trail) == [("guardian_phone", near), ("phone", phone)]
+
+
 def test_point3_a_phone_is_checked_by_its_pattern(review):
     at = login("rita")
     key = field_key(at)
