@@ -63,7 +63,9 @@ def enter(at, value: str | None = None):
 def finish(at, fid: str) -> None:
     """The form's remaining steps as they are; the whole-form step (if any) cleared with 'c'."""
     while field_key(at).startswith(f"in_{fid}_"):
-        enter(at, "c" if field_key(at) == f"in_{fid}_form" else None)
+        key = field_key(at)
+        enter(at, "c" if key == f"in_{fid}_form" else None)
+        assert field_key(at) != key, f"{key}: Enter did not move on: {[e.value for e in at.error]}"
 
 
 def db(review, q):
