@@ -230,6 +230,16 @@ PAIR_HESITANT = 0.2  # where two renderings disagree, one must find the other's 
 PAIR_CORRELATION = 0.25
 
 
+def one_box_apart(a: str, b: str) -> int | None:
+    """The one box where two equally long numbers differ, or None (same number, other lengths, or
+    two boxes or more apart). Two numbers a form pairs one box apart are most often one number with
+    that box misread (`ocr.read._one_box_apart`) or mistyped (the review queue)."""
+    if len(a) != len(b):
+        return None
+    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    return diff[0] if len(diff) == 1 else None
+
+
 def _pair_cells(a: list[np.ndarray | None], b: list[np.ndarray | None], n: int,
                 allowed: Callable[[int], str]) -> list[np.ndarray] | None:
     """Each cell of a number of `n` cells written twice read from both renderings at once: per cell

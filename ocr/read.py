@@ -380,10 +380,9 @@ def _one_box_apart(readings: list[FieldReading], cells: dict[str, list[np.ndarra
     n = layout.zone(pair[0]).cells
     if a is None or b is None or not all(len(r.value) == n and r.value.isdigit() for r in (a, b)):
         return readings
-    diff = [i for i, (x, y) in enumerate(zip(a.value, b.value, strict=True)) if x != y]
-    if len(diff) != 1:
+    i = decode.one_box_apart(a.value, b.value)
+    if i is None:
         return readings
-    i = diff[0]
     out = []
     for r in readings:
         if r.name in pair:

@@ -13,6 +13,7 @@ import streamlit as st
 from sqlalchemy import select
 
 from formstation.store import reasons
+from ocr.decode import one_box_apart
 from ocr.reasons import REASONS
 from review_ui import data, decisions, fieldinfo, review_queue, sessions, ui_keys, ui_panels, wording
 from review_ui.ui_common import Ctx, esc, flash, html, image, show_flash
@@ -106,15 +107,15 @@ def _one_box_from_partner(step: str, value: str, lay) -> str | None:
         partner = lay.zone(step).pair_with
     except KeyError:
         return None
-    other = ss.q_values.get(partner) if partner else None
-    if other is None and partner:
+    if not partner:
+        return None
+    other = ss.q_values.get(partner)
+    if other is None:
         other = next((it.value for it in ss.q_view.items if it.name == partner), "")
-    if not other or len(other) != len(value) or not other.isdigit():
+    i = one_box_apart(value, other) if other.isdigit() else None
+    if i is None:
         return None
-    diff = [i for i, (a, b) in enumerate(zip(value, other, strict=True)) if a != b]
-    if len(diff) != 1:
-        return None
-    return f"one box from {fieldinfo.label(partner, lay)} {other} (box {diff[0] + 1} reads {other[diff[0]]} there)"
+    return f"one box from {fieldinfo.label(partner, lay)} {other} (box {i + 1} reads {other[i]} there)"
 
 
 def _form_choice(ctx: Ctx, typed: str) -> bool:
