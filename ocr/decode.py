@@ -103,6 +103,20 @@ def _plausible(s: str) -> bool:
     return s[:2] in PROVINCES and b is not None and EARLIEST_BIRTH <= b.year <= 2100
 
 
+# Each box's probabilities are mixed with this much of every character before an ID is decoded: a
+# box read surely can still be misread, and the check character then "repairs" a right box into
+# another valid number (harsh scans, 1,000 forms, seed 43: a 1 read as 7 at 0.993 and the right 5
+# two boxes on decoded as 3, at 0.9912). Without it the posterior counts only the doubtful boxes'
+# alternatives. Guardian and corrected IDs from the kept cells of nine stored campaigns (5,320): 8
+# wrong among those accepted at 0.99 before, 6 with it (harsh 3 -> 1), 70.9 -> 70.1 % accepted;
+# 0.01-0.02 remove no more, 0.04 costs 7 points.
+BOX_FLOOR = 0.005
+
+
+def _floored(probs: list[np.ndarray]) -> list[np.ndarray]:
+    return [p * (1.0 - BOX_FLOOR) + BOX_FLOOR / len(p) for p in probs]
+
+
 def decode_id(probs: list[np.ndarray | None]) -> Decoded:
     """Decode an 18-cell ID field. Empty cells make the field partial (confidence 0)."""
     raw = _raw(probs)
@@ -110,6 +124,7 @@ def decode_id(probs: list[np.ndarray | None]) -> Decoded:
         return Decoded("", 1.0, raw, True)
     if any(p is None for p in probs) or len(probs) != 18:
         return Decoded(raw.replace("?", ""), 0.0, raw, False)
+    probs = _floored(probs)
     cands = [c for c in _id_beam(probs) if _plausible(c[1])]
     raw_lp = sum(math.log(max(float(np.max(p)), EPS)) for p in probs)
     if not cands:

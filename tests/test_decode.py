@@ -54,6 +54,27 @@ def test_a_likely_misread_is_repaired_surely_an_unlikely_one_is_not():
     assert d.value == idn and d.confidence < 0.9
 
 
+def test_a_sure_misread_beside_a_torn_box_is_not_repaired_surely():
+    """A guardian's ID from a harsh scan: box 15 a 1 read as 7 at 0.993, box 17 the right 5 torn
+    with a 3. The check character fails as read, and a 3 in box 17 makes it pass: the search
+    "repairs" the right box and keeps the misread one. Every box might be misread (`BOX_FLOOR`),
+    so that valid number is one of many one sure box and the torn one away, and goes to a
+    reviewer (0.9912 without the floor, the guardian ID's threshold being 0.99)."""
+    truth, repaired = "31011319720525105X", "31011319720525703X"
+    assert idnumber.is_valid(truth) and idnumber.is_valid(repaired)
+    probs = _probs(truth, 0.999)
+    probs[14] = np.full(11, 0.0001)
+    probs[14][CLASSES.index("7")], probs[14][CLASSES.index("1")] = 0.993, 0.006
+    probs[16] = np.full(11, 0.002)
+    probs[16][CLASSES.index("5")], probs[16][CLASSES.index("3")] = 0.6, 0.383
+    d = decode_id(probs)
+    assert d.raw[14] == "7" and d.raw[16] == "5"
+    assert d.value == repaired and d.confidence < 0.99
+    probs[16] = _probs(truth, 0.999)[16]  # box 17 sure too: the check repairs the misread box,
+    d = decode_id(probs)  # against a reading of 0.993, so a reviewer still sees it
+    assert d.value == truth and d.confidence < 0.9
+
+
 def test_partial_and_empty_fields():
     probs = _probs("45048120080327062X")
     probs[5] = None
