@@ -20,6 +20,14 @@ PX_PER_MM = mm_to_px(1.0, ALIGN_DPI)
 SIGNATURE_THR = 0.004
 CHECK_THR = 0.07
 ATTACH_THR = 0.05
+# A pasted copy or photo is what is darker than the paper by PASTED_BELOW_PAPER grey levels (never
+# lighter than PASTED_DARK, the threshold on white paper). The page's paper is its PAPER_PERCENTILE
+# grey level (`paper_level`: most of a form page is paper). A fixed 200 took the paper of dark or
+# dim scans (grey 205-210 with noise, harsh profile) for a pasted copy: 48 of 879 empty copy boxes
+# and 10 of 322 empty photo boxes, against none now (true copies >= 0.11 of the box, photos >= 0.29).
+PASTED_DARK = 200.0
+PASTED_BELOW_PAPER = 50.0
+PAPER_PERCENTILE = 75
 PHOTO_THR = 0.10
 CARD_W, CARD_H = 358, 441
 
@@ -69,12 +77,26 @@ def pick_option(ratios: dict[str, float]) -> tuple[str, float]:
     return (ticked[0] if ticked else ""), conf
 
 
-def attachment(crop: np.ndarray) -> tuple[bool, float]:
-    """A pasted copy fills much of the area with grey texture and print."""
-    return _decide(float((inner(crop, 1.5) < 200).mean()), ATTACH_THR, 0.6)
+def paper_level(page: np.ndarray) -> float:
+    """The grey level of a page's paper (every 4th pixel's PAPER_PERCENTILE): 253-255 on a good
+    scan, about 205 on a dim one."""
+    return float(np.percentile(page[::4, ::4], PAPER_PERCENTILE))
 
 
-# a photo's background is light when its top corners are at least this light (share of white)
+def pasted_below(paper: float = 255.0) -> float:
+    """Grey levels under this are a pasted copy's or photo's, on paper of grey level `paper`."""
+    return min(PASTED_DARK, paper - PASTED_BELOW_PAPER)
+
+
+def attachment(crop: np.ndarray, paper: float = 255.0) -> tuple[bool, float]:
+    """A pasted copy fills much of the area with grey texture and print (on paper of grey level
+    `paper`, `paper_level`)."""
+    return _decide(float((inner(crop, 1.5) < pasted_below(paper)).mean()), ATTACH_THR, 0.6)
+
+
+# a photo's background is light when its top corners are at least this light (share of the page's
+# paper grey level: a dim scan greys the photo as it greys the paper; harsh 1,000: 29 white
+# backgrounds on pages of paper 205-208 read light at 0.5-0.83 against 255)
 BG_LIGHT, BG_SPREAD = 0.80, 0.03
 # the share of its minimum-area rectangle a photo's dark pixels fill when its background is coloured
 # or grey (the simulator's: 0.95-1.0 upright or turned 6 degrees); a white background's person
@@ -152,11 +174,12 @@ def _top_corners(gray: np.ndarray, blob: np.ndarray, area: int, rect: tuple[int,
     return np.concatenate([pic[: ph // 8, : pw // 6].ravel(), pic[: ph // 8, -pw // 6:].ravel()])
 
 
-def photo(color: np.ndarray) -> PhotoFound | None:
-    """Find a pasted photo in the (BGR) photo box; None when the box is empty."""
+def photo(color: np.ndarray, paper: float = 255.0) -> PhotoFound | None:
+    """Find a pasted photo in the (BGR) photo box, on paper of grey level `paper` (`paper_level`);
+    None when the box is empty."""
     region = inner(color, 1.0)
     gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
-    mask = (gray < 200).astype(np.uint8)
+    mask = (gray < pasted_below(paper)).astype(np.uint8)
     present, conf = _decide(float(mask.mean()), PHOTO_THR, 0.5)
     blob = _main_blob(mask) if present else None
     if blob is None:
@@ -167,7 +190,7 @@ def photo(color: np.ndarray) -> PhotoFound | None:
     pic = region[y0:y1, x0:x1]
     g = gray[y0:y1, x0:x1]  # the region's grey, already made (cvtColor is per pixel)
     corners = _top_corners(gray, pixels, int(stat[cv2.CC_STAT_AREA]), rect)
-    light, bg_conf = _decide(float(np.median(corners)) / 255.0, BG_LIGHT, BG_SPREAD)
+    light, bg_conf = _decide(float(np.median(corners)) / min(255.0, paper), BG_LIGHT, BG_SPREAD)  # as light as the paper
     sat = cv2.cvtColor(pic, cv2.COLOR_BGR2HSV)[:, :, 1]
     inked = g < 225
     mean_sat = float(sat[inked].mean()) if inked.any() else 0.0

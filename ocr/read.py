@@ -116,6 +116,7 @@ class PageReader:
         self._cells: dict[str, list[np.ndarray | None]] = {}  # this page's comb cell probabilities
         self._printed_ink: Printed | bool | None = None  # False: cannot be drawn here
         self._reuse = False  # a re-read: the comb cells kept at ingest are read again (_kept_cells)
+        self._paper_grey: float | None = None  # this page's paper grey level (`_paper`)
 
     def read(self, page: np.ndarray, workspace: Path, crop_dir: str,
              color_crop: ColorCrop | None = None, combs_only: bool = False) -> tuple[FieldReading, ...]:
@@ -124,6 +125,7 @@ class PageReader:
         comb cells are then the ones kept at ingest, see `_kept_cells`). Each reading names the
         reader version in detail["reader"]."""
         self._cells = {}
+        self._paper_grey = None
         self._reuse = combs_only
         out: list[FieldReading] = []
         for z in self.layout.zones:
@@ -172,6 +174,12 @@ class PageReader:
             detail["rewritten"] = sorted({*struck, *noted})
         return [FieldReading(z.name, d.value, round(conf, 4), box, suggestion=d.raw, detail=detail)]
 
+    def _paper(self, page: np.ndarray) -> float:
+        """This page's paper grey level (`presence.paper_level`), measured once per page."""
+        if self._paper_grey is None:
+            self._paper_grey = presence.paper_level(page)
+        return self._paper_grey
+
     def _printed(self) -> Printed | None:
         """The blank form's ink at the aligned page's resolution (made once per reader); None when
         this machine cannot draw the form (no CJK font): rewrites are then not looked for."""
@@ -200,7 +208,7 @@ class PageReader:
         return [FieldReading(z.name, text, round(min(conf, score) * 0.5, 4), box, suggestion=text)]
 
     def _read_attachment(self, z: Zone, page, crop, box, *_):
-        present, conf = presence.attachment(crop)
+        present, conf = presence.attachment(crop, self._paper(page))
         out = [FieldReading(z.name, "present" if present else "absent", conf, box)]
         if present:
             text = "".join(self.ocr.long_lines(crop, _holds_valid_id)).replace(" ", "")
@@ -213,7 +221,7 @@ class PageReader:
         scanned_in_color = color is not None
         if color is None:
             color = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
-        found = presence.photo(color)
+        found = presence.photo(color, self._paper(page))
         if found is None:
             return [FieldReading(z.name, "absent", 0.97, box)]
         card_rel = f"{crop_dir}/card_photo.jpg"

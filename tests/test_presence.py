@@ -99,3 +99,44 @@ def test_hair_in_one_corner_of_a_white_background_still_reads_light() -> None:
     for angle in (0.0, 4.0, -4.0):
         found = photo(_pasted("white", angle, hair_corner=True))
         assert found is not None and found.light_background and found.background_confidence >= 0.9
+
+
+def _dim(img: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A dim scan: every grey level at 81 % (the paper at about 205), with sensor noise."""
+    rng = np.random.default_rng(seed)
+    return np.clip(img.astype(np.float32) * 0.81 + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_on_a_dim_scan_empty_boxes_read_empty_and_pasted_ones_pasted() -> None:
+    """A scan whose paper is grey 205 (harsh profile): an empty copy box and an empty photo box are
+    empty, surely (a fixed grey 200 took 48 of 879 empty copy boxes for a pasted copy), a pasted
+    copy is found, and a white background is as light as the paper, so light."""
+    from datetime import date
+
+    from ocr.presence import attachment, paper_level, photo
+    from simulate.fill import _paste
+    from simulate.photos import id_copy
+
+    k = PX_PER_MM
+    page = np.full((int(120 * k), int(100 * k)), 252, np.uint8)  # paper around the boxes
+    copy_box = np.s_[int(5 * k):int(70 * k), int(2 * k):int(98 * k)]
+    cv2.rectangle(page, (int(2 * k), int(5 * k)), (int(98 * k) - 1, int(70 * k) - 1), 60, 2)
+    empty = _dim(page)
+    paper = paper_level(empty)
+    assert 195 < paper < 215
+    present, conf = attachment(empty[copy_box], paper)
+    assert not present and conf >= 0.9
+    assert attachment(empty[copy_box])[0]  # measured against white paper, the grey is a copy
+    pasted = page.copy()
+    card = id_copy(np.random.default_rng(1), k, "张三", "男", date(1985, 3, 2), "450481198503021234")
+    _paste(pasted, card, 50 * k, 37 * k, 1.0)
+    pasted = _dim(pasted)
+    present, conf = attachment(pasted[copy_box], paper_level(pasted))
+    assert present and conf >= 0.9
+
+    box = np.full((int(40 * k), int(30 * k), 3), 252, np.uint8)
+    assert photo(_dim(box), paper) is None
+    found = photo(_dim(_pasted("white", 2.0)), paper)
+    assert found is not None and found.light_background and found.background_confidence >= 0.9
+    blue = photo(_dim(_pasted("blue", 0.0)), paper)
+    assert blue is not None and not (blue.light_background and blue.background_confidence >= 0.9)
