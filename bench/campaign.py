@@ -39,10 +39,11 @@ STAGES = ("decode", "blank", "marks", "warp", "barcode", "save", "read")
 
 
 def _prepare(out: Path, n_forms: int, seed: int, profile: str, writers: str = "heldout",
-             glyph_halves: bool = False) -> tuple[Store, Path]:
-    """Workspace with roster, printed PDFs and simulated scans (cached by parameters)."""
+             glyph_halves: bool = False, rates: Path | None = None) -> tuple[Store, Path]:
+    """Workspace with roster, printed PDFs and simulated scans (cached by parameters; `rates`: a
+    `formstation simulate --rates` file, named in the cache key by its file name)."""
     key = out / (f"sim-{n_forms}-{seed}-{profile}" + ("" if writers == "heldout" else f"-{writers}")
-                 + ("-halves" if glyph_halves else ""))
+                 + ("-halves" if glyph_halves else "") + (f"-{rates.stem}" if rates else ""))
     ws = key / "ws"
     if not (key / "sim" / "truth.jsonl").is_file():
         shutil.rmtree(key, ignore_errors=True)
@@ -59,7 +60,8 @@ def _prepare(out: Path, n_forms: int, seed: int, profile: str, writers: str = "h
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "formstation.cli", "--workspace", str(ws), "simulate", *pdfs,
                         "--out", str(key / "sim"), "--seed", str(seed), "--profile", profile, "--writers", writers,
-                        "-q", *(["--glyph-halves"] if glyph_halves else [])], check=True)
+                        "-q", *(["--glyph-halves"] if glyph_halves else []),
+                        *(["--rates", str(rates)] if rates else [])], check=True)
         print(f"simulated in {time.perf_counter() - t:.0f} s", file=sys.stderr)
         shutil.copytree(ws, key / "ws-pristine")
     work = out / "run-ws"
@@ -119,7 +121,7 @@ def _children_cpu() -> float:
 def run(args: argparse.Namespace) -> str:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    store, sim = _prepare(out, args.forms, args.seed, args.profile, args.writers)
+    store, sim = _prepare(out, args.forms, args.seed, args.profile, args.writers, rates=args.rates)
     n_pages = sum(1 for _ in (sim / "pages.jsonl").open())
     with _dask_scheduler(args.dask_workers) as scheduler:
         t, cpu, kids = time.perf_counter(), time.process_time(), _children_cpu()
@@ -192,6 +194,8 @@ def main() -> None:
                     help="whose digits the parents write: heldout (default; every figure in the README), "
                          "the reader's train / val writers (to make page-style cells for training.pagecells) or "
                          "other: scikit-learn's load_digits, writers unlike any the reader learned from")
+    ap.add_argument("--rates", type=Path, default=None,
+                    help="a YAML file of fill / scan rates over the profile's (formstation simulate --rates)")
     ap.add_argument("--out", default=str(REPO / "bench-out" / "campaign"))
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     print(run(ap.parse_args()))
