@@ -22,7 +22,7 @@ from formstation.store import (
     scan_files,
     upsert_field,
 )
-from ocr.types import WRITING_DOUBT, PageResult
+from ocr.types import SCAN_DPI, WRITING_DOUBT, PageResult
 
 STATION = "station"  # the audit trail's user for what the station itself changed
 
@@ -46,7 +46,7 @@ def upsert_fields(conn: Connection, form_id: str, res: PageResult) -> None:
             if differs:
                 _log_rescan(conn, form_id, r.name, was.value, r.value, at)
             continue
-        if was is not None and was.source == "read" and (was.value or "") != r.value and r.name != WRITING_DOUBT:
+        if was is not None and was.source == "read" and (was.value or "") != r.value and r.name not in (WRITING_DOUBT, SCAN_DPI):
             _log_rescan(conn, form_id, r.name, was.value, r.value, at)
         row = {"value": r.value, "confidence": r.confidence, "source": r.source,
                "box": json.dumps(list(r.box)), "crop_path": r.detail.get("crop"),

@@ -32,7 +32,7 @@ from formstation.store import (
     reasons,
 )
 from ocr.reasons import REASONS
-from ocr.types import WRITING_DOUBT
+from ocr.types import SCAN_DPI, WRITING_DOUBT
 
 UNUSUAL_MIN_BOXES = 11  # fewer inked boxes say too little about the writer
 CLASS_UNUSUAL_MIN_BOXES = 200  # a class's pooled share counts from this many inked boxes (5-10 forms)
@@ -282,6 +282,29 @@ def _unusual_writing(f: FormFacts, cfg: RuleConfig) -> list[Found]:
     return out
 
 
+# The reader and its thresholds were measured on pages scanned at 200 and 300 dpi. At 150 dpi (a
+# scanner's fast mode) its sure readings are wrong far more often: 300 forms of the heldout writers
+# (bench/campaign.py --rates with scan dpis [150]): phones at the 0.986 threshold 1.4 % wrong,
+# guardian phones at 0.985 1.8 %, against none at 200-300 dpi. A page whose marks say it was
+# scanned under MIN_READ_DPI has none of its numbers accepted on the reader's word.
+MIN_READ_DPI = 190
+
+
+def _low_resolution(f: FormFacts, cfg: RuleConfig) -> list[Found]:
+    """Surely read numbers of a form scanned under MIN_READ_DPI ('scan_dpi', from its marks' size):
+    a reviewer confirms them (or the clerk scans the form again at 200 dpi or more)."""
+    try:
+        dpi = int(_v(f, SCAN_DPI) or 0)
+    except ValueError:
+        return []
+    if not dpi or dpi >= MIN_READ_DPI:
+        return []
+    return [Found("SCAN_RESOLUTION_LOW", name, f"scanned at {dpi} dpi")
+            for name, r in sorted(f.readings.items())
+            if f.layout.kind_of(name) == "digits" and r.value and r.source != "reviewer"
+            and r.confidence >= threshold_for(cfg.thresholds, name, f.layout)]
+
+
 def _reopened(f: FormFacts) -> list[Found]:
     """A decided form a person reopened (REOPEN_FIELD: "who: why"): it waits for a reviewer."""
     return [Found("REOPENED", None, _v(f, REOPEN_FIELD))] if REOPEN_FIELD in f.readings else []
@@ -323,7 +346,7 @@ def decide(f: FormFacts, cfg: RuleConfig) -> tuple[str, list[Found]]:
     out += _scans_differ(f)
     reopened = _reopened(f)
     out += reopened
-    low = _low_confidence(f, cfg) + _unusual_writing(f, cfg)  # what a rejection may not rest on
+    low = _low_confidence(f, cfg) + _unusual_writing(f, cfg) + _low_resolution(f, cfg)  # what a rejection may not rest on
     unsure = {x.field for x in low} | {CLASS_PHONES}
     confident_reject = any(REASONS[x.code].severity == "reject" and x.field not in unsure
                            and unsure.isdisjoint(x.rests_on) for x in out)

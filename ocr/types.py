@@ -10,6 +10,9 @@ import numpy as np
 CLASSES = "0123456789X"
 # a derived reading of the whole page: "doubtful/inked" comb boxes (ocr.read.writing_doubt, ocr.rules)
 WRITING_DOUBT = "writing_doubt"
+# a derived reading of the whole page: the resolution it was scanned at, from its marks' size
+# (ocr.worker, ocr.rules: SCAN_RESOLUTION_LOW)
+SCAN_DPI = "scan_dpi"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from formstation.safefs import private_umask
 from ocr.align import ALIGN_DPI, MarkFinder, align, warp, warp_to
 from ocr.identify import PrintedIdReader, barcode_anywhere, barcode_in_region, is_blank
 from ocr.pages import AbsurdPage, cannot_decode, decode_page
-from ocr.types import PageResult, RawPage
+from ocr.types import SCAN_DPI, FieldReading, PageResult, RawPage
 
 PAGE_JPEG_QUALITY = 80
 # a page whose own layout's marks fit it worse than this is no page of that layout (a form
@@ -234,7 +234,7 @@ def _process(eng: Engines, raw: RawPage, gray: np.ndarray, color: np.ndarray | N
         text = eng.id_reader.read(own.layout, page)
         t["printed_id"] = time.perf_counter() - t1
         res = replace(res, kind="unidentified", note=f"printed_id:{text}")
-    return _finish(eng, own, raw, res, page, color_cropper(a, color))
+    return _finish(eng, own, raw, res, page, color_cropper(a, color), a.scan_dpi)
 
 
 def _not_read(eng: Engines, raw: RawPage, page: np.ndarray, a, t: dict, code, reason: str,
@@ -260,7 +260,7 @@ def color_cropper(a, color: np.ndarray | None):
 
 
 def _finish(eng: Engines, own: LayoutEngines, raw: RawPage, res: PageResult, page: np.ndarray,
-            color_crop=None) -> PageResult:
+            color_crop=None, scan_dpi: float | None = None) -> PageResult:
     t1 = time.perf_counter()
     img_rel = _save_page(eng, raw, page)
     res.timings["save"] = time.perf_counter() - t1
@@ -269,6 +269,8 @@ def _finish(eng: Engines, own: LayoutEngines, raw: RawPage, res: PageResult, pag
         t1 = time.perf_counter()
         crop_dir = f"crops/{raw.file_sha256[:16]}/p{raw.page_index:04d}"
         readings = own.reader.read(page, eng.workspace, crop_dir, color_crop)
+        if scan_dpi:
+            readings = (*readings, FieldReading(SCAN_DPI, str(round(scan_dpi)), 1.0, (0, 0, 0, 0)))
         res.timings["read"] = time.perf_counter() - t1
     return replace(res, image_path=img_rel, readings=readings)
 
