@@ -46,7 +46,7 @@ _ALL = (
     Reason("RARE_CHARACTER", "姓名含冷僻字（GB 2312 以外），需单独报送", "review"),
     Reason("LOW_CONFIDENCE", "识别置信度低，待人工审核", "review"),
     Reason("UNUSUAL_HANDWRITING", "本表字迹少见，识别把握不足，号码须人工核对", "review"),
-    Reason("SCAN_RESOLUTION_LOW", "扫描分辨率低于200dpi，号码须人工核对（或以200dpi以上重新扫描）", "review"),
+    Reason("SCAN_RESOLUTION_LOW", "扫描分辨率低于200dpi，号码须人工核对；请以200dpi以上扫描", "review"),
     Reason("ALIGNMENT_POOR", "页面对齐误差过大，待人工审核", "review"),
     Reason("DUPLICATE_SCAN", "同一表单扫描了多次", "review"),
     Reason("SCANS_DIFFER", "再次扫描的识别结果与审核员填写的不一致", "review"),

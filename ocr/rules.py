@@ -292,7 +292,7 @@ MIN_READ_DPI = 190
 
 def _low_resolution(f: FormFacts, cfg: RuleConfig) -> list[Found]:
     """Surely read numbers of a form scanned under MIN_READ_DPI ('scan_dpi', from its marks' size):
-    a reviewer confirms them (or the clerk scans the form again at 200 dpi or more)."""
+    a reviewer confirms them (the reason asks the clerk for 200 dpi or more)."""
     try:
         dpi = int(_v(f, SCAN_DPI) or 0)
     except ValueError:

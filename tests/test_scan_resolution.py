@@ -1,6 +1,6 @@
 """Pages scanned under 200 dpi (a scanner's fast mode): the reader's sure numbers are not sure there
 (phones at their thresholds 1.4-1.8 % wrong at 150 dpi), so none is accepted on its word; a
-reviewer confirms them or the clerk scans the forms again at 200 dpi or more."""
+reviewer confirms them, and the clerk is asked for 200 dpi or more."""
 
 from __future__ import annotations
 
