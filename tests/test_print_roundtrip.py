@@ -163,3 +163,31 @@ def test_a_sheet_fed_with_lower_marks_off_the_glass_is_aligned_from_the_others(p
     assert a is not None and a.marks_found == (2 if off == "both" else 3) and a.residual_mm < 0.2
     assert a.rotation == 0 and abs(a.scan_dpi - 300) < 9
     _check_boxes(layout, warp(layout, scan, a))
+
+
+def test_a_speckled_barcode_of_faded_toner_scanned_1_bit_is_read(printed):
+    """Faded toner with sensor noise, scanned 1-bit at 200 dpi (the simulator's own toner and G4
+    threshold): the QR code's dark modules become scattered dots. Where the crop as scanned reads
+    nothing, it is read blurred or thickened, and the page is identified by its barcode rather than
+    waiting for a clerk."""
+    from forms.layout import Box
+    from ocr.identify import BARCODE_MARGIN_MM, _ours, barcode_in_region
+    from simulate.scanner import to_mode, toner
+
+    store, layout, pdfs = printed
+    finder = MarkFinder(layout)
+    gray = next(_pages(pdfs[0], 200))
+    b, m = layout.barcode_box, BARCODE_MARGIN_MM
+    x0, y0, x1, y1 = Box(b.x - m, b.y - m, b.w + 2 * m, b.h + 2 * m).to_px(ALIGN_DPI)
+    speckled = 0
+    for seed in (1, 6, 7):
+        rng = np.random.default_rng(seed)
+        faded = np.clip(toner(gray, "faint", rng).astype(np.float32) + rng.normal(0, 8, gray.shape), 0, 255)
+        scan = to_mode(faded.astype(np.uint8), "bilevel").astype(np.uint8) * 255
+        a = align(layout, finder, scan)
+        assert a is not None
+        page = warp(layout, scan, a)
+        code = barcode_in_region(layout, page)
+        assert code is not None and code.layout_key == layout.key
+        speckled += _ours(zxingcpp.read_barcodes(page[y0:y1, x0:x1], formats=zxingcpp.BarcodeFormat.QRCode)) is None
+    assert speckled, "no scan speckled the code enough to need mending"
