@@ -13,7 +13,7 @@ import zxingcpp
 
 from forms.barcode import PageCode, decode
 from forms.layout import Box, Layout
-from ocr.align import ALIGN_DPI
+from ocr.align import ALIGN_DPI, SPECKLED_BLUR_SIGMA
 
 BLANK_INK_RATIO = 0.004  # share of dark pixels below which a page is a blank back
 BARCODE_MARGIN_MM = 4
@@ -46,8 +46,8 @@ def _ours(results) -> PageCode | None:
 # the decoder does not see as modules. Where the crop reads as it is nothing, it is read again
 # blurred (the dots merge into grey modules), then with its dark pixels grown by one. On the harsh
 # profile's 1,000 forms, 5 aligned form pages waited unidentified for a clerk with their QR code
-# speckled so; the blur reads 4 of them, the growing all 5 (`tests/test_print_roundtrip.py`).
-SPECKLED_BLUR_SIGMA = 1.5
+# speckled so; the blur (as for a speckled mark, `ocr.align`) reads 4 of them, the growing all 5
+# (`tests/test_print_roundtrip.py`).
 
 
 def _speckle_mended(crop: np.ndarray):

@@ -191,3 +191,28 @@ def test_a_speckled_barcode_of_faded_toner_scanned_1_bit_is_read(printed):
         assert code is not None and code.layout_key == layout.key
         speckled += _ours(zxingcpp.read_barcodes(page[y0:y1, x0:x1], formats=zxingcpp.BarcodeFormat.QRCode)) is None
     assert speckled, "no scan speckled the code enough to need mending"
+
+
+def test_marks_of_faded_toner_scanned_1_bit_are_found_blurred(printed):
+    """The same faded, noisy 1-bit scan can leave the corner marks as scatters of dots that neither
+    threshold pass finds: each corner is searched once more blurred, and the page is registered and
+    identified instead of waiting for a clerk."""
+    from ocr.align import CORNER_FRACTION
+    from ocr.identify import barcode_in_region
+    from simulate.scanner import to_mode, toner
+
+    store, layout, pdfs = printed
+    finder = MarkFinder(layout)
+    gray = next(_pages(pdfs[0], 200))
+    rng = np.random.default_rng(8)
+    faded = np.clip(toner(gray, "faint", rng).astype(np.float32) + rng.normal(0, 8, gray.shape), 0, 255)
+    scan = to_mode(faded.astype(np.uint8), "bilevel").astype(np.uint8) * 255
+    h, w = scan.shape
+    s = int(min(h, w) * CORNER_FRACTION)
+    for ox, oy in ((0, 0), (w - s, 0), (0, h - s), (w - s, h - s)):  # the two threshold passes alone
+        square = scan[oy:oy + s, ox:ox + s]
+        assert not finder._detect(square, detector=finder.quick) and not finder._detect(square)
+    a = align(layout, finder, scan)
+    assert a is not None and a.marks_found >= 3 and a.residual_mm < 0.3 and a.rotation == 0
+    code = barcode_in_region(layout, warp(layout, scan, a))
+    assert code is not None and code.layout_key == layout.key
