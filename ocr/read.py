@@ -27,7 +27,7 @@ from ocr import decode, labels, presence
 from ocr.align import ALIGN_DPI
 from ocr.digits import CellClassifier, classify_cells, default_classifier, normalize_strip
 from ocr.rewrite import Printed, find_rewrites, printed_ink
-from ocr.types import WRITING_DOUBT, FieldReading
+from ocr.types import SCAN_DPI, WRITING_DOUBT, FieldReading
 from ocr.versions import version_of
 
 STRIP_MARGIN_MM = 3.0  # around a comb: room for digits that overrun their boxes
@@ -118,12 +118,13 @@ class PageReader:
         self._reuse = False  # a re-read: the comb cells kept at ingest are read again (_kept_cells)
         self._paper_grey: float | None = None  # this page's paper grey level (`_paper`)
 
-    def read(self, page: np.ndarray, workspace: Path, crop_dir: str,
-             color_crop: ColorCrop | None = None, combs_only: bool = False) -> tuple[FieldReading, ...]:
+    def read(self, page: np.ndarray, workspace: Path, crop_dir: str, color_crop: ColorCrop | None = None,
+             combs_only: bool = False, scan_dpi: float | None = None) -> tuple[FieldReading, ...]:
         """Every handwritten zone's readings (with `combs_only`, the comb fields' and the page's
         writing doubt only, no crop written: a re-read with a new reader version, ocr.reread; the
         comb cells are then the ones kept at ingest, see `_kept_cells`). Each reading names the
-        reader version in detail["reader"]."""
+        reader version in detail["reader"]. `scan_dpi` (the resolution the page's marks show) is
+        kept as a reading of its own ('scan_dpi', ocr.rules: SCAN_RESOLUTION_LOW)."""
         self._cells = {}
         self._paper_grey = None
         self._reuse = combs_only
@@ -140,7 +141,10 @@ class PageReader:
             out.extend(_with_crop(r, rel) for r in readings)
         readings = _paired_phones(out, self._cells, self.layout)
         version = version_of(self.digits)
-        return tuple(_with_version(r, version) for r in (*readings, writing_doubt(readings, self._cells)))
+        page_wide = [writing_doubt(readings, self._cells)]
+        if scan_dpi:
+            page_wide.append(FieldReading(SCAN_DPI, str(round(scan_dpi)), 1.0, (0, 0, 0, 0)))
+        return tuple(_with_version(r, version) for r in (*readings, *page_wide))
 
     # ---- one method per zone kind; each returns the zone's readings
     def _read_digits(self, z: Zone, page, crop, box, color_crop, workspace: Path, crop_dir: str):

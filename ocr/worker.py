@@ -22,7 +22,7 @@ from formstation.safefs import private_umask
 from ocr.align import ALIGN_DPI, MarkFinder, align, warp, warp_to
 from ocr.identify import PrintedIdReader, barcode_anywhere, barcode_in_region, is_blank
 from ocr.pages import AbsurdPage, cannot_decode, decode_page
-from ocr.types import SCAN_DPI, FieldReading, PageResult, RawPage
+from ocr.types import PageResult, RawPage
 
 PAGE_JPEG_QUALITY = 80
 # a page whose own layout's marks fit it worse than this is no page of that layout (a form
@@ -268,9 +268,7 @@ def _finish(eng: Engines, own: LayoutEngines, raw: RawPage, res: PageResult, pag
     if own.reader is not None and res.kind in ("form", "unidentified"):
         t1 = time.perf_counter()
         crop_dir = f"crops/{raw.file_sha256[:16]}/p{raw.page_index:04d}"
-        readings = own.reader.read(page, eng.workspace, crop_dir, color_crop)
-        if scan_dpi:
-            readings = (*readings, FieldReading(SCAN_DPI, str(round(scan_dpi)), 1.0, (0, 0, 0, 0)))
+        readings = own.reader.read(page, eng.workspace, crop_dir, color_crop, scan_dpi=scan_dpi)
         res.timings["read"] = time.perf_counter() - t1
     return replace(res, image_path=img_rel, readings=readings)
 
