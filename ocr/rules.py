@@ -427,8 +427,12 @@ def _class_sharing(phones: list[Reading], threshold: float) -> tuple[bool, bool]
     """(shared, suspected) for one class's phone readings. Both need every phone to be one number
     or a doubtful reading a digit or two away from it; a doubtful reading that lost a box (fewer or
     more digits than the number: it tells nothing of which number was written) is left aside
-    rather than taken for another number. Shared: at least SHARED_PHONE_MIN_SURE forms carry the
-    number with confidence; suspected: fewer do."""
+    rather than taken for another number. A phone left blank, or on a page that could not be read,
+    is no other number: it is left aside too (before, 13 pages skewed off the scanner's glass let
+    14 forms carrying the teacher's number through, and one parent leaving the phone blank would
+    have). Shared: at least SHARED_PHONE_MIN_SURE forms carry the number with confidence;
+    suspected: fewer do."""
+    phones = [p for p in phones if p.value]
     if len(phones) < 3:
         return False, False
     number, n = Counter(p.value for p in phones).most_common(1)[0]

@@ -147,6 +147,10 @@ def test_a_class_wide_number_is_rejected_only_on_confident_readings():
     assert _class_sharing([R(n), R(n), R(n), R(n[:2] + n[3:], 0.0)], 0.9) == (True, False)
     assert _class_sharing([R(n), R(n), R(n), R(n[:2] + n[3:], 0.95)], 0.9) == (False, False)  # read sure
     assert _class_sharing([R(n), R(n)], 0.9) == (False, False)
+    # a phone left blank, or on a page not read (no reading: a blank one), is no other number;
+    # three blanks beside two carriers are still two carriers
+    assert _class_sharing([R(n), R(n), R(n), R(""), R("", 1.0)], 0.9) == (True, False)
+    assert _class_sharing([R(n), R(n), R(""), R(""), R("")], 0.9) == (False, False)
     suspected = replace(facts(), phone_shared_suspected=True)
     assert codes(suspected) == ("review", ["PHONE_SHARED_BY_CLASS"])
     cleared = replace(facts(review_ack=R("PHONE_SHARED_BY_CLASS", 1.0, "reviewer")), phone_shared_suspected=True)
