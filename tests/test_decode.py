@@ -7,13 +7,16 @@ from formstation.idnumber import birth_date
 from ocr.decode import CLASSES, decode_id, decode_phone
 
 
+def _torn(read: dict[str, float], rest: float) -> np.ndarray:
+    """One box's probabilities: the characters of `read` at theirs, every other character at `rest`."""
+    p = np.full(11, rest)
+    for c, v in read.items():
+        p[CLASSES.index(c)] = v
+    return p
+
+
 def _probs(s: str, sure: float = 0.97) -> list[np.ndarray]:
-    out = []
-    for c in s:
-        p = np.full(11, (1 - sure) / 10)
-        p[CLASSES.index(c)] = sure
-        out.append(p)
-    return out
+    return [_torn({c: sure}, (1 - sure) / 10) for c in s]
 
 
 def test_valid_id_read_cleanly_is_confident():
@@ -26,8 +29,7 @@ def test_one_ambiguous_digit_resolved_by_check_character():
     idn = "45048120080327062X"
     probs = _probs(idn)
     # cell 15 looks like a 2 (wrong) a bit more than a 6 (right)
-    probs[14] = np.full(11, 0.01)
-    probs[14][2], probs[14][6] = 0.50, 0.41
+    probs[14] = _torn({"2": 0.50, "6": 0.41}, 0.01)
     d = decode_id(probs)
     assert d.raw[14] == "2"
     assert d.value == idn and d.valid
@@ -45,8 +47,7 @@ def test_a_likely_misread_is_repaired_surely_an_unlikely_one_is_not():
     idn = "450481198003270621"
     assert idnumber.is_valid(idn)
     probs = _probs(idn, 0.99)
-    probs[6] = np.full(11, 0.005)
-    probs[6][CLASSES.index("7")], probs[6][CLASSES.index("1")] = 0.62, 0.33  # a '1' with a flag
+    probs[6] = _torn({"7": 0.62, "1": 0.33}, 0.005)  # a '1' with a flag
     d = decode_id(probs)
     assert d.raw[6] == "7" and d.value == idn and d.confidence > 0.98
     probs[6][CLASSES.index("7")], probs[6][CLASSES.index("1")] = 0.94, 0.01  # a clear '7': a typo?
@@ -63,10 +64,8 @@ def test_a_sure_misread_beside_a_torn_box_is_not_repaired_surely():
     truth, repaired = "31011319720525105X", "31011319720525703X"
     assert idnumber.is_valid(truth) and idnumber.is_valid(repaired)
     probs = _probs(truth, 0.999)
-    probs[14] = np.full(11, 0.0001)
-    probs[14][CLASSES.index("7")], probs[14][CLASSES.index("1")] = 0.993, 0.006
-    probs[16] = np.full(11, 0.002)
-    probs[16][CLASSES.index("5")], probs[16][CLASSES.index("3")] = 0.6, 0.383
+    probs[14] = _torn({"7": 0.993, "1": 0.006}, 0.0001)
+    probs[16] = _torn({"5": 0.6, "3": 0.383}, 0.002)
     d = decode_id(probs)
     assert d.raw[14] == "7" and d.raw[16] == "5"
     assert d.value == repaired and d.confidence < 0.99
@@ -86,8 +85,7 @@ def test_phone_pattern():
     d = decode_phone(_probs("13812345678"))
     assert d.value == "13812345678" and d.confidence > 0.7
     probs = _probs("13812345678")
-    probs[1] = np.full(11, 0.01)
-    probs[1][1], probs[1][8] = 0.6, 0.3  # '1' is not allowed in the second cell
+    probs[1] = _torn({"1": 0.6, "8": 0.3}, 0.01)  # '1' is not allowed in the second cell
     d = decode_phone(probs)
     assert d.value == "18812345678" and d.confidence < 0.9  # a reviewer looks
 
@@ -106,8 +104,7 @@ def test_phone_written_twice_is_read_from_both_renderings():
     assert doubtful is not None and doubtful.confidence < 0.9
     # one rendering misleading at a cell the other reads surely: the sure one wins, with doubt
     clean = joint.confidence
-    a[6] = np.full(11, 0.02)
-    a[6][CLASSES.index("1")], a[6][CLASSES.index("4")] = 0.55, 0.29  # '4' written, looks like a '1'
+    a[6] = _torn({"1": 0.55, "4": 0.29}, 0.02)  # '4' written, looks like a '1'
     b[6] = _probs("4", 0.97)[0]
     joint = decode_phone_pair(a, b)
     assert decode_phone(a).value != number
@@ -169,10 +166,8 @@ def test_a_guardian_id_on_two_forms_is_read_from_both_unless_a_box_differs_surel
     idn = "450481198003270621"
     assert idnumber.is_valid(idn)
     a, b = _probs(idn, 0.995), _probs(idn, 0.995)
-    a[5] = np.full(11, 0.01)
-    a[5][CLASSES.index("1")], a[5][CLASSES.index("7")] = 0.52, 0.39
-    a[11] = np.full(11, 0.01)
-    a[11][CLASSES.index("3")], a[11][CLASSES.index("8")] = 0.5, 0.41
+    a[5] = _torn({"1": 0.52, "7": 0.39}, 0.01)
+    a[11] = _torn({"3": 0.5, "8": 0.41}, 0.01)
     alone = decode_id(a)
     got = decode_id_pair(a, b)
     assert got is not None
@@ -194,10 +189,8 @@ def test_ids_keep_to_provinces_and_living_guardians():
     idn = "450481199111142496"
     assert idnumber.is_valid(idn)
     probs = _probs(idn, 0.98)
-    probs[8] = np.full(11, 0.01)
-    probs[8][CLASSES.index("1")], probs[8][CLASSES.index("9")] = 0.6, 0.31
-    probs[15] = np.full(11, 0.01)
-    probs[15][CLASSES.index("9")], probs[15][CLASSES.index("4")] = 0.6, 0.31
+    probs[8] = _torn({"1": 0.6, "9": 0.31}, 0.01)
+    probs[15] = _torn({"9": 0.6, "4": 0.31}, 0.01)
     d = decode_id(probs)
     assert birth_date(d.value).year >= 1920 and d.value == idn
     assert decode_id(_probs("960481199111142496")).value[:2] != "96"
@@ -208,8 +201,7 @@ def test_doubted_boxes_are_the_unsure_moved_and_empty_ones():
 
     phone = "13912345678"
     probs = _probs(phone, sure=0.999)
-    probs[4] = np.full(11, 0.01)
-    probs[4][1], probs[4][7] = 0.55, 0.37  # a 1 that could be a 7
+    probs[4] = _torn({"1": 0.55, "7": 0.37}, 0.01)  # a 1 that could be a 7
     d = decode_phone(probs)
     marks = cell_doubts(d.value, probs, allowed_at("mobile_cn", "0123456789"))
     assert [(m["i"], m["read"], m["alt"]) for m in marks] == [(4, "1", "7")]
@@ -221,8 +213,7 @@ def test_doubted_boxes_are_the_unsure_moved_and_empty_ones():
 
     idn = "45048120080327062X"
     probs = _probs(idn, sure=0.999)
-    probs[15] = np.full(11, 0.005)
-    probs[15][2], probs[15][6] = 0.52, 0.43  # the check character moves this box from 2 to 6
+    probs[15] = _torn({"2": 0.52, "6": 0.43}, 0.005)  # the check character moves this box from 2 to 6
     d = decode_id(probs)
     marks = cell_doubts(d.value, probs, allowed_at("id_gb11643", "0123456789X"))
     assert d.value == idn and [(m["i"], m["read"], m["alt"]) for m in marks] == [(15, "6", "2")]
@@ -240,8 +231,7 @@ def test_a_box_the_constraint_moved_is_listed_even_where_one_character_is_allowe
     marks = cell_doubts(d.value, probs, allowed_at(11, "0123456789"))
     assert [(m["i"], m["read"], m["raw"]) for m in marks] == [(0, "1", "0")]
     # a box the constraint left alone carries no "raw", and a sure unmoved number lists nothing
-    probs[4] = np.full(11, 0.01)
-    probs[4][1], probs[4][7] = 0.55, 0.37
+    probs[4] = _torn({"1": 0.55, "7": 0.37}, 0.01)
     marks = cell_doubts(decode_phone(probs).value, probs, allowed_at(11, "0123456789"))
     assert [(m["i"], "raw" in m) for m in marks] == [(0, True), (4, False)]
     phone = "13912345678"
@@ -249,8 +239,7 @@ def test_a_box_the_constraint_moved_is_listed_even_where_one_character_is_allowe
     # an ID box read X where only digits are allowed, made a digit: listed with its raw X
     idn = "45048120080327062X"
     probs = _probs(idn, sure=0.999)
-    probs[3] = np.full(11, 0.0001)
-    probs[3][CLASSES.index("X")], probs[3][CLASSES.index("4")] = 0.9, 0.0999
+    probs[3] = _torn({"X": 0.9, "4": 0.0999}, 0.0001)
     d = decode_id(probs)
     marks = cell_doubts(d.value, probs, allowed_at(18, "0123456789X"))
     assert d.value == idn and [(m["i"], m["read"], m["raw"]) for m in marks] == [(3, "4", "X")]
@@ -278,8 +267,7 @@ def test_an_id_whose_check_digit_decided_a_box_the_reader_doubts_goes_to_review(
     idn = "45048120080327062X"
     probs = _probs(idn, 0.999)
     assert not check_decided(idn, probs)
-    probs[15] = np.full(11, 0.01)
-    probs[15][CLASSES.index("6")], probs[15][CLASSES.index("5")] = 0.36, 0.55
+    probs[15] = _torn({"6": 0.36, "5": 0.55}, 0.01)
     d = decode_id(probs)
     assert d.value == idn  # the check character moved the torn box back to 6 ...
     assert d.confidence > 0.99 and not check_decided(d.value, probs)  # ... and may be trusted to
@@ -288,8 +276,7 @@ def test_an_id_whose_check_digit_decided_a_box_the_reader_doubts_goes_to_review(
     assert d.value == idn  # the reader saw a 5: the search overruled it ...
     assert check_decided(d.value, probs)  # ... a reviewer looks
     probs[15][CLASSES.index("6")], probs[15][CLASSES.index("5")] = 0.36, 0.55
-    probs[3] = np.full(11, 0.01)
-    probs[3][CLASSES.index("4")], probs[3][CLASSES.index("1")] = 0.67, 0.24
+    probs[3] = _torn({"4": 0.67, "1": 0.24}, 0.01)
     d = decode_id(probs)
     assert d.value == idn  # the same number, but with a second doubtful box ...
     assert check_decided(d.value, probs)  # ... it rests on more than one check character carries
