@@ -139,10 +139,9 @@ def _fit(src: np.ndarray, dst: np.ndarray, marks: int) -> np.ndarray | None:
         return None
     if marks == 3:
         a, b, c, d, e, f = fit
-    else:
-        a, b, c, f = fit
-        a, b, c, d, e = a, -b, c, b, a
-    return np.array([[a, b, c], [d, e, f], [0.0, 0.0, 1.0]])
+        return np.array([[a, b, c], [d, e, f], [0.0, 0.0, 1.0]])
+    a, b, c, f = fit
+    return np.array([[a, -b, c], [b, a, f], [0.0, 0.0, 1.0]])
 
 
 def affine_of(matrix: np.ndarray, size: tuple[int, int], tolerance: float = AFFINE_TOLERANCE_PX) -> np.ndarray | None:

@@ -274,12 +274,14 @@ def _unusual_writing(f: FormFacts, cfg: RuleConfig) -> list[Found]:
         why = f"class: {cd} of {ci} boxes doubtful"
     else:
         return []
-    out = []
-    for name, r in sorted(f.readings.items()):
-        if (f.layout.kind_of(name) == "digits" and r.value and r.source != "reviewer"
-                and r.confidence >= threshold_for(cfg.thresholds, name, f.layout)):
-            out.append(Found("UNUSUAL_HANDWRITING", name, why))
-    return out
+    return [Found("UNUSUAL_HANDWRITING", name, why) for name in _surely_read_numbers(f, cfg)]
+
+
+def _surely_read_numbers(f: FormFacts, cfg: RuleConfig) -> list[str]:
+    """The form's digit fields read (not set by a reviewer) at or above their thresholds."""
+    return [name for name, r in sorted(f.readings.items())
+            if f.layout.kind_of(name) == "digits" and r.value and r.source != "reviewer"
+            and r.confidence >= threshold_for(cfg.thresholds, name, f.layout)]
 
 
 # The reader and its thresholds were measured on pages scanned at 200 and 300 dpi. At 150 dpi (a
@@ -301,10 +303,7 @@ def _low_resolution(f: FormFacts, cfg: RuleConfig) -> list[Found]:
         return []
     if not dpi or dpi >= MIN_READ_DPI:
         return []
-    return [Found("SCAN_RESOLUTION_LOW", name, f"scanned at {dpi} dpi")
-            for name, r in sorted(f.readings.items())
-            if f.layout.kind_of(name) == "digits" and r.value and r.source != "reviewer"
-            and r.confidence >= threshold_for(cfg.thresholds, name, f.layout)]
+    return [Found("SCAN_RESOLUTION_LOW", name, f"scanned at {dpi} dpi") for name in _surely_read_numbers(f, cfg)]
 
 
 def _reopened(f: FormFacts) -> list[Found]:
