@@ -62,6 +62,7 @@ class Summary:
     forms: int = 0
     blank_backs: int = 0
     unidentified: int = 0
+    black_and_white: int = 0  # of those, pages scanned 1-bit that showed no marks and no barcode
     duplicates: int = 0
     not_in_roster: int = 0
     quarantined: int = 0  # files quarantined: damaged, or failed (below)
@@ -331,6 +332,7 @@ def _take(store: Store, f: _File, res: PageResult, summary: Summary, roster_ids:
         if fresh:
             f.new += 1
             _count(summary, kind, dup)
+            summary.black_and_white += int(kind == "unidentified" and persist.page_reason(res) == "SCANNED_BLACK_AND_WHITE")
         if res.form_id and kind == "form":
             summary.touched_forms.add(res.form_id)
         summary.add_timings(res.timings)

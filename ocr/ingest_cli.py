@@ -58,6 +58,9 @@ def print_summary(s: Summary, stream=None) -> None:
           f"blank backs: {s.blank_backs} | unidentified: {s.unidentified} | duplicates: {s.duplicates} | "
           f"not in roster: {s.not_in_roster} | quarantined: {s.quarantined} ({s.failed} failed) | "
           f"skipped: {len(s.skipped)}", file=stream)
+    if s.black_and_white:
+        print(f"{s.black_and_white} unidentified pages were scanned black-and-white and show no alignment marks "
+              "and no barcode (faint print can vanish at 1 bit): scan those sheets again in grey", file=stream)
     for name, reason in s.quarantine:
         print(f"quarantined {name}: {reason}", file=stream)
     for name in s.skipped:

@@ -55,6 +55,7 @@ _ALL = (
     # why a page waits unidentified, never read with another layout's geometry (pages.reason)
     Reason("LAYOUT_UNKNOWN", "条码所示的表单版式本站没有，页面未识别", "review"),
     Reason("LAYOUT_MISMATCH", "页面的定位标记与条码所示的表单版式不符，页面未识别", "review"),
+    Reason("SCANNED_BLACK_AND_WHITE", "黑白扫描页上未找到定位标记和条码（淡墨可能被抹去），页面未识别；请以灰度重新扫描", "review"),
     Reason("PHOTO_SCANNED_IN_GREY", "照片页为黑白扫描，须彩色重新扫描", "rescan"),
     Reason("REVIEWER_REJECTED", "审核员退回", "reject"),
     Reason("NO_PS_PHOTO", "无公安照片", "reject", "bureau"),

@@ -51,6 +51,10 @@ def _ingest(ctx: Ctx, paths: list) -> None:
                f"{summary.forms} forms · {summary.blank_backs} blank backs · {summary.unidentified} unidentified · "
                f"{summary.duplicates} duplicates · {summary.not_in_roster} not in roster · "
                f"{summary.quarantined} quarantined")
+    if summary.black_and_white:
+        st.warning(f"{summary.black_and_white} unidentified pages were scanned black-and-white and show no alignment "
+                   "marks and no barcode (faint print can vanish at 1 bit): scan those sheets again in grey. They "
+                   "wait on the Unidentified page meanwhile.")
     for name, reason in summary.quarantine:
         st.error(f"{name}: quarantined: {reason}")
 

@@ -284,3 +284,43 @@ def test_a_fault_on_one_page_quarantines_its_file_and_the_batch_goes_on(printed,
     monkeypatch.setattr(ocr.worker, "warp", real)  # fixed: the quarantined file is ingested again
     again = ingest_paths(store, layout, [store.workspace / "quarantine" / name], workers=1, read_fields=False)
     assert (again.quarantined, again.forms) == (0, 1)
+
+
+def _faded_and_written(gray, rng):
+    """A sheet whose toner ran out (its print at ~30 % of its ink, with sensor noise) that a parent
+    filled in with a dark pen."""
+    faded = 255 - (255 - gray.astype(np.float32)) * 0.3 + rng.normal(0, 8, gray.shape)
+    page = np.clip(faded, 0, 255).astype(np.uint8)
+    for i in range(6):
+        cv2.putText(page, "13912345678", (700, 900 + i * 180), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 2.2, 20, 5)
+    return page
+
+
+def test_a_faded_sheet_scanned_black_and_white_asks_the_clerk_for_a_grey_scan(printed, tmp_path, capsys):
+    """A scanner's 1-bit threshold can wipe out a faded form's marks and barcode while the parent's
+    pen stays: the page waits unidentified with the reason SCANNED_BLACK_AND_WHITE, and the ingest
+    summary asks for the sheet in grey. The same sheet scanned in grey is identified by its barcode;
+    a foreign page scanned in grey waits with no such reason."""
+    from ocr.ingest_cli import print_summary
+    from simulate.scanner import to_mode
+
+    store, layout, pdfs = printed
+    rng = np.random.default_rng(5)
+    page = _faded_and_written(_render(pdfs[0])[0], rng)
+    bw = to_mode(page, "bilevel")
+    assert bw.mean() < 0.999  # the pen's ink is there: not a blank back
+    g4 = tmp_path / "bw.tif"
+    Image.fromarray(bw).convert("1").save(g4, compression="group4", dpi=(200, 200))
+    s = ingest_paths(store, layout, [g4], workers=1, read_fields=False)
+    assert (s.pages, s.forms, s.unidentified, s.black_and_white) == (1, 0, 1, 1)
+    row = _rows(store)[-1]
+    assert (row.kind, row.reason) == ("unidentified", "SCANNED_BLACK_AND_WHITE")
+    print_summary(s)
+    assert "scan those sheets again in grey" in capsys.readouterr().out
+
+    foreign = cv2.GaussianBlur(_foreign(page.shape), (0, 0), 1.0) // 2 + 120  # a grey scan: paper, soft edges
+    grey = _save_tiff(tmp_path / "grey.tif", [page, foreign])
+    s = ingest_paths(store, layout, [grey], workers=1, read_fields=False)
+    assert (s.forms, s.unidentified, s.black_and_white) == (1, 1, 0)
+    kinds = [(r.kind, r.identified_by, r.reason) for r in _rows(store)[-2:]]
+    assert kinds == [("form", "barcode", None), ("unidentified", None, None)]
