@@ -176,25 +176,31 @@ def _bridge_lines(ink: np.ndarray, lines: _Lines, per_line: bool = False) -> np.
     return out
 
 
-def _keep_components(ink: np.ndarray, lines: _Lines) -> np.ndarray | None:
-    """Mask of the character's components (mostly inside the box, not specks), or None if empty."""
+def _keep_components(ink: np.ndarray, lines: _Lines, dropped: np.ndarray | None = None) -> np.ndarray | None:
+    """Mask of the character's components (mostly inside the box, not specks, not a box line's
+    remnant), or None if empty. `dropped`: where a drop-out comb's print was taken out (see
+    `_dropped_trace`)."""
     cell_h = max(lines.bottom - lines.top, 8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     if n <= 1:
         return None
     if n == 2:  # one component (most cells): the same tests on plain numbers
-        return _keep_one(ink, stats[1], lines, cell_h)
+        return _keep_one(ink, stats[1], lines, cell_h, dropped)
     area = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
     inner = labels[lines.top : lines.bottom, lines.left : lines.right]
     inside = np.bincount(inner.ravel(), minlength=n)[1:] / area
     extent = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) / cell_h
     ok = (inside >= 0.5) & (area >= _speck_area(cell_h)) & ~_line_remnants(stats[1:], lines, cell_h)
+    if dropped is not None:
+        on_print = np.bincount(labels[dropped].ravel(), minlength=n)[1:] / area
+        ok &= ~_dropped_trace(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT], on_print, cell_h)
     if not ok.any() or extent[ok].max() < MIN_EXTENT:
         return None
     return labels_mask(labels, n, _main_group(stats[1:], ok, cell_h) + 1)
 
 
-def _keep_one(ink: np.ndarray, stat: np.ndarray, lines: _Lines, cell_h: int) -> np.ndarray | None:
+def _keep_one(ink: np.ndarray, stat: np.ndarray, lines: _Lines, cell_h: int,
+              dropped: np.ndarray | None = None) -> np.ndarray | None:
     """`_keep_components` for ink that is one component (`stat`: its row of the stats): the
     component when it is mostly inside the box, not a speck, not a line's fringe and tall or wide
     enough, else None."""
@@ -203,7 +209,18 @@ def _keep_one(ink: np.ndarray, stat: np.ndarray, lines: _Lines, cell_h: int) -> 
     if (inside < 0.5 or area < _speck_area(cell_h) or _remnant(x0, y0, w, h, lines, cell_h)
             or max(w, h) / cell_h < MIN_EXTENT):
         return None
+    if dropped is not None and _dropped_trace(w, h, np.count_nonzero(ink & dropped) / float(area), cell_h):
+        return None
     return ink != 0
+
+
+def _dropped_trace(w, h, on_print, cell_h: int):
+    """Components that are what is left of a drop-out comb's line once it was dropped (a heavily
+    compressed JPEG keeps a faint trace of it: a lone '1' in an empty comb): as thin as a line and
+    lying on the print (`on_print`: the share of their pixels there). A pen stroke crossing a line
+    goes on beyond it; arrays or one component's plain numbers, as `_remnant`."""
+    thin = max(3, int(round(0.06 * cell_h)))
+    return (np.minimum(w, h) <= thin) & (on_print >= 0.9)
 
 
 def _speck_area(cell_h: int) -> float:
@@ -355,10 +372,12 @@ def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple
     lines, edges = _strip_lines(dark, bounds, rows)
     whole = False  # the comb's print is dropped: a glyph its cell owns is kept whole, across the lines
     cut = lines.mask  # where two glyphs joined across a line are parted (the printed lines)
+    printed = None  # where a dropped comb's print was (dilated as `drop_light_lines` drops it)
     if dropped is not None or light_lines:
         ink = drop_light_lines(dropped_dark if dropped_dark is not None else dark, lines)
         if ink is not None:  # the comb's print is gone from `ink`: nothing to mask, ink on a line stays
             cut = lines.mask if lines.mask.any() else _side_lines(dark.shape, edges, lines)
+            printed = cv2.dilate(lines.mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
             dark, lines, whole = ink, _no_masks(lines), True
     thr = _ink_threshold(dark, lines)
     raw = dark > thr
@@ -377,7 +396,8 @@ def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple
         inner = (0, sx1 - sx0) if whole else (left - sx0, right - sx0)  # what must hold most of the glyph
         cell_lines = _Lines(lines.mask[:, window], lines.h_mask[:, window], lines.v_mask[:, window],
                             top, bottom, *inner)
-        out.append(_glyph(dark[:, window], _keep_components(cell_ink, cell_lines), cell_lines, thr))
+        on_print = printed[:, window] if printed is not None else None
+        out.append(_glyph(dark[:, window], _keep_components(cell_ink, cell_lines, on_print), cell_lines, thr))
     return out
 
 
