@@ -39,11 +39,13 @@ STAGES = ("decode", "blank", "marks", "warp", "barcode", "save", "read")
 
 
 def _prepare(out: Path, n_forms: int, seed: int, profile: str, writers: str = "heldout",
-             glyph_halves: bool = False, rates: Path | None = None) -> tuple[Store, Path]:
+             glyph_halves: bool = False, rates: Path | None = None, layout: str | None = None) -> tuple[Store, Path]:
     """Workspace with roster, printed PDFs and simulated scans (cached by parameters; `rates`: a
-    `formstation simulate --rates` file, named in the cache key by its file name)."""
+    `formstation simulate --rates` file, named in the cache key by its file name; `layout`: the
+    layout every form is printed with, the station's default when None)."""
     key = out / (f"sim-{n_forms}-{seed}-{profile}" + ("" if writers == "heldout" else f"-{writers}")
-                 + ("-halves" if glyph_halves else "") + (f"-{rates.stem}" if rates else ""))
+                 + ("-halves" if glyph_halves else "") + (f"-{rates.stem}" if rates else "")
+                 + (f"-{layout}" if layout else ""))
     ws = key / "ws"
     if not (key / "sim" / "truth.jsonl").is_file():
         shutil.rmtree(key, ignore_errors=True)
@@ -55,7 +57,7 @@ def _prepare(out: Path, n_forms: int, seed: int, profile: str, writers: str = "h
         demo.write_roster(roster, seed, per_class, classes)
         _truncate_csv(roster, len(rows))
         import_roster(store, roster)
-        print_forms(store, load_layout(), key / "print", campaign_date=demo.CAMPAIGN)
+        print_forms(store, load_layout(layout) if layout else load_layout(), key / "print", campaign_date=demo.CAMPAIGN)
         pdfs = sorted(str(p) for p in (key / "print").glob("*.pdf"))
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "formstation.cli", "--workspace", str(ws), "simulate", *pdfs,
@@ -121,7 +123,8 @@ def _children_cpu() -> float:
 def run(args: argparse.Namespace) -> str:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    store, sim = _prepare(out, args.forms, args.seed, args.profile, args.writers, rates=args.rates)
+    store, sim = _prepare(out, args.forms, args.seed, args.profile, args.writers, rates=args.rates,
+                          layout=args.layout)
     n_pages = sum(1 for _ in (sim / "pages.jsonl").open())
     with _dask_scheduler(args.dask_workers) as scheduler:
         t, cpu, kids = time.perf_counter(), time.process_time(), _children_cpu()
@@ -148,6 +151,7 @@ def run(args: argparse.Namespace) -> str:
     thresholds = load_config(store.workspace).thresholds
     lines = [
         f"# Campaign bench: {args.forms} forms, profile {args.profile}, "
+        + (f"layout {args.layout}, " if args.layout else "")
         + (f"{args.dask_workers} Dask worker(s)" if args.dask_workers else f"{args.workers} worker(s)"),
         "", f"machine: {os.cpu_count()} cores; pages in batch: {n_pages} ({s.forms} form pages, "
         f"{s.blank_backs} blank backs, {s.unidentified} unidentified, {s.quarantined} quarantined files)",
@@ -196,6 +200,8 @@ def main() -> None:
                          "other: scikit-learn's load_digits, writers unlike any the reader learned from")
     ap.add_argument("--rates", type=Path, default=None,
                     help="a YAML file of fill / scan rates over the profile's (formstation simulate --rates)")
+    ap.add_argument("--layout", default=None,
+                    help="print every form with this layout (layouts/<key>.yaml); the station's default otherwise")
     ap.add_argument("--out", default=str(REPO / "bench-out" / "campaign"))
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     print(run(ap.parse_args()))
