@@ -15,16 +15,26 @@ number read surely on its forms lets the class rule reject them on confident evi
 out or noted above, a reviewer's value or a reading of another length leaves the field as it is.
 Run after every ingest batch, before its forms are decided (`persist.after_batch`); it returns the
 forms it changed, to be decided too.
+
+A phone one box from a number other forms of the same school carry is most often that number with a
+box misread (a class that gives its teacher's number writes it 40 times: a flagged '1' read as '7' on
+a few forms, the same box, and those renderings would even make each other sure). Where two numbers
+of a school's forms are one box apart, the renderings of the number fewer forms carry (of both, when
+as many) go to a reviewer whatever they read alone or jointly (confidence capped at
+`ocr.read.ONE_BOX_APART_CONFIDENCE`), the box framed with what the other forms read there
+(`fields.doubt`: "other_forms", "n_other"; audit row "one_box_from_other_forms"). An ID cannot be
+one box from another valid ID (its check character), so this is for phones only.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import and_, select, update
 
 from forms.layout import load_layout
-from formstation.store import Store, audit, fields, forms, now
+from formstation.store import Store, audit, fields, forms, now, persons
 from ocr import decode, labels, versions
 
 
@@ -98,6 +108,7 @@ def pair(store: Store, form_ids: set[str]) -> set[str]:
         return list(readers[name].predict_proba(x))
 
     changed: dict[tuple[str, str], tuple[float, float, str]] = {}
+    capped, newly = _one_box_from_others(store, layouts, form_ids, probs)
     for value, rows, joint in numbers:
         if len({r.form_id for r in rows}) < 2 or not any(doubtful(r) for r in rows):
             continue
@@ -111,6 +122,8 @@ def pair(store: Store, form_ids: set[str]) -> set[str]:
                 conf = joint(mine, theirs, value)
                 if conf is not None and (best is None or conf > best[0]):
                     best = (conf, o.form_id)
+            if (r.form_id, r.name) in capped:
+                continue  # one box from a number other forms carry: its renderings do not vouch for it
             if best is not None and round(best[0], 4) > (r.confidence or 0):
                 changed[(r.form_id, r.name)] = (r.confidence or 0, round(best[0], 4), best[1])
     if changed:
@@ -121,4 +134,68 @@ def pair(store: Store, form_ids: set[str]) -> set[str]:
                 conn.execute(audit.insert().values(at=now(), user_name="station", action="sibling_pair",
                                                    form_id=form_id, field=name, old_value=f"{old:.4f}",
                                                    new_value=f"{new:.4f} with {other}"))
-    return {f for f, _ in changed}
+    return {f for f, _ in changed} | newly
+
+
+def _one_box_from_others(store: Store, layouts: dict, form_ids: set[str],
+                         probs) -> tuple[set[tuple[str, str]], set[str]]:
+    """Cap (and frame the box of) every read phone of the batch's schools that is one box from a
+    number more forms of its school carry, or as many (see the module's docstring); returns every
+    such field, (form id, name), capped now or before, and the forms capped now. `probs`: a field
+    row's kept cells read."""
+    from ocr.read import ONE_BOX_APART_CONFIDENCE
+
+    roles = KINDS[0][0]
+    names = {lay.name_of(role) for lay in layouts.values() for role in roles} - {""}
+    if not names:
+        return set(), set()
+    with store.tx() as conn:
+        schools = set(conn.execute(select(persons.c.school).join(forms, forms.c.person_id == persons.c.person_id)
+                                   .where(forms.c.form_id.in_(form_ids))).scalars())
+        q = (select(fields.c.form_id, fields.c.name, fields.c.value, fields.c.confidence, fields.c.source,
+                    fields.c.doubt, fields.c.crop_path, fields.c.reader_version, persons.c.school, forms.c.layout_key)
+             .join(forms, forms.c.form_id == fields.c.form_id).join(persons, forms.c.person_id == persons.c.person_id)
+             .where(and_(fields.c.name.in_(names), persons.c.school.in_(schools))))
+        rows = [r for r in conn.execute(q) if r.value and len(r.value) == 11 and r.value.isdigit()]
+    carriers: dict[tuple[str, str], set[str]] = {}  # (school, number) -> the forms carrying it
+    for r in rows:
+        carriers.setdefault((r.school, r.value), set()).add(r.form_id)
+    out: set[tuple[str, str]] = set()
+    updates = []
+    for r in rows:
+        if r.source != "read":
+            continue
+        mine = carriers[(r.school, r.value)]
+        near = None  # (box, what the other forms read there, how many forms, one of them)
+        for i, ch in enumerate(r.value):
+            for d in "0123456789":
+                other = carriers.get((r.school, r.value[:i] + d + r.value[i + 1:])) if d != ch else None
+                if other and other - mine and len(other) >= len(mine) and (near is None or len(other) > near[2]):
+                    near = (i, d, len(other), min(other - mine))
+        if near is None:
+            continue
+        out.add((r.form_id, r.name))
+        marks = [m for m in json.loads(r.doubt or "[]") if isinstance(m, dict) and "i" in m]
+        if any(m.get("other_forms") == near[1] and m["i"] == near[0] for m in marks):
+            continue  # capped and framed by an earlier batch's pass
+        updates.append((r, near, marks))
+    if updates:
+        from ocr.read import doubt_marks
+
+        with store.tx() as conn:
+            for r, (i, d, n, example), marks in updates:
+                z = layouts[r.layout_key].zone(r.name)
+                cells = probs(r) or [None] * z.cells
+                fresh = next(m for m in doubt_marks(z, r.value, cells, other={i: d}) if m["i"] == i)
+                fresh.pop("other")
+                fresh["read"] = r.value[i]
+                old = {m["i"]: m for m in marks}
+                old[i] = {**fresh, **old.get(i, {}), "other_forms": d, "n_other": n}
+                conf = min(r.confidence or 0.0, ONE_BOX_APART_CONFIDENCE)
+                conn.execute(update(fields).where(and_(fields.c.form_id == r.form_id, fields.c.name == r.name))
+                             .values(confidence=conf, doubt=json.dumps([old[k] for k in sorted(old)])))
+                conn.execute(audit.insert().values(
+                    at=now(), user_name="station", action="one_box_from_other_forms", form_id=r.form_id,
+                    field=r.name, old_value=f"{r.confidence or 0:.4f}",
+                    new_value=f"{conf:.4f}: box {i + 1} reads otherwise on {n} other forms, e.g. {example}"))
+    return out, {r.form_id for r, _, _ in updates}

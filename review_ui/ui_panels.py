@@ -57,6 +57,8 @@ def _doubt_word(d: dict) -> str:
         extra.append(f"the entry box holds {d['offered']}")
     if "other" in d:
         extra.append(f"the other phone reads {d['other']} here")
+    if "other_forms" in d:
+        extra.append(f"{d.get('n_other', 'other')} other forms of the school read {d['other_forms']} here")
     if "above" in d:
         base = f"reads {d['read'] or '?'}; written above it: {d['above']}"
     elif "struck" in d:
@@ -78,8 +80,8 @@ def _doubt_tag(d: dict) -> str:
         tag = f"{d['read'] or '?'}, ↑{d['above']}"
     elif "struck" in d:
         tag = f"↑{d['read'] or '?'}"
-    elif "other" in d:
-        tag = f"{d['read'] or '?'}≠{d['other']}"
+    elif "other" in d or "other_forms" in d:
+        tag = f"{d['read'] or '?'}≠{d.get('other', d.get('other_forms'))}"
     elif d.get("read") and d.get("alt"):
         tag = f"{d['read']}/{d['alt']}"
     else:

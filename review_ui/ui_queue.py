@@ -88,7 +88,8 @@ def _field_value(step: str, typed: str) -> str | None:
     if problem:
         ss.q_error = f"{fieldinfo.label(step, lay)}: {problem}"
         return None
-    objection = fieldinfo.check(step, value, lay) or _one_box_from_partner(step, value, lay)
+    objection = (fieldinfo.check(step, value, lay) or _one_box_from_partner(step, value, lay)
+                 or _one_box_from_other_forms(step, value))
     if objection:
         ss.q_invalid = (step, value, objection)
         ss.q_error = (f"{fieldinfo.label(step, lay)}: {value} is {objection}. Type the correction, or type ! and "
@@ -116,6 +117,23 @@ def _one_box_from_partner(step: str, value: str, lay) -> str | None:
     if i is None:
         return None
     return f"one box from {fieldinfo.label(partner, lay)} {other} (box {i + 1} reads {other[i]} there)"
+
+
+def _one_box_from_other_forms(step: str, value: str) -> str | None:
+    """A value that still differs, in the box the station framed, from the number other forms of
+    the school carry (`ocr.siblings`: their reading one box from it, capped for a reviewer): most
+    often that number with the box misread, so Enter alone does not keep it."""
+    item = next((it for it in _ss().q_view.items if it.name == step), None)
+    for d in item.doubt if item is not None else ():
+        i, theirs = d.get("i"), d.get("other_forms")
+        if not theirs or not isinstance(i, int) or i >= len(item.value or ""):
+            continue
+        number = item.value[:i] + theirs + item.value[i + 1:]
+        k = one_box_apart(value, number)
+        if k is not None:
+            return (f"one box from the number {d.get('n_other', 'other')} other forms of the school carry "
+                    f"(box {k + 1} reads {number[k]} there)")
+    return None
 
 
 def _form_choice(ctx: Ctx, typed: str) -> bool:

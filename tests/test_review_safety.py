@@ -397,3 +397,40 @@ def test_point7_a_supervisor_reopens_an_accepted_form_and_a_reviewer_decides_it_
     assert any("a supervisor or rita can reopen it" in c.value for c in rosa.caption)
     _reopen_in_lookup(at, fid, "I typed the guardian's phone wrong")
     assert _status(review, fid) == "review" and fid not in _exported(review)[0]
+
+
+def test_point3_a_phone_one_box_from_a_number_other_forms_carry_needs_a_second_keystroke(review):
+    """Two forms of the school carry a number read surely; the first form in the queue reads it with
+    one box otherwise, surely (a flagged 1 read as 7 on a class's shared number). The station's pass
+    over the batch (ocr.siblings) sends that phone to a reviewer with the box framed; Enter alone
+    does not keep the reading, the number the other forms carry is kept with Enter."""
+    from ocr import siblings
+
+    at = login("rita")
+    _, fid, _ = field_key(at).split("_", 2)
+    _, _, ids = _one_class(review)
+    others = [f for f in ids if f != fid][:2]
+    number = "13912314678"  # box 7 holds a 1
+    misread = number[:6] + "7" + number[7:]
+    with review.store.tx() as conn:
+        for f in others:
+            upsert_field(conn, f, "phone", {"value": number, "confidence": 0.999, "source": "read"})
+        upsert_field(conn, fid, "phone", {"value": misread, "confidence": 0.995, "source": "read", "doubt": None})
+    assert siblings.pair(review.store, {fid}) == {fid}
+    decide_forms(review.store, {fid, *others})
+    with review.store.tx() as conn:
+        row = conn.execute(select(fields).where(fields.c.form_id == fid, fields.c.name == "phone")).one()
+        kept = {r.form_id: r.confidence for r in conn.execute(select(fields).where(
+            fields.c.form_id.in_(others), fields.c.name == "phone"))}
+        trail = conn.execute(select(audit).where(audit.c.action == "one_box_from_other_forms")).all()
+    assert row.confidence == 0.5 and kept == dict.fromkeys(others, 0.999)
+    mark = next(d for d in json.loads(row.doubt) if d["i"] == 6)
+    assert (mark["read"], mark["other_forms"], mark["n_other"]) == ("7", "1", 2)
+    assert [(t.form_id, t.field) for t in trail] == [(fid, "phone")] and number not in trail[0].new_value
+    at = login("rita")
+    assert field_key(at) == f"in_{fid}_phone"
+    enter(at)  # the reading as it is
+    assert field_key(at) == f"in_{fid}_phone"
+    assert "one box from the number 2 other forms of the school carry (box 7 reads 1 there)" in at.error[0].value
+    enter(at, number)
+    assert field_key(at) != f"in_{fid}_phone" and not at.error

@@ -4,6 +4,7 @@ engines; a number two forms carry is read from both, a number on three forms is 
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -59,6 +60,10 @@ def test_a_number_two_forms_carry_is_read_from_both_and_nothing_wrong_is_accepte
             assert r.value == truth[a.form_id]["fields"][a.field]  # what a sibling made sure is right
             crossed += 1
     assert crossed, "no phone crossed its threshold by its sibling's rendering"
+    with store.tx() as conn:  # a phone one box from a number other forms of its school carry: a reviewer's
+        capped = conn.execute(select(audit.c.form_id, audit.c.field).where(
+            audit.c.action == "one_box_from_other_forms")).all()
+    assert all(phones[(f, name)].confidence <= 0.5 and status[f] != "accepted" for f, name in capped)
     for f, t in truth.items():  # no wrong value accepted
         if status.get(f) == "accepted":
             for name in ("phone", "guardian_phone", "guardian_id", "corrected_id"):
@@ -137,3 +142,48 @@ def test_a_guardian_id_two_forms_carry_is_read_from_both(campaign, store):
             assert value == truth[a.form_id]["fields"]["guardian_id"]
             crossed += 1
     assert crossed, "no guardian ID crossed its threshold by its sibling's rendering"
+
+
+def test_a_phone_one_box_from_a_number_more_forms_of_its_school_carry_goes_to_a_reviewer(store):
+    """A class's shared number written on every form, read on two forms with one box otherwise (a
+    flagged 1 read as 7, the same box): those two renderings would make each other sure. The pass
+    caps them for a reviewer with the box framed, leaves the forms that read the number itself as
+    they are, and leaves a number one box from it in another school alone."""
+    from formstation.store import persons
+
+    with store.tx() as conn:
+        school = dict(conn.execute(select(forms.c.form_id, persons.c.school).join(
+            persons, forms.c.person_id == persons.c.person_id)).all())
+    rows = [r for r in _phones(store) if r.name == "phone"]
+    by_school: dict[str, list[str]] = {}
+    for r in rows:
+        by_school.setdefault(school[r.form_id], []).append(r.form_id)
+    here = max(by_school.values(), key=len)
+    elsewhere = next(fs[0] for s, fs in by_school.items() if fs is not here)
+    number = "13912314678"
+    misread = number[:6] + "7" + number[7:]
+    carry, wrong = here[:3], here[3:5]
+    with store.tx() as conn:
+        for f, value, conf in [*((f, number, 0.999) for f in carry), *((f, misread, 0.95) for f in wrong),
+                               (elsewhere, number[:8] + "0" + number[9:], 0.995)]:
+            conn.execute(fields.update().where((fields.c.form_id == f) & (fields.c.name == "phone"))
+                         .values(value=value, confidence=conf, doubt=None))
+    changed = siblings.pair(store, set(wrong) | {elsewhere})
+    after = {r.form_id: r for r in _phones(store) if r.name == "phone"}
+    assert changed == set(wrong)
+    assert all(after[f].confidence == 0.5 for f in wrong)  # not made sure by each other's rendering
+    assert all(after[f].confidence == 0.999 for f in carry) and after[elsewhere].confidence == 0.995
+    with store.tx() as conn:
+        marks = {r.form_id: json.loads(r.doubt) for r in conn.execute(select(fields).where(
+            fields.c.form_id.in_(wrong), fields.c.name == "phone"))}
+        trail = conn.execute(select(audit).where(audit.c.action == "one_box_from_other_forms")).all()
+    for f in wrong:
+        box = next(d for d in marks[f] if d["i"] == 6)
+        assert (box["read"], box["other_forms"], box["n_other"]) == ("7", "1", 3) and 0 <= box["box"][0] < box["box"][2] <= 1
+    assert sorted(t.form_id for t in trail if t.form_id in wrong) == sorted(wrong)  # one row each
+    assert siblings.pair(store, set(wrong)) == set()  # a later batch: still capped, no new audit row
+    with store.tx() as conn:
+        assert conn.execute(select(func.count()).select_from(audit).where(
+            audit.c.action == "one_box_from_other_forms")).scalar() == len(trail)
+    decided = decide_forms(store, set(wrong))
+    assert all(decided[f] != "accepted" for f in wrong)
