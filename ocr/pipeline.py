@@ -34,7 +34,9 @@ def load_readings(column: str | None) -> tuple[FieldReading, ...]:
 
 def reread_form(store: Store, form_id: str) -> tuple[str, int]:
     """Give the form the readings of the page a reviewer matched to it last (else its latest page)
-    and decide it; (its status, fields read)."""
+    and decide it, after the pass an ingest batch gets (`ocr.siblings`: a number other forms carry);
+    (its status, fields read)."""
+    from ocr import siblings
     from ocr.rules import decide_forms
 
     with store.tx() as conn:
@@ -50,7 +52,7 @@ def reread_form(store: Store, form_id: str) -> tuple[str, int]:
             if readings:
                 persist.upsert_fields(conn, form_id, res)
             conn.execute(forms.update().where(forms.c.form_id == form_id).values(status="received", decided_at=None))
-    decide_forms(store, {form_id})
+    decide_forms(store, {form_id} | siblings.pair(store, {form_id}))
     with store.tx() as conn:
         status = conn.execute(select(forms.c.status).where(forms.c.form_id == form_id)).scalar()
     return status or "", len(readings)

@@ -303,6 +303,34 @@ def test_match_unidentified_page_to_its_form(review):
     assert fid in matching.reread(store, fid)
 
 
+def test_a_matched_page_gets_the_pass_an_ingest_batch_gets(review):
+    """The matched page's phone reads one box from the number two other forms of the school carry:
+    as after an ingest batch (ocr.siblings), it goes to a reviewer instead of being accepted on its
+    own confidence."""
+    import json
+
+    from formstation.store import persons, upsert_field
+
+    store, fid = review.store, review.unidentified_for
+    number = "13912314678"
+    with store.tx() as conn:
+        school = conn.execute(select(persons.c.school).join(forms, forms.c.person_id == persons.c.person_id)
+                              .where(forms.c.form_id == fid)).scalar()
+        mates = [f for f in conn.execute(select(forms.c.form_id).join(persons, forms.c.person_id == persons.c.person_id)
+                                          .where(persons.c.school == school, forms.c.form_id != fid)).scalars()][:2]
+        for f in mates:
+            upsert_field(conn, f, "phone", {"value": number, "confidence": 0.999, "source": "read"})
+        page = data.unidentified_pages(conn)[0]
+        readings = [{"name": "phone", "value": number[:6] + "7" + number[7:], "confidence": 0.999,
+                     "box": [0, 0, 1, 1], "source": "read", "suggestion": "", "detail": {}}]
+        conn.execute(update(pages).where(pages.c.page_id == page.page_id).values(readings=json.dumps(readings)))
+        matching.match_page(conn, page.page_id, fid, "rita")
+    matching.reread(store, fid)
+    with store.tx() as conn:
+        got = conn.execute(select(fields.c.confidence).where(fields.c.form_id == fid, fields.c.name == "phone")).scalar()
+    assert got == 0.5 and _status(store, fid) != "accepted"
+
+
 def test_foreign_page(review):
     with review.store.tx() as conn:
         page = data.unidentified_pages(conn)[0]
