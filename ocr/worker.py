@@ -157,8 +157,8 @@ def _save_page(eng: Engines, raw: RawPage, img: np.ndarray, max_side: int = 2400
 
 
 # A page scanned 1-bit keeps only what its scanner's threshold called black: faded toner's marks and
-# barcode can come out as a scatter of dots or not at all (harsh campaign, stop 30: 16 of 36 pages
-# waiting for a clerk), where a grey scan of the same sheet keeps them. Such a page waits with the
+# barcode can come out as a scatter of dots or not at all (harsh campaign, 1,000 forms: 12 of the 36
+# pages waiting for a clerk were faded forms scanned so), where a grey scan of the same sheet keeps them. Such a page waits with the
 # reason SCANNED_BLACK_AND_WHITE, which asks the clerk for a grey scan.
 def scanned_black_and_white(gray: np.ndarray) -> bool:
     """Whether a decoded page holds only black and white (a 1-bit scan), on a sample of its pixels."""
