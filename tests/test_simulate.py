@@ -287,3 +287,26 @@ def test_where_two_thick_strokes_cross_the_pen_leaves_no_dot(monkeypatch):
     out = ink.restroke(g, 1.5, 1.0)
     monkeypatch.setattr(ink, "BLOB_AREA", 1e9)  # no filled area kept anywhere: the nib alone
     assert np.array_equal(out, ink.restroke(g, 1.5, 1.0))
+
+
+def test_the_benchmark_rate_files_load_and_change_what_they_name(tmp_path):
+    """`bench/rates/*.yaml` (the README's probes: `bench/campaign.py --rates ...`) are accepted by
+    `formstation simulate --rates` and set the rates they name; a misspelt rate is refused by name."""
+    from pathlib import Path
+
+    import yaml
+
+    from simulate.profiles import RatesError, load_profile
+
+    files = sorted((Path(__file__).resolve().parent.parent / "bench" / "rates").glob("*.yaml"))
+    assert {f.stem for f in files} >= {"dpi150", "dpi600", "jpeg", "rules", "skew", "stress"}
+    for f in files:
+        p, raw = load_profile("typical", f), yaml.safe_load(f.read_text(encoding="utf-8"))
+        for part in ("fill", "scan"):
+            for k, v in (raw.get(part) or {}).items():
+                got = getattr(getattr(p, part), k)
+                assert got == (tuple(v) if isinstance(v, list) else v), (f.name, k)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scan:\n  skew_max_degs: 6\n", encoding="utf-8")
+    with pytest.raises(RatesError, match="skew_max_degs"):
+        load_profile("typical", bad)
