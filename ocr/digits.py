@@ -372,12 +372,13 @@ def normalize_strip(crop: np.ndarray, bounds: list[tuple[int, int]], rows: tuple
     lines, edges = _strip_lines(dark, bounds, rows)
     whole = False  # the comb's print is dropped: a glyph its cell owns is kept whole, across the lines
     cut = lines.mask  # where two glyphs joined across a line are parted (the printed lines)
-    printed = None  # where a dropped comb's print was (dilated as `drop_light_lines` drops it)
+    printed = None  # where a dropped comb's print was, with its blurred fringe (None: no lines found)
     if dropped is not None or light_lines:
-        ink = drop_light_lines(dropped_dark if dropped_dark is not None else dark, lines)
+        near = _print_fringe(lines)
+        ink = drop_light_lines(dropped_dark if dropped_dark is not None else dark, lines, near)
         if ink is not None:  # the comb's print is gone from `ink`: nothing to mask, ink on a line stays
             cut = lines.mask if lines.mask.any() else _side_lines(dark.shape, edges, lines)
-            printed = cv2.dilate(lines.mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+            printed = near
             dark, lines, whole = ink, _no_masks(lines), True
     thr = _ink_threshold(dark, lines)
     raw = dark > thr
@@ -411,19 +412,26 @@ LIGHT_LINE_MARGIN = 0.12
 LIGHT_LINE_MAX = 0.42
 
 
-def drop_light_lines(dark: np.ndarray, lines: _Lines) -> np.ndarray | None:
+def _print_fringe(lines: _Lines) -> np.ndarray | None:
+    """The printed lines found with their blurred fringe (dilated by one pixel), None when none were
+    found (a 1-bit scan that lost them)."""
+    if not lines.mask.any():
+        return None
+    return cv2.dilate(lines.mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+
+
+def drop_light_lines(dark: np.ndarray, lines: _Lines, near: np.ndarray | None) -> np.ndarray | None:
     """`dark` (a strip's darkness: of the grey scan, or of a colour scan's drop-out channel, where
     JPEG's coarser colour leaves a faint trace of the lines) with the light printed lines found
-    (`lines`, on the grey scan) taken out where no pen covers them (none found: the scan lost
-    them, as a 1-bit scan does); None when the lines are as dark as ink there (not to be dropped:
-    masked as grey combs are)."""
-    if not lines.mask.any():
+    (`lines`, on the grey scan; `near`: them with their fringe, `_print_fringe`) taken out where no
+    pen covers them (none found: the scan lost them, as a 1-bit scan does); None when the lines
+    are as dark as ink there (not to be dropped: masked as grey combs are)."""
+    if near is None:
         return dark
     on_lines = dark[lines.mask]
     level, core = fast_percentile(on_lines, 70), fast_percentile(on_lines, 95)
     if core > LIGHT_LINE_MAX:
         return None
-    near = cv2.dilate(lines.mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the print's blurred fringe
     return np.where(near & (dark <= level + LIGHT_LINE_MARGIN), 0.0, dark).astype(np.float32)
 
 

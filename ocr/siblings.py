@@ -57,6 +57,11 @@ KINDS = ((("applicant_phone", "guardian_phone"), 11, _phone),
          (("guardian_id",), 18, _guardian_id))
 
 
+def _names(layouts: dict, roles: tuple[str, ...]) -> set[str]:
+    """The field names the store's layouts give `roles`."""
+    return {lay.name_of(role) for lay in layouts.values() for role in roles} - {""}
+
+
 def _number_rows(conn, names: set[str], form_ids: set[str], length: int) -> dict[str, list]:
     """The numbers of `length` characters the fields `names` of `form_ids` read as -> every read
     field of those names on any form carrying one of them."""
@@ -86,7 +91,7 @@ def pair(store: Store, form_ids: set[str]) -> set[str]:
         layouts = {k: load_layout(k) for k in conn.execute(select(forms.c.layout_key).distinct()).scalars()}
         numbers = []  # (value, its rows, joint reading)
         for roles, length, joint in KINDS:
-            names = {lay.name_of(role) for lay in layouts.values() for role in roles} - {""}
+            names = _names(layouts, roles)
             if names:
                 numbers += [(v, rows, joint) for v, rows in _number_rows(conn, names, set(form_ids), length).items()]
         carriers = {r.form_id for _, rows, _ in numbers for r in rows}
@@ -145,8 +150,7 @@ def _one_box_from_others(store: Store, layouts: dict, form_ids: set[str],
     row's kept cells read."""
     from ocr.read import ONE_BOX_APART_CONFIDENCE
 
-    roles = KINDS[0][0]
-    names = {lay.name_of(role) for lay in layouts.values() for role in roles} - {""}
+    names = _names(layouts, KINDS[0][0])  # the phones
     if not names:
         return set(), set()
     with store.tx() as conn:
